@@ -1,0 +1,1 @@
+"""contactreports: what exactly happened with one contact, computed as a background job."""

@@ -1,0 +1,3 @@
+from contactreports.cli import main
+
+main()

@@ -1,0 +1,69 @@
+"""create_app(): the Litestar application."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from arq.connections import ArqRedis
+from litestar import Litestar, Router
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme
+
+from contactreports.api.actions import list_actions
+from contactreports.api.auth import provide_account, require_api_key
+from contactreports.api.campaigns import CampaignController
+from contactreports.api.errors import EXCEPTION_HANDLERS
+from contactreports.api.events import EventController
+from contactreports.api.health import health
+from contactreports.api.pagination import Cursors
+from contactreports.api.reports import ReportController
+from contactreports.config import Settings, load_settings
+from contactreports.store.database import Database
+from contactreports.store.meta import cursor_secret
+
+
+def create_app(settings: Settings | None = None) -> Litestar:
+    settings = settings or load_settings()
+    if settings.redis_url is None:
+        raise RuntimeError("REDIS_URL is not set (only `contactreports up` starts an embedded Redis)")
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        db = await Database.open(settings.database_url)
+        # Connects lazily: the API starts (and /health says so) even while Redis is down.
+        redis = ArqRedis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=5)
+        app.state.update(db=db, redis=redis, settings=settings, cursors=Cursors(await cursor_secret(db)))
+        try:
+            yield
+        finally:
+            await redis.aclose()
+            await db.close()
+
+    api = Router(
+        "/api",
+        route_handlers=[list_actions, CampaignController, EventController, ReportController],
+        guards=[require_api_key],
+        dependencies={"account": Provide(provide_account, sync_to_thread=False)},
+        security=[{"BearerAuth": []}],
+    )
+    return Litestar(
+        route_handlers=[api, health],
+        lifespan=[lifespan],
+        state=State({}),
+        exception_handlers=EXCEPTION_HANDLERS,
+        request_max_body_size=settings.max_body_bytes,
+        openapi_config=OpenAPIConfig(
+            title="contactreports",
+            version="1",
+            description="What exactly happened with one contact: contact reports computed as background jobs.",
+            path="/schema",
+            render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin(path="/swagger")],
+            components=Components(security_schemes={
+                "BearerAuth": SecurityScheme(type="http", scheme="bearer", description="An account's API key."),
+            }),
+        ),
+    )

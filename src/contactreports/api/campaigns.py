@@ -1,0 +1,52 @@
+"""Campaigns: `PUT/GET /api/campaigns/{campaign_id}`, `GET /api/campaigns`."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from litestar import Controller, Response, get, put
+from litestar.datastructures import State
+from litestar.params import Parameter
+
+from contactreports.api.errors import not_found
+from contactreports.api.pagination import Cursor, Limit, Page
+from contactreports.api.schemas import CampaignIn, CampaignOut
+from contactreports.models import Account, Campaign, datetime_to_ms, format_ms
+from contactreports.store.campaigns import get_campaign, list_campaigns, put_campaign
+
+CampaignId = Annotated[str, Parameter(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")]
+
+
+def campaign_out(campaign: Campaign) -> CampaignOut:
+    sent_at = format_ms(campaign.sent_at) if campaign.sent_at is not None else None
+    return CampaignOut(campaign.id, campaign.name, campaign.channel, sent_at, campaign.archived)
+
+
+class CampaignController(Controller):
+    path = "/campaigns"
+    tags = ["campaigns"]
+
+    @put("/{campaign_id:str}", summary="Create or replace a campaign", description=(
+        "`201` when new, `200` when replaced. Archiving moves the campaign's events out of the hot store; "
+        "un-archiving moves them back."
+    ))
+    async def replace(self, campaign_id: CampaignId, data: CampaignIn, account: Account, state: State) -> Response[CampaignOut]:
+        sent_at = datetime_to_ms(data.sent_at) if data.sent_at is not None else None
+        campaign = Campaign(campaign_id, data.name, data.channel, sent_at, data.archived)
+        created = await put_campaign(state.db, account.id, campaign)
+        return Response(campaign_out(campaign), status_code=201 if created else 200)
+
+    @get("/{campaign_id:str}", summary="A campaign")
+    async def read(self, campaign_id: CampaignId, account: Account, state: State) -> CampaignOut:
+        campaign = await get_campaign(state.db, account.id, campaign_id)
+        if campaign is None:
+            raise not_found("campaign")
+        return campaign_out(campaign)
+
+    @get("/", summary="Campaigns, by id")
+    async def index(self, account: Account, state: State, limit: Limit = 50, cursor: Cursor = None) -> Page[CampaignOut]:
+        scope = f"campaigns:{account.id}"
+        position = state.cursors.decode(scope, cursor)
+        campaigns = await list_campaigns(state.db, account.id, position[0] if position else None, limit + 1)
+        next_cursor = state.cursors.encode(scope, [campaigns[limit - 1].id]) if len(campaigns) > limit else None
+        return Page([campaign_out(c) for c in campaigns[:limit]], next_cursor)

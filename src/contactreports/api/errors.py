@@ -1,0 +1,103 @@
+"""RFC 9457 problem details for every error the API returns."""
+
+from __future__ import annotations
+
+import logging
+import re
+from http import HTTPStatus
+
+import msgspec
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+
+from contactreports.models import FieldError
+
+log = logging.getLogger(__name__)
+PROBLEM_JSON = "application/problem+json"
+
+
+class Problem(msgspec.Struct, omit_defaults=True, kw_only=True):
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str
+    errors: list[FieldError] | None = None
+    active_report_id: str | None = None
+
+
+class ProblemError(Exception):
+    """Raise anywhere in a handler to answer with a problem body."""
+
+    def __init__(self, status: int, detail: str, *, errors: list[FieldError] | None = None,
+                 active_report_id: str | None = None, headers: dict[str, str] | None = None):
+        super().__init__(detail)
+        self.problem = Problem(
+            title=HTTPStatus(status).phrase, status=status, detail=detail,
+            errors=errors, active_report_id=active_report_id,
+        )
+        self.headers = headers or {}
+
+
+def invalid(errors: list[FieldError]) -> ProblemError:
+    return ProblemError(400, "The request is invalid: see `errors`.", errors=errors)
+
+
+def not_found(what: str) -> ProblemError:
+    return ProblemError(404, f"No such {what}.")
+
+
+_NAMED_FIELD = re.compile(r"field `([^`]+)`")
+
+
+def _problem_response(problem: Problem, headers: dict[str, str] | None = None) -> Response[Problem]:
+    return Response(problem, status_code=problem.status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def handle_problem(_: Request, error: ProblemError) -> Response[Problem]:
+    return _problem_response(error.problem, error.headers)
+
+
+def handle_validation(_: Request, error: ValidationException) -> Response[Problem]:
+    errors = []
+    for item in error.extra if isinstance(error.extra, list) else []:
+        message = str(item.get("message", "invalid value"))
+        key = str(item.get("key", ""))
+        if key in ("", "data"):  # the body as a whole: the field, if any, is named in the message
+            named = _NAMED_FIELD.search(message)
+            key = named[1] if named else "body"
+        errors.append(FieldError(key, message))
+    return _problem_response(Problem(
+        title=HTTPStatus.BAD_REQUEST.phrase, status=400,
+        detail=error.detail if not errors else "The request is invalid: see `errors`.", errors=errors or None,
+    ))
+
+
+def handle_http(_: Request, error: HTTPException) -> Response[Problem]:
+    status = error.status_code
+    detail = error.detail if error.detail and error.detail != HTTPStatus(status).phrase else _DETAILS.get(status, "")
+    return _problem_response(
+        Problem(title=HTTPStatus(status).phrase, status=status, detail=detail or HTTPStatus(status).description),
+        error.headers,
+    )
+
+
+def handle_unexpected(request: Request, error: Exception) -> Response[Problem]:
+    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=error)
+    return _problem_response(Problem(
+        title=HTTPStatus.INTERNAL_SERVER_ERROR.phrase, status=500,
+        detail="Something went wrong on our side; it has been logged.",
+    ))
+
+
+_DETAILS = {
+    404: "No such resource.",
+    405: "This method is not allowed on this resource.",
+    413: "The request body is larger than this server accepts.",
+}
+
+EXCEPTION_HANDLERS = {
+    ProblemError: handle_problem,
+    ValidationException: handle_validation,
+    HTTPException: handle_http,
+    Exception: handle_unexpected,
+}

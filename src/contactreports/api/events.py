@@ -1,0 +1,64 @@
+"""Event ingestion: `POST /api/events`, a JSON array or NDJSON, all or nothing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Controller, Request, post
+from litestar.datastructures import State
+
+from contactreports.api.errors import invalid
+from contactreports.api.schemas import IngestResult
+from contactreports.ingest import EventIn, InvalidEvents, decode_array, decode_line, to_new_events
+from contactreports.models import Account, FieldError
+from contactreports.store.events import UnknownCampaigns, insert_events
+
+NDJSON = "application/x-ndjson"
+
+
+class EventBatchRequest(Request):
+    """Decodes the body straight into EventIn structs, from a JSON array or NDJSON lines.
+
+    Litestar then only checks the already-typed list; decoding here lets errors name the
+    event's index (`[17].action`) whichever format was sent.
+    """
+
+    async def json(self) -> Any:
+        body = await self.body()
+        try:
+            if self.content_type[0] == NDJSON:
+                return [decode_line(i, line) for i, line in enumerate(body.splitlines()) if line.strip()]
+            return decode_array(body)
+        except InvalidEvents as error:
+            raise invalid(error.errors) from error
+
+
+class EventController(Controller):
+    path = "/events"
+    tags = ["events"]
+
+    @post(
+        "/",
+        status_code=200,
+        request_class=EventBatchRequest,
+        summary="Ingest events",
+        description=(
+            "A JSON array, or NDJSON (`Content-Type: application/x-ndjson`, one event a line), of at most "
+            "10,000 events. All or nothing: one invalid event rejects the batch, naming its index. "
+            "An event whose `id` the account already ingested is skipped and counted as a duplicate."
+        ),
+    )
+    async def ingest(self, data: list[EventIn], account: Account, state: State) -> IngestResult:
+        limit = state.settings.max_events_per_batch
+        if len(data) > limit:
+            raise invalid([FieldError("body", f"at most {limit:,} events per request, got {len(data):,}")])
+        try:
+            ingested, duplicates = await insert_events(state.db, account.id, to_new_events(data))
+        except InvalidEvents as error:
+            raise invalid(error.errors) from error
+        except UnknownCampaigns as error:
+            raise invalid([
+                FieldError(f"[{i}].campaign_id", f"unknown campaign {campaign!r}")
+                for i, campaign in sorted(error.unknown.items())
+            ]) from error
+        return IngestResult(ingested, duplicates)

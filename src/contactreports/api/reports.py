@@ -1,0 +1,189 @@
+"""Contact reports: create, poll, list, page rows, export, delete, rerun."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from typing import Annotated
+
+from litestar import Controller, Response, delete, get, post
+from litestar.datastructures import State
+from litestar.params import Parameter
+from litestar.response import Stream
+
+from contactreports.api.errors import ProblemError, invalid, not_found
+from contactreports.api.pagination import Cursor, Limit, Page
+from contactreports.api.schemas import Progress, ReportIn, ReportOut
+from contactreports.catalogue import ACTION_CODES, CATEGORY_ACTIONS
+from contactreports.config import Settings
+from contactreports.exports import MEDIA_TYPES, WRITERS, Format, RowView, row_view
+from contactreports.jobs.queue import enqueue_run
+from contactreports.models import (
+    Account, FieldError, Report, ReportSpec, Status, datetime_to_ms, format_ms, is_plausible_email, normalize_email,
+)
+from contactreports.store import reports as store
+from contactreports.store.rows import page_rows, stream_rows
+
+log = logging.getLogger(__name__)
+ReportId = Annotated[str, Parameter(max_length=64)]
+
+
+def report_spec(data: ReportIn, settings: Settings) -> ReportSpec:
+    """Check a search and expand its categories; raises a 400 naming every bad field."""
+    errors = []
+    email = normalize_email(data.email)
+    if not is_plausible_email(email):
+        errors.append(FieldError("email", "not an email address"))
+    actions = set()
+    for i, action in enumerate(data.actions):
+        if action not in ACTION_CODES:
+            errors.append(FieldError(f"actions[{i}]", f"unknown action {action!r}; see GET /api/actions"))
+        actions.add(action)
+    for i, category in enumerate(data.categories):
+        if category not in CATEGORY_ACTIONS:
+            errors.append(FieldError(f"categories[{i}]", f"unknown category {category!r}; see GET /api/actions"))
+        actions.update(CATEGORY_ACTIONS.get(category, ()))
+    if not data.actions and not data.categories:
+        errors.append(FieldError("actions", "name at least one action or category"))
+    if data.start >= data.end:
+        errors.append(FieldError("end", "must be after start"))
+    elif data.end - data.start > timedelta(days=settings.max_window_days):
+        errors.append(FieldError("end", f"the window may span at most {settings.max_window_days} days"))
+    if errors:
+        raise invalid(errors)
+    return ReportSpec(email, tuple(sorted(actions)), datetime_to_ms(data.start), datetime_to_ms(data.end),
+                      data.include_archived)
+
+
+def _optional_ms(ms: int | None) -> str | None:
+    return format_ms(ms) if ms is not None else None
+
+
+def progress(report: Report) -> Progress:
+    if report.status == "done":
+        percent = 100.0
+    elif report.total:
+        # Capped below 100 until done: events ingested mid-run can push scanned past total.
+        percent = min(99.9, round(100 * report.scanned / report.total, 1))
+    else:
+        percent = 0.0
+    return Progress(report.scanned, report.total, percent)
+
+
+def report_out(report: Report) -> ReportOut:
+    spec = report.spec
+    return ReportOut(
+        id=report.id, email=spec.email, actions=list(spec.actions), start=format_ms(spec.start),
+        end=format_ms(spec.end), include_archived=spec.include_archived, status=report.status,
+        progress=progress(report), row_count=report.row_count, error=report.error, attempts=report.attempts,
+        created_at=format_ms(report.created_at), started_at=_optional_ms(report.started_at),
+        finished_at=_optional_ms(report.finished_at),
+    )
+
+
+def _conflict(active_report_id: str) -> ProblemError:
+    return ProblemError(
+        409, f"Report {active_report_id} is still queued or processing; one report per account may be active. "
+        "Wait for it to finish, or delete it.", active_report_id=active_report_id,
+    )
+
+
+async def _enqueue(state: State, report: Report) -> None:
+    try:
+        await enqueue_run(state.redis, state.settings.queue_name, report.id, report.run)
+    except Exception:  # Redis is only a transport: the reconciler enqueues queued reports again
+        log.warning("could not enqueue report %s run %s; the reconciler will", report.id, report.run, exc_info=True)
+
+
+def _accepted(report: Report) -> Response[ReportOut]:
+    return Response(report_out(report), status_code=202, headers={"Location": f"/api/reports/{report.id}"})
+
+
+async def _done_report(state: State, account: Account, report_id: str) -> Report:
+    report = await store.get_report(state.db, account.id, report_id)
+    if report is None:
+        raise not_found("report")
+    if report.status != "done":
+        raise ProblemError(409, f"Report {report.id} is {report.status}; its rows are ready once it is done.")
+    return report
+
+
+class ReportController(Controller):
+    path = "/reports"
+    tags = ["reports"]
+
+    @post("/", status_code=202, summary="Create a contact report", description=(
+        "Queues a search; poll `GET /api/reports/{id}` until `done`. `409` with `active_report_id` while the "
+        "account has a report queued or processing."
+    ))
+    async def create(self, data: ReportIn, account: Account, state: State) -> Response[ReportOut]:
+        spec = report_spec(data, state.settings)
+        try:
+            report = await store.create_report(state.db, account.id, spec)
+        except store.ActiveReportExists as error:
+            raise _conflict(error.active_report_id) from error
+        await _enqueue(state, report)
+        return _accepted(report)
+
+    @get("/", summary="Reports, newest first")
+    async def list(
+        self, account: Account, state: State, status: Status | None = None, limit: Limit = 50, cursor: Cursor = None
+    ) -> Page[ReportOut]:
+        scope = f"reports:{account.id}:{status}"
+        position = state.cursors.decode(scope, cursor)
+        reports = await store.list_reports(state.db, account.id, status, position[0] if position else None, limit + 1)
+        next_cursor = state.cursors.encode(scope, [reports[limit - 1].pk]) if len(reports) > limit else None
+        return Page([report_out(r) for r in reports[:limit]], next_cursor)
+
+    @get("/{report_id:str}", summary="A report (poll this)")
+    async def read(self, report_id: ReportId, account: Account, state: State) -> ReportOut:
+        report = await store.get_report(state.db, account.id, report_id)
+        if report is None:
+            raise not_found("report")
+        return report_out(report)
+
+    @get("/{report_id:str}/rows", summary="A done report's rows, oldest first")
+    async def rows(
+        self, report_id: ReportId, account: Account, state: State,
+        action: Annotated[list[str] | None, Parameter(description="Only these actions (repeatable).")] = None,
+        limit: Limit = 50, cursor: Cursor = None,
+    ) -> Page[RowView]:
+        actions = sorted(set(action or ()))
+        unknown = [FieldError("action", f"unknown action {name!r}") for name in actions if name not in ACTION_CODES]
+        if unknown:
+            raise invalid(unknown)
+        report = await _done_report(state, account, report_id)
+        scope = f"rows:{account.id}:{report.id}:{report.run}:{','.join(actions)}"
+        position = state.cursors.decode(scope, cursor)
+        rows = await page_rows(state.db, report.pk, actions, tuple(position) if position else None, limit + 1)
+        last = rows[limit - 1] if len(rows) > limit else None
+        next_cursor = state.cursors.encode(scope, [last.occurred_at, last.seq]) if last else None
+        return Page([row_view(row) for row in rows[:limit]], next_cursor)
+
+    @get("/{report_id:str}/export", summary="Download a done report's rows", description=(
+        "CSV (`timestamp,campaign,action,details`, formula-like cells neutralised), NDJSON (the `/rows` "
+        "objects) or XLSX, streamed as an attachment."
+    ))
+    async def export(self, report_id: ReportId, account: Account, state: State, format: Format) -> Stream:
+        report = await _done_report(state, account, report_id)
+        return Stream(
+            WRITERS[format](stream_rows(state.db, report.pk)),
+            media_type=MEDIA_TYPES[format],
+            headers={"Content-Disposition": f'attachment; filename="contact-report-{report.id}.{format}"'},
+        )
+
+    @delete("/{report_id:str}", status_code=204, summary="Delete a report and its rows")
+    async def remove(self, report_id: ReportId, account: Account, state: State) -> None:
+        if not await store.delete_report(state.db, account.id, report_id):
+            raise not_found("report")
+
+    @post("/{report_id:str}/rerun", status_code=202, summary="Compute a report again from the events as they are now")
+    async def rerun(self, report_id: ReportId, account: Account, state: State) -> Response[ReportOut]:
+        try:
+            report = await store.rerun_report(state.db, account.id, report_id)
+        except store.ActiveReportExists as error:
+            raise _conflict(error.active_report_id) from error
+        if report is None:
+            raise not_found("report")
+        await _enqueue(state, report)
+        return _accepted(report)

@@ -1,0 +1,96 @@
+"""Request and response bodies of the HTTP API (see ../shared/API.md)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import msgspec
+
+from contactreports.models import CampaignRef, Channel, Status, Timestamp
+
+# Responses: UTC, `Z`, millisecond precision.
+TimestampOut = Annotated[str, msgspec.Meta(examples=["2026-03-01T09:30:00.000Z"])]
+Email = Annotated[str, msgspec.Meta(max_length=320)]
+Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+ActionName = Annotated[str, msgspec.Meta(max_length=100, examples=["email.clicked"])]
+
+
+class ActionOut(msgspec.Struct):
+    name: str
+    label: str
+
+
+class CategoryOut(msgspec.Struct):
+    name: str
+    label: str
+    actions: list[ActionOut]
+
+
+class Catalogue(msgspec.Struct):
+    categories: list[CategoryOut]
+
+
+class CampaignIn(msgspec.Struct, forbid_unknown_fields=True):
+    name: Name
+    channel: Channel
+    sent_at: Timestamp | None = None
+    archived: bool = False
+
+
+class CampaignOut(msgspec.Struct):
+    id: str
+    name: str
+    channel: Channel
+    sent_at: TimestampOut | None
+    archived: bool
+
+
+class IngestResult(msgspec.Struct):
+    ingested: int
+    duplicates: int
+
+
+class ReportIn(msgspec.Struct, forbid_unknown_fields=True):
+    email: Email
+    start: Timestamp
+    end: Timestamp
+    actions: Annotated[list[ActionName], msgspec.Meta(max_length=200)] = []
+    categories: Annotated[list[Annotated[str, msgspec.Meta(max_length=100)]], msgspec.Meta(max_length=50)] = []
+    include_archived: bool = False
+
+
+class Progress(msgspec.Struct):
+    scanned: int
+    total: int | None
+    percent: float
+
+
+class ReportOut(msgspec.Struct):
+    id: str
+    email: str
+    actions: list[str]
+    start: TimestampOut
+    end: TimestampOut
+    include_archived: bool
+    status: Status
+    progress: Progress
+    row_count: int | None
+    error: str | None
+    attempts: int
+    created_at: TimestampOut
+    started_at: TimestampOut | None
+    finished_at: TimestampOut | None
+
+
+class RowOut(msgspec.Struct):
+    occurred_at: TimestampOut
+    action: str
+    category: str
+    campaign: CampaignRef | None
+    details: dict[str, Any]
+
+
+class Health(msgspec.Struct):
+    status: str
+    database: str
+    redis: str

@@ -1,0 +1,143 @@
+"""The `contactreports` command: up, serve, worker, accounts create, import."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import click
+import msgspec
+import uvicorn
+
+from contactreports.config import Settings, load_settings, sqlite_path
+
+log = logging.getLogger("contactreports")
+
+
+@click.group()
+def main() -> None:
+    """contactreports: what exactly happened with one contact."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, help="Defaults to PORT, else 8000.")
+def serve(host: str, port: int | None) -> None:
+    """Run the HTTP API (needs REDIS_URL)."""
+    from contactreports.api.app import create_app
+
+    settings = load_settings()
+    uvicorn.run(create_app(settings), host=host, port=port or settings.port, log_level="warning")
+
+
+@main.command()
+def worker() -> None:
+    """Run the report worker (needs REDIS_URL); it comes back by itself if Redis goes away."""
+    from contactreports.jobs.supervise import run_worker_forever
+
+    run_worker_forever(load_settings())
+
+
+@main.group()
+def accounts() -> None:
+    """Manage accounts."""
+
+
+@accounts.command("create")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="Print only {account_id, api_key} as JSON.")
+def create_account_command(name: str, as_json: bool) -> None:
+    """Create an account and print its API key (shown this once)."""
+    from contactreports.store.accounts import create_account
+
+    account, api_key = asyncio.run(_with_db(load_settings(), lambda db: create_account(db, name)))
+    if as_json:
+        click.echo(msgspec.json.encode({"account_id": str(account.id), "api_key": api_key}).decode())
+    else:
+        click.echo(f"account {account.id} ({account.name}); API key: {api_key}")
+
+
+@main.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--account", "account_id", type=int, required=True, help="The account's id.")
+@click.option("--format", "file_format", type=click.Choice(["ndjson", "csv"]),
+              help="Defaults to the file's extension (.csv, else NDJSON).")
+def import_command(file: Path, account_id: int, file_format: str | None) -> None:
+    """Import events (NDJSON or CSV, the POST /api/events shape): all checked first, then stored."""
+    from contactreports.importer import import_file
+
+    file_format = file_format or ("csv" if file.suffix.lower() == ".csv" else "ndjson")
+    asyncio.run(_with_db(load_settings(), lambda db: import_file(db, account_id, file, file_format)))
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, help="Defaults to PORT, else 8000.")
+@click.option("--demo/--no-demo", default=True, show_default=True, help="Seed a demo account into an empty database.")
+def up(host: str, port: int | None, demo: bool) -> None:
+    """Run everything: the API, a worker, and an embedded Redis when REDIS_URL is unset."""
+    from contactreports.embedded_redis import start_redis, stop_redis
+
+    settings = load_settings()
+    port = port or settings.port
+    seeded = asyncio.run(_with_db(settings, lambda db: _prepare(db, demo)))
+    redis_process = None
+    if settings.redis_url is None:
+        redis_process, redis_url = start_redis(sqlite_path(settings.database_url).resolve().parent / ".redis")
+        settings = msgspec.structs.replace(settings, redis_url=redis_url)
+        log.info("started an embedded Redis at %s", redis_url)
+    env = {**os.environ, "REDIS_URL": settings.redis_url, "DATABASE_URL": settings.database_url}
+    worker_process = subprocess.Popen([sys.executable, "-m", "contactreports", "worker"], env=env)
+    try:
+        _print_welcome(f"http://{host}:{port}", seeded)
+        from contactreports.api.app import create_app
+
+        uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
+    finally:
+        worker_process.terminate()
+        worker_process.wait()
+        if redis_process is not None:
+            stop_redis(redis_process)
+
+
+async def _prepare(db, demo: bool) -> bool:
+    """Migrate, and seed the demo account into an empty database; True if it has the demo."""
+    from contactreports.demo import DEMO_API_KEY, seed_demo
+    from contactreports.store.accounts import account_for_key, count_accounts
+
+    if demo and await count_accounts(db) == 0:
+        started = time.perf_counter()
+        events = await seed_demo(db)
+        log.info("seeded the demo account: %s events in %.1f s", f"{events:,}", time.perf_counter() - started)
+    return await account_for_key(db, DEMO_API_KEY) is not None
+
+
+def _print_welcome(url: str, has_demo: bool) -> None:
+    from contactreports.demo import DEMO_API_KEY, DEMO_CONTACT
+
+    click.echo(f"\ncontactreports is running at {url}  (API docs: {url}/schema)")
+    if has_demo:
+        click.echo(f"Demo API key: {DEMO_API_KEY}\nTry a report on {DEMO_CONTACT}:\n")
+        click.echo(
+            f"  curl -s -X POST {url}/api/reports -H 'Authorization: Bearer {DEMO_API_KEY}' \\\n"
+            "    -H 'Content-Type: application/json' \\\n"
+            f"    -d '{{\"email\": \"{DEMO_CONTACT}\", \"categories\": [\"email\", \"campaign\"],"
+            " \"start\": \"2026-01-01T00:00:00Z\", \"end\": \"2027-01-01T00:00:00Z\"}'\n"
+        )
+    click.echo("Press Ctrl+C to stop.\n")
+
+
+async def _with_db(settings: Settings, action):
+    from contactreports.store.database import Database
+
+    db = await Database.open(settings.database_url)
+    try:
+        return await action(db)
+    finally:
+        await db.close()

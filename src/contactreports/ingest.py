@@ -1,0 +1,80 @@
+"""Events as clients send them, and the checks every way in (API, CLI import) applies."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any
+
+import msgspec
+
+from contactreports.catalogue import ACTION_CODES
+from contactreports.models import FieldError, NewEvent, Timestamp, datetime_to_ms, is_plausible_email, normalize_email
+
+
+class EventIn(msgspec.Struct, forbid_unknown_fields=True):
+    email: Annotated[str, msgspec.Meta(max_length=320)]
+    action: Annotated[str, msgspec.Meta(max_length=100, examples=["email.clicked"])]
+    occurred_at: Timestamp
+    id: Annotated[str, msgspec.Meta(min_length=1, max_length=200)] | None = None
+    campaign_id: Annotated[str, msgspec.Meta(min_length=1, max_length=200)] | None = None
+    details: dict[str, Any] | None = None
+
+
+class InvalidEvents(Exception):
+    def __init__(self, errors: list[FieldError]):
+        super().__init__("; ".join(f"{e.field}: {e.message}" for e in errors[:5]))
+        self.errors = errors
+
+
+_decode_array = msgspec.json.Decoder(list[EventIn]).decode
+_decode_one = msgspec.json.Decoder(EventIn).decode
+_AT_PATH = re.compile(r"^(?P<message>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.DOTALL)
+_NAMED_FIELD = re.compile(r"field `([^`]+)`")
+
+
+def field_error(error: msgspec.ValidationError, prefix: str = "") -> FieldError:
+    """`Expected str, got int - at $[3].email` -> FieldError("[3].email", "Expected str, got int")."""
+    match = _AT_PATH.match(str(error))
+    assert match is not None  # the pattern matches any text
+    path = prefix + (match["path"] or "")
+    named = _NAMED_FIELD.search(match["message"])  # "Object missing required field `email`"
+    if named:
+        path = f"{path}.{named[1]}"
+    return FieldError(path.lstrip(".") or "body", match["message"])
+
+
+def decode_array(body: bytes) -> list[EventIn]:
+    try:
+        return _decode_array(body)
+    except msgspec.ValidationError as error:
+        raise InvalidEvents([field_error(error)]) from error
+    except msgspec.DecodeError as error:
+        raise InvalidEvents([FieldError("body", f"not valid JSON: {error}")]) from error
+
+
+def decode_line(index: int, line: bytes) -> EventIn:
+    """One NDJSON line; `index` is the event's position in its batch, for error messages."""
+    try:
+        return _decode_one(line)
+    except msgspec.ValidationError as error:
+        raise InvalidEvents([field_error(error, prefix=f"[{index}]")]) from error
+    except msgspec.DecodeError as error:
+        raise InvalidEvents([FieldError(f"[{index}]", f"not valid JSON: {error}")]) from error
+
+
+def to_new_events(events: list[EventIn]) -> list[NewEvent]:
+    """Normalise the emails and check what the types cannot; raises InvalidEvents naming each bad field."""
+    valid, errors = [], []
+    for i, event in enumerate(events):
+        email = normalize_email(event.email)
+        if not is_plausible_email(email):
+            errors.append(FieldError(f"[{i}].email", "not an email address"))
+        action = ACTION_CODES.get(event.action)
+        if action is None:
+            errors.append(FieldError(f"[{i}].action", f"unknown action {event.action!r}; see GET /api/actions"))
+            continue
+        details = msgspec.json.encode(event.details) if event.details else None
+        valid.append(NewEvent(event.id, email, action, datetime_to_ms(event.occurred_at), event.campaign_id, details))
+    if errors:
+        raise InvalidEvents(errors)
+    return valid

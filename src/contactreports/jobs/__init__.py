@@ -1,0 +1,1 @@
+"""The arq side: the report job, the reconciler and the worker settings."""

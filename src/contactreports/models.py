@@ -1,0 +1,120 @@
+"""Domain types shared by the store, the API and the jobs. Times are integer UTC milliseconds."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Annotated, Literal
+
+import msgspec
+
+# A timestamp in a request must carry an offset: a naive one is ambiguous, so it is rejected.
+Timestamp = Annotated[datetime, msgspec.Meta(tz=True, description="RFC 3339 with an offset, e.g. 2026-03-01T09:30:00Z")]
+Status = Literal["queued", "processing", "done", "failed"]
+ACTIVE_STATUSES: tuple[Status, ...] = ("queued", "processing")
+Channel = Literal["email", "sms", "whatsapp", "automation"]
+
+
+class FieldError(msgspec.Struct, frozen=True):
+    """What is wrong with one field of the input, e.g. ("[17].action", "unknown action")."""
+
+    field: str
+    message: str
+
+
+class Account(msgspec.Struct, frozen=True):
+    id: int
+    name: str
+
+
+class Campaign(msgspec.Struct, frozen=True):
+    id: str
+    name: str
+    channel: Channel
+    sent_at: int | None
+    archived: bool
+
+
+class CampaignRef(msgspec.Struct, frozen=True):
+    """A row's campaign, as rows and exports show it."""
+
+    id: str
+    name: str
+    archived: bool
+
+
+class NewEvent(msgspec.Struct, frozen=True):
+    """A validated event, ready to store: email normalised, action and campaign resolved."""
+
+    event_id: str | None
+    email: str
+    action: int
+    occurred_at: int
+    campaign_id: str | None
+    # The details object as JSON text, or None for no details.
+    details: bytes | None
+
+
+class ReportSpec(msgspec.Struct, frozen=True):
+    """What a report searches for."""
+
+    email: str
+    actions: tuple[str, ...]
+    start: int
+    end: int
+    include_archived: bool
+
+
+class Report(msgspec.Struct, frozen=True, kw_only=True):
+    pk: int
+    id: str
+    account_id: int
+    spec: ReportSpec
+    status: Status
+    run: int
+    attempts: int
+    scanned: int
+    total: int | None
+    row_count: int | None
+    error: str | None
+    created_at: int
+    started_at: int | None
+    finished_at: int | None
+
+
+class ReportRow(msgspec.Struct, frozen=True):
+    occurred_at: int
+    seq: int
+    action: str
+    campaign: CampaignRef | None
+    # The details object as JSON text ("{}" when the event had none).
+    details: msgspec.Raw
+
+
+def now_ms() -> int:
+    return int(datetime.now(timezone.utc).timestamp() * 1000)
+
+
+def datetime_to_ms(value: datetime) -> int:
+    return int(value.timestamp() * 1000)
+
+
+def format_ms(ms: int) -> str:
+    """RFC 3339 in UTC with millisecond precision: 2026-03-01T09:30:00.000Z."""
+    moment = datetime.fromtimestamp(ms / 1000, timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+
+
+def normalize_email(raw: str) -> str:
+    return raw.strip().lower()
+
+
+def is_plausible_email(email: str) -> bool:
+    """One @, something on both sides, a dot in the domain, no spaces or control characters."""
+    local, at, domain = email.partition("@")
+    return (
+        bool(at and local and domain)
+        and "@" not in domain
+        and "." in domain.strip(".")
+        and len(email) <= 320
+        and not any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in email)
+    )

@@ -1,0 +1,139 @@
+"""Connections, transactions and schema migrations for the SQLite store."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from importlib import resources
+from pathlib import Path
+
+import aiosqlite
+
+from contactreports.config import sqlite_path
+
+BUSY_TIMEOUT_MS = 10_000
+# SQLite allows 32,766 bound parameters; IN lists stay well below it.
+IN_CHUNK = 500
+PRAGMAS = (
+    "PRAGMA journal_mode = WAL",
+    "PRAGMA synchronous = NORMAL",
+    f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}",
+    "PRAGMA foreign_keys = ON",
+)
+
+
+class Database:
+    """One writer connection (serialised by a lock) and one reader connection.
+
+    Every write goes through `transaction()`, which opens with BEGIN IMMEDIATE: a
+    DEFERRED read-then-write transaction fails at once with "database is locked" under a
+    concurrent writer, whatever the busy timeout. Reads use the reader connection in
+    autocommit mode, so each statement sees the latest committed state (WAL).
+    """
+
+    def __init__(self, path: Path, writer: aiosqlite.Connection, reader: aiosqlite.Connection):
+        self.path = path
+        self.reader = reader
+        self._writer = writer
+        self._write_lock = asyncio.Lock()
+
+    @classmethod
+    async def open(cls, database_url: str) -> Database:
+        path = sqlite_path(database_url)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        writer = await _connect(path)
+        try:
+            await _migrate(writer)
+            reader = await _connect(path)
+        except BaseException:
+            await writer.close()
+            raise
+        return cls(path, writer, reader)
+
+    async def close(self) -> None:
+        await self.reader.close()
+        await self._writer.close()
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+        async with self._write_lock:
+            await self._writer.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._writer
+            except BaseException:
+                await self._writer.rollback()
+                raise
+            await self._writer.commit()
+
+    async def ping(self) -> None:
+        await (await self.reader.execute("SELECT 1")).close()
+
+
+async def _connect(path: Path) -> aiosqlite.Connection:
+    # isolation_level=None: we issue BEGIN/COMMIT ourselves.
+    conn = await aiosqlite.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
+    for pragma in PRAGMAS:
+        await conn.execute(pragma)
+    return conn
+
+
+def _migration_files() -> list[tuple[int, str, str]]:
+    folder = resources.files("contactreports.store") / "migrations"
+    found = []
+    for entry in folder.iterdir():
+        if entry.name.endswith(".sql"):
+            version = int(entry.name.split("_", 1)[0])
+            found.append((version, entry.name, entry.read_text(encoding="utf-8")))
+    return sorted(found)
+
+
+def _statements(script: str) -> list[str]:
+    statements, current = [], ""
+    for line in script.splitlines(keepends=True):
+        current += line
+        if sqlite3.complete_statement(current):
+            statements.append(current.strip())
+            current = ""
+    leftover = "".join(line for line in current.splitlines() if not line.strip().startswith("--"))
+    if leftover.strip():
+        raise ValueError(f"incomplete SQL statement at the end of a migration: {leftover!r}")
+    return statements
+
+
+async def _migrate(conn: aiosqlite.Connection) -> None:
+    """Apply pending migrations, each in its own transaction.
+
+    API and worker processes may start together: BEGIN IMMEDIATE makes the second wait,
+    and it then finds the migrations applied.
+    """
+    await conn.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations"
+        " (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
+    )
+    for version, name, script in _migration_files():
+        await conn.execute("BEGIN IMMEDIATE")
+        try:
+            cursor = await conn.execute("SELECT 1 FROM schema_migrations WHERE version = ?", (version,))
+            if await cursor.fetchone() is None:
+                for statement in _statements(script):
+                    await conn.execute(statement)
+                await conn.execute(
+                    "INSERT INTO schema_migrations (version, name, applied_at)"
+                    " VALUES (?, ?, datetime('now'))",
+                    (version, name),
+                )
+        except BaseException:
+            await conn.rollback()
+            raise
+        await conn.commit()
+
+
+async def select_in(conn: aiosqlite.Connection, sql: str, leading: tuple, values: Sequence) -> list[tuple]:
+    """Run `sql`, whose `{placeholders}` is an IN list, over `values` in chunks; all rows found."""
+    rows: list[tuple] = []
+    for start in range(0, len(values), IN_CHUNK):
+        chunk = values[start : start + IN_CHUNK]
+        rows += await conn.execute_fetchall(sql.format(placeholders=", ".join("?" * len(chunk))), (*leading, *chunk))
+    return rows

@@ -1,0 +1,81 @@
+"""Event ingestion: a batch is stored all or nothing, duplicates by event id skipped."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import aiosqlite
+
+from contactreports.models import NewEvent
+from contactreports.store.database import Database, select_in
+
+_EVENT_COLUMNS = "account_id, email, occurred_at, seq, action, campaign_pk, details"
+
+
+class UnknownCampaigns(Exception):
+    """Events name campaigns the account does not have: {event index: campaign id}."""
+
+    def __init__(self, unknown: dict[int, str]):
+        super().__init__(f"unknown campaigns: {sorted(set(unknown.values()))}")
+        self.unknown = unknown
+
+
+async def insert_events(db: Database, account_id: int, events: Sequence[NewEvent]) -> tuple[int, int]:
+    """Store a batch all or nothing; returns (ingested, duplicates).
+
+    An event whose id the account already ingested (earlier, or earlier in this batch)
+    is skipped as a duplicate. Raises UnknownCampaigns, storing nothing.
+    """
+    async with db.transaction() as conn:
+        campaigns = await _campaigns_by_id(conn, account_id, {e.campaign_id for e in events if e.campaign_id})
+        unknown = {i: e.campaign_id for i, e in enumerate(events) if e.campaign_id and e.campaign_id not in campaigns}
+        if unknown:
+            raise UnknownCampaigns(unknown)
+        fresh = await _without_duplicates(conn, account_id, events)
+        first_seq = await _take_seqs(conn, len(fresh))
+        hot, archived = [], []
+        for offset, event in enumerate(fresh):
+            pk, is_archived = campaigns.get(event.campaign_id, (None, False))
+            details = event.details.decode() if event.details is not None else None
+            row = (account_id, event.email, event.occurred_at, first_seq + offset, event.action, pk, details)
+            (archived if is_archived else hot).append(row)
+        placeholders = ", ".join("?" * 7)
+        await conn.executemany(f"INSERT INTO events ({_EVENT_COLUMNS}) VALUES ({placeholders})", hot)
+        await conn.executemany(f"INSERT INTO archived_events ({_EVENT_COLUMNS}) VALUES ({placeholders})", archived)
+        await conn.executemany(
+            "INSERT INTO event_ids (account_id, id) VALUES (?, ?)",
+            [(account_id, e.event_id) for e in fresh if e.event_id is not None],
+        )
+    return len(fresh), len(events) - len(fresh)
+
+
+async def _campaigns_by_id(conn: aiosqlite.Connection, account_id: int, ids: set[str]) -> dict[str, tuple[int, bool]]:
+    rows = await select_in(
+        conn, "SELECT id, pk, archived FROM campaigns WHERE account_id = ? AND id IN ({placeholders})",
+        (account_id,), sorted(ids),
+    )
+    return {row[0]: (row[1], bool(row[2])) for row in rows}
+
+
+async def _without_duplicates(conn: aiosqlite.Connection, account_id: int, events: Sequence[NewEvent]) -> list[NewEvent]:
+    ids = sorted({e.event_id for e in events if e.event_id is not None})
+    rows = await select_in(conn, "SELECT id FROM event_ids WHERE account_id = ? AND id IN ({placeholders})",
+                           (account_id,), ids)
+    seen = {row[0] for row in rows}
+    fresh = []
+    for event in events:
+        if event.event_id is not None:
+            if event.event_id in seen:
+                continue
+            seen.add(event.event_id)
+        fresh.append(event)
+    return fresh
+
+
+async def _take_seqs(conn: aiosqlite.Connection, count: int) -> int:
+    """Reserve `count` ingestion sequence numbers; returns the first."""
+    rows = await conn.execute_fetchall(
+        "UPDATE meta SET value = CAST(value AS INTEGER) + ? WHERE key = 'event_seq' RETURNING CAST(value AS INTEGER)",
+        (count,),
+    )
+    return rows[0][0] - count + 1

@@ -1,0 +1,48 @@
+"""Reading a done report's rows, oldest first (ties in ingestion order)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+
+import msgspec
+
+from contactreports.catalogue import ACTION_CODES, ACTION_NAMES
+from contactreports.models import CampaignRef, ReportRow
+from contactreports.store.database import Database
+
+EMPTY_DETAILS = msgspec.Raw(b"{}")
+# Rows per query when streaming a whole report (exports).
+STREAM_CHUNK = 5_000
+
+
+async def page_rows(
+    db: Database, report_pk: int, actions: Sequence[str], after: tuple[int, int] | None, limit: int
+) -> list[ReportRow]:
+    """Rows after the (occurred_at, seq) key `after`; only `actions` when given."""
+    codes = [ACTION_CODES[action] for action in actions]
+    action_filter = f" AND r.action IN ({', '.join('?' * len(codes))})" if codes else ""
+    rows = await db.reader.execute_fetchall(
+        "SELECT r.occurred_at, r.seq, r.action, c.id, c.name, c.archived, r.details"
+        " FROM report_rows r LEFT JOIN campaigns c ON c.pk = r.campaign_pk"
+        f" WHERE r.report_pk = ? AND (r.occurred_at, r.seq) > (?, ?){action_filter}"
+        " ORDER BY r.occurred_at, r.seq LIMIT ?",
+        (report_pk, *(after or (-(2**62), 0)), *codes, limit),
+    )
+    return [
+        ReportRow(
+            occurred_at=row[0],
+            seq=row[1],
+            action=ACTION_NAMES[row[2]],
+            campaign=CampaignRef(row[3], row[4], bool(row[5])) if row[3] is not None else None,
+            details=msgspec.Raw(row[6].encode()) if row[6] is not None else EMPTY_DETAILS,
+        )
+        for row in rows
+    ]
+
+
+async def stream_rows(db: Database, report_pk: int) -> AsyncIterator[list[ReportRow]]:
+    """All rows of a report in chunks, each chunk its own short query (no long-held cursor)."""
+    after = None
+    while chunk := await page_rows(db, report_pk, (), after, STREAM_CHUNK):
+        yield chunk
+        after = (chunk[-1].occurred_at, chunk[-1].seq)
