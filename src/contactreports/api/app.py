@@ -47,7 +47,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         "/api",
         route_handlers=[list_actions, CampaignController, EventController, ReportController],
         guards=[require_api_key],
-        dependencies={"account": Provide(provide_account, sync_to_thread=False)},
+        dependencies={"account": Provide(provide_account)},
         security=[{"BearerAuth": []}],
     )
     return Litestar(

@@ -1,0 +1,93 @@
+"""Test helpers: talking to the API, and an oracle computed independently of the product."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+import httpx
+
+from conftest import wait_until
+
+ALL_EMAIL = ["email.sent", "email.delivered", "email.opened", "email.clicked", "email.bounced",
+             "email.unsubscribed", "email.spam_reported", "email.forwarded"]
+
+
+async def put_campaign(client: httpx.AsyncClient, campaign_id: str, name: str, *, archived: bool = False,
+                       channel: str = "email") -> None:
+    response = await client.put(f"/api/campaigns/{campaign_id}",
+                                json={"name": name, "channel": channel, "archived": archived})
+    assert response.status_code in (200, 201), response.text
+
+
+async def ingest(client: httpx.AsyncClient, events: list[dict[str, Any]]) -> dict[str, int]:
+    response = await client.post("/api/events", json=events)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+async def create_report(client: httpx.AsyncClient, **search: Any) -> dict[str, Any]:
+    response = await client.post("/api/reports", json=search)
+    assert response.status_code == 202, response.text
+    assert response.headers["location"] == f"/api/reports/{response.json()['id']}"
+    return response.json()
+
+
+async def wait_done(client: httpx.AsyncClient, report_id: str) -> dict[str, Any]:
+    async def finished() -> dict[str, Any] | None:
+        report = (await client.get(f"/api/reports/{report_id}")).json()
+        return report if report["status"] in ("done", "failed") else None
+
+    return await wait_until(finished)
+
+
+async def all_rows(client: httpx.AsyncClient, report_id: str, limit: int = 500, **params: Any) -> list[dict]:
+    rows, cursor = [], None
+    while True:
+        query = {"limit": limit, **params, **({"cursor": cursor} if cursor else {})}
+        response = await client.get(f"/api/reports/{report_id}/rows", params=query)
+        assert response.status_code == 200, response.text
+        page = response.json()
+        rows += page["items"]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            return rows
+
+
+def parse_ts(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def show_ts(moment: datetime) -> str:
+    """The contract's response format, written out independently of the product's code."""
+    utc = moment.astimezone(timezone.utc)
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+
+
+def oracle(events: list[dict], campaigns: dict[str, dict], *, email: str, actions: list[str], start: str,
+           end: str, include_archived: bool = False) -> list[dict]:
+    """The rows a report must have, straight from the contract's definition.
+
+    `events` in ingestion order; `campaigns` maps id -> {"name", "archived"} as they are now.
+    """
+    seen_ids, matching = set(), []
+    for position, event in enumerate(events):
+        if event.get("id") is not None:
+            if event["id"] in seen_ids:
+                continue
+            seen_ids.add(event["id"])
+        moment = parse_ts(event["occurred_at"])
+        campaign = campaigns.get(event.get("campaign_id") or "")
+        if (event["email"].strip().lower() == email.strip().lower() and event["action"] in actions
+                and parse_ts(start) <= moment < parse_ts(end)
+                and (campaign is None or not campaign["archived"] or include_archived)):
+            matching.append((moment, position, event, campaign))
+    matching.sort(key=lambda item: (item[0], item[1]))
+    return [{
+        "occurred_at": show_ts(moment),
+        "action": event["action"],
+        "category": event["action"].split(".")[0],
+        "campaign": ({"id": event["campaign_id"], "name": campaign["name"], "archived": campaign["archived"]}
+                     if campaign else None),
+        "details": event.get("details") or {},
+    } for moment, _, event, campaign in matching]
