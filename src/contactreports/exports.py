@@ -19,7 +19,7 @@ from contactreports.models import CampaignRef, ReportRow, format_ms
 
 Format = Literal["csv", "ndjson", "xlsx"]
 MEDIA_TYPES: dict[str, str] = {
-    "csv": "text/csv; charset=utf-8",
+    "csv": "text/csv",  # Litestar adds "; charset=utf-8" to text/* types
     "ndjson": "application/x-ndjson",
     "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
 }
@@ -106,7 +106,8 @@ async def _write_xlsx(path: str, batches: AsyncIterator[list[ReportRow]]) -> Non
             moment = datetime.fromtimestamp(row.occurred_at / 1000, timezone.utc).replace(tzinfo=None)
             sheet.write_datetime(first + offset, 0, moment, when)
             for column, cell in enumerate(_cells(row), start=1):
-                sheet.write_string(first + offset, column, cell)
+                if cell:  # no campaign: a blank cell, not an empty string
+                    sheet.write_string(first + offset, column, cell)
 
     async for batch in batches:
         await asyncio.to_thread(write, batch, next_row)  # CPU-bound: keep the event loop free

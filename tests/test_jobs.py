@@ -1,0 +1,73 @@
+"""The report job itself: idempotent runs, stale runs, arq deduplication (invariant 3)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+from arq.connections import ArqRedis
+
+from contactreports.config import Settings
+from contactreports.jobs.generate import generate_report
+from contactreports.jobs.queue import enqueue_run, job_id
+from contactreports.store.database import Database
+from helpers import all_rows, create_report, ingest, oracle
+
+SEARCH = {"email": "ann@example.com", "categories": ["email"],
+          "start": "2026-01-01T00:00:00Z", "end": "2027-01-01T00:00:00Z"}
+EVENTS = [{"email": "ann@example.com", "action": "email.clicked",
+           "occurred_at": f"2026-06-{1 + n % 28:02d}T08:{n % 60:02d}:00Z", "details": {"n": n}} for n in range(1_200)]
+
+
+def job_context(db: Database, database_url: str) -> dict:
+    # Chunks of 100: two copies of the job interleave many times over 1,200 rows.
+    return {"db": db, "settings": Settings(database_url=database_url, chunk_rows=100)}
+
+
+async def test_a_duplicated_job_leaves_no_duplicate_or_missing_rows(
+    paused_client: httpx.AsyncClient, db: Database, database_url: str
+) -> None:
+    await ingest(paused_client, EVENTS)
+    report = await create_report(paused_client, **SEARCH)  # stays queued: we run its job ourselves
+
+    results = await asyncio.gather(*(generate_report(job_context(db, database_url), report["id"], 1)
+                                     for _ in range(2)))
+
+    assert sorted(results) == ["done: 1200 rows", "stale"]
+    rows = await all_rows(paused_client, report["id"])
+    assert rows == oracle(EVENTS, {}, email="ann@example.com", actions=["email.clicked"],
+                          start=SEARCH["start"], end=SEARCH["end"])
+    body = (await paused_client.get(f"/api/reports/{report['id']}")).json()
+    assert (body["status"], body["row_count"], body["attempts"]) == ("done", 1200, 2)
+    # A third copy arriving late finds the run finished and writes nothing.
+    assert await generate_report(job_context(db, database_url), report["id"], 1) == "stale"
+    assert await all_rows(paused_client, report["id"]) == rows
+
+
+async def test_a_job_for_a_rerun_or_deleted_report_stops_without_writing(
+    paused_client: httpx.AsyncClient, db: Database, database_url: str
+) -> None:
+    await ingest(paused_client, EVENTS[:10])
+    report = await create_report(paused_client, **SEARCH)
+    assert await generate_report(job_context(db, database_url), report["id"], 1) == "done: 10 rows"
+    assert (await paused_client.post(f"/api/reports/{report['id']}/rerun")).status_code == 202
+
+    assert await generate_report(job_context(db, database_url), report["id"], 1) == "stale"
+    body = (await paused_client.get(f"/api/reports/{report['id']}")).json()
+    assert (body["status"], body["attempts"]) == ("queued", 0)
+
+    assert (await paused_client.delete(f"/api/reports/{report['id']}")).status_code == 204
+    assert await generate_report(job_context(db, database_url), report["id"], 2) == "stale"
+
+
+async def test_arq_drops_a_second_enqueue_of_the_same_run(redis_url: str) -> None:
+    redis = ArqRedis.from_url(redis_url)
+    try:
+        assert await enqueue_run(redis, "contactreports:test-dedup", "r1", 1) is True
+        assert await enqueue_run(redis, "contactreports:test-dedup", "r1", 1) is False
+        assert await enqueue_run(redis, "contactreports:test-dedup", "r1", 2) is True
+        assert await redis.zcard("contactreports:test-dedup") == 2
+        assert job_id("r1", 2) == "report:r1:run:2"
+    finally:
+        await redis.delete("contactreports:test-dedup", f"arq:job:{job_id('r1', 1)}", f"arq:job:{job_id('r1', 2)}")
+        await redis.aclose()
