@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from litestar import get
 
+from contactreports.api.errors import problem_responses
 from contactreports.api.schemas import ActionOut, Catalogue, CategoryOut
 from contactreports.catalogue import CATEGORIES
 
@@ -12,6 +13,6 @@ _CATALOGUE = Catalogue([
 ])
 
 
-@get("/actions", tags=["actions"], summary="The action catalogue")
+@get("/actions", tags=["actions"], responses=problem_responses(), summary="The action catalogue")
 async def list_actions() -> Catalogue:
     return _CATALOGUE

@@ -8,7 +8,7 @@ from litestar import Controller, Response, get, put
 from litestar.datastructures import State
 from litestar.params import Parameter
 
-from contactreports.api.errors import not_found
+from contactreports.api.errors import not_found, problem_responses
 from contactreports.api.pagination import Cursor, Limit, Page
 from contactreports.api.schemas import CampaignIn, CampaignOut
 from contactreports.models import Account, Campaign, datetime_to_ms, format_ms
@@ -26,7 +26,7 @@ class CampaignController(Controller):
     path = "/campaigns"
     tags = ["campaigns"]
 
-    @put("/{campaign_id:str}", summary="Create or replace a campaign", description=(
+    @put("/{campaign_id:str}", responses=problem_responses(400), summary="Create or replace a campaign", description=(
         "`201` when new, `200` when replaced. Archiving moves the campaign's events out of the hot store; "
         "un-archiving moves them back."
     ))
@@ -36,14 +36,14 @@ class CampaignController(Controller):
         created = await put_campaign(state.db, account.id, campaign)
         return Response(campaign_out(campaign), status_code=201 if created else 200)
 
-    @get("/{campaign_id:str}", summary="A campaign")
+    @get("/{campaign_id:str}", responses=problem_responses(400, 404), summary="A campaign")
     async def read(self, campaign_id: CampaignId, account: Account, state: State) -> CampaignOut:
         campaign = await get_campaign(state.db, account.id, campaign_id)
         if campaign is None:
             raise not_found("campaign")
         return campaign_out(campaign)
 
-    @get("/", summary="Campaigns, by id")
+    @get("/", responses=problem_responses(400), summary="Campaigns, by id")
     async def index(self, account: Account, state: State, limit: Limit = 50, cursor: Cursor = None) -> Page[CampaignOut]:
         scope = f"campaigns:{account.id}"
         position = state.cursors.decode(scope, cursor)

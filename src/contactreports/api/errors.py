@@ -9,6 +9,7 @@ from http import HTTPStatus
 import msgspec
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
+from litestar.openapi import ResponseSpec
 
 from contactreports.models import FieldError
 
@@ -17,12 +18,24 @@ PROBLEM_JSON = "application/problem+json"
 
 
 class Problem(msgspec.Struct, omit_defaults=True, kw_only=True):
-    type: str = "about:blank"
+    type: str  # always "about:blank": the status and title say what happened
     title: str
     status: int
     detail: str
     errors: list[FieldError] | None = None
     active_report_id: str | None = None
+
+
+def problem(status: int, detail: str, **extra: object) -> Problem:
+    return Problem(type="about:blank", title=HTTPStatus(status).phrase, status=status, detail=detail, **extra)
+
+
+def problem_responses(*statuses: int) -> dict[int, ResponseSpec]:
+    """OpenAPI entries for the problems a handler answers with (401 is on every /api handler)."""
+    return {
+        status: ResponseSpec(Problem, description=HTTPStatus(status).phrase, media_type=PROBLEM_JSON)
+        for status in (401, *statuses)
+    }
 
 
 class ProblemError(Exception):
@@ -31,10 +44,7 @@ class ProblemError(Exception):
     def __init__(self, status: int, detail: str, *, errors: list[FieldError] | None = None,
                  active_report_id: str | None = None, headers: dict[str, str] | None = None):
         super().__init__(detail)
-        self.problem = Problem(
-            title=HTTPStatus(status).phrase, status=status, detail=detail,
-            errors=errors, active_report_id=active_report_id,
-        )
+        self.problem = problem(status, detail, errors=errors, active_report_id=active_report_id)
         self.headers = headers or {}
 
 
@@ -66,27 +76,19 @@ def handle_validation(_: Request, error: ValidationException) -> Response[Proble
             named = _NAMED_FIELD.search(message)
             key = named[1] if named else "body"
         errors.append(FieldError(key, message))
-    return _problem_response(Problem(
-        title=HTTPStatus.BAD_REQUEST.phrase, status=400,
-        detail=error.detail if not errors else "The request is invalid: see `errors`.", errors=errors or None,
-    ))
+    detail = "The request is invalid: see `errors`." if errors else error.detail
+    return _problem_response(problem(400, detail, errors=errors or None))
 
 
 def handle_http(_: Request, error: HTTPException) -> Response[Problem]:
     status = error.status_code
     detail = error.detail if error.detail and error.detail != HTTPStatus(status).phrase else _DETAILS.get(status, "")
-    return _problem_response(
-        Problem(title=HTTPStatus(status).phrase, status=status, detail=detail or HTTPStatus(status).description),
-        error.headers,
-    )
+    return _problem_response(problem(status, detail or HTTPStatus(status).description), error.headers)
 
 
 def handle_unexpected(request: Request, error: Exception) -> Response[Problem]:
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=error)
-    return _problem_response(Problem(
-        title=HTTPStatus.INTERNAL_SERVER_ERROR.phrase, status=500,
-        detail="Something went wrong on our side; it has been logged.",
-    ))
+    return _problem_response(problem(500, "Something went wrong on our side; it has been logged."))
 
 
 _DETAILS = {

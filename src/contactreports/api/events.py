@@ -7,7 +7,7 @@ from typing import Any
 from litestar import Controller, Request, post
 from litestar.datastructures import State
 
-from contactreports.api.errors import invalid
+from contactreports.api.errors import invalid, problem_responses
 from contactreports.api.schemas import IngestResult
 from contactreports.ingest import EventIn, InvalidEvents, decode_array, decode_line, to_new_events
 from contactreports.models import Account, FieldError
@@ -41,6 +41,7 @@ class EventController(Controller):
         "/",
         status_code=200,
         request_class=EventBatchRequest,
+        responses=problem_responses(400, 413),
         summary="Ingest events",
         description=(
             "A JSON array, or NDJSON (`Content-Type: application/x-ndjson`, one event a line), of at most "

@@ -6,6 +6,7 @@ import asyncio
 
 from litestar import Response, get
 from litestar.datastructures import State
+from litestar.openapi import ResponseSpec
 
 from contactreports.api.schemas import Health
 
@@ -20,7 +21,8 @@ async def _check(probe) -> str:
     return "ok"
 
 
-@get("/health", tags=["service"], summary="Service health", responses=None)
+@get("/health", tags=["service"], summary="Service health",
+     responses={503: ResponseSpec(Health, description="The database or Redis is down")})
 async def health(state: State) -> Response[Health]:
     database = await _check(state.db.ping())
     redis = await _check(state.redis.ping())

@@ -11,7 +11,7 @@ from litestar.datastructures import State
 from litestar.params import Parameter
 from litestar.response import Stream
 
-from contactreports.api.errors import ProblemError, invalid, not_found
+from contactreports.api.errors import ProblemError, invalid, not_found, problem_responses
 from contactreports.api.pagination import Cursor, Limit, Page
 from contactreports.api.schemas import Progress, ReportIn, ReportOut
 from contactreports.catalogue import ACTION_CODES, CATEGORY_ACTIONS
@@ -112,7 +112,7 @@ class ReportController(Controller):
     path = "/reports"
     tags = ["reports"]
 
-    @post("/", status_code=202, summary="Create a contact report", description=(
+    @post("/", status_code=202, responses=problem_responses(400, 409), summary="Create a contact report", description=(
         "Queues a search; poll `GET /api/reports/{id}` until `done`. `409` with `active_report_id` while the "
         "account has a report queued or processing."
     ))
@@ -125,7 +125,7 @@ class ReportController(Controller):
         await _enqueue(state, report)
         return _accepted(report)
 
-    @get("/", summary="Reports, newest first")
+    @get("/", responses=problem_responses(400), summary="Reports, newest first")
     async def list(
         self, account: Account, state: State, status: Status | None = None, limit: Limit = 50, cursor: Cursor = None
     ) -> Page[ReportOut]:
@@ -135,14 +135,14 @@ class ReportController(Controller):
         next_cursor = state.cursors.encode(scope, [reports[limit - 1].pk]) if len(reports) > limit else None
         return Page([report_out(r) for r in reports[:limit]], next_cursor)
 
-    @get("/{report_id:str}", summary="A report (poll this)")
+    @get("/{report_id:str}", responses=problem_responses(404), summary="A report (poll this)")
     async def read(self, report_id: ReportId, account: Account, state: State) -> ReportOut:
         report = await store.get_report(state.db, account.id, report_id)
         if report is None:
             raise not_found("report")
         return report_out(report)
 
-    @get("/{report_id:str}/rows", summary="A done report's rows, oldest first")
+    @get("/{report_id:str}/rows", responses=problem_responses(400, 404, 409), summary="A done report's rows, oldest first")
     async def rows(
         self, report_id: ReportId, account: Account, state: State,
         action: Annotated[list[str] | None, Parameter(description="Only these actions (repeatable).")] = None,
@@ -160,7 +160,7 @@ class ReportController(Controller):
         next_cursor = state.cursors.encode(scope, [last.occurred_at, last.seq]) if last else None
         return Page([row_view(row) for row in rows[:limit]], next_cursor)
 
-    @get("/{report_id:str}/export", summary="Download a done report's rows", description=(
+    @get("/{report_id:str}/export", responses=problem_responses(400, 404, 409), summary="Download a done report's rows", description=(
         "CSV (`timestamp,campaign,action,details`, formula-like cells neutralised), NDJSON (the `/rows` "
         "objects) or XLSX, streamed as an attachment."
     ))
@@ -172,12 +172,12 @@ class ReportController(Controller):
             headers={"Content-Disposition": f'attachment; filename="contact-report-{report.id}.{format}"'},
         )
 
-    @delete("/{report_id:str}", status_code=204, summary="Delete a report and its rows")
+    @delete("/{report_id:str}", status_code=204, responses=problem_responses(404), summary="Delete a report and its rows")
     async def remove(self, report_id: ReportId, account: Account, state: State) -> None:
         if not await store.delete_report(state.db, account.id, report_id):
             raise not_found("report")
 
-    @post("/{report_id:str}/rerun", status_code=202, summary="Compute a report again from the events as they are now")
+    @post("/{report_id:str}/rerun", status_code=202, responses=problem_responses(404, 409), summary="Compute a report again from the events as they are now")
     async def rerun(self, report_id: ReportId, account: Account, state: State) -> Response[ReportOut]:
         try:
             report = await store.rerun_report(state.db, account.id, report_id)

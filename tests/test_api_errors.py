@@ -1,0 +1,116 @@
+"""Bad requests get RFC 9457 problem bodies (never a 500); accounts never see each other."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from contactreports.store.database import Database
+from helpers import create_report, ingest, wait_done
+
+SEARCH = {"email": "ann@example.com", "actions": ["email.opened"],
+          "start": "2026-01-01T00:00:00Z", "end": "2027-01-01T00:00:00Z"}
+
+
+def assert_problem(response: httpx.Response, status: int) -> dict:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    body = response.json()
+    assert body["status"] == status
+    assert body["type"] == "about:blank"
+    assert body["title"] and body["detail"]
+    return body
+
+
+@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer nope"}, {"Authorization": "Basic abc"},
+                                     {"Authorization": "Bearer"}])
+@pytest.mark.parametrize(("method", "path"), [
+    ("GET", "/api/actions"), ("GET", "/api/reports"), ("POST", "/api/reports"), ("GET", "/api/reports/x"),
+    ("DELETE", "/api/reports/x"), ("POST", "/api/events"), ("GET", "/api/campaigns"), ("PUT", "/api/campaigns/x"),
+])
+async def test_missing_or_unknown_api_key_is_401(api: str, headers: dict, method: str, path: str) -> None:
+    async with httpx.AsyncClient(base_url=api) as anonymous:
+        response = await anonymous.request(method, path, headers=headers, json={})
+
+    assert_problem(response, 401)
+    assert response.headers["www-authenticate"] == "Bearer"
+
+
+async def test_another_accounts_resources_are_404(client: httpx.AsyncClient, api: str, new_account) -> None:
+    await client.put("/api/campaigns/mine", json={"name": "Mine", "channel": "email"})
+    await ingest(client, [{"email": "ann@example.com", "action": "email.opened", "occurred_at": "2026-03-01T00:00:00Z"}])
+    report = await wait_done(client, (await create_report(client, **SEARCH))["id"])
+    intruder = await new_account()
+    async with httpx.AsyncClient(base_url=api, headers=intruder.headers) as other:
+        for method, path in [
+            ("GET", f"/api/reports/{report['id']}"), ("GET", f"/api/reports/{report['id']}/rows"),
+            ("GET", f"/api/reports/{report['id']}/export?format=csv"), ("POST", f"/api/reports/{report['id']}/rerun"),
+            ("DELETE", f"/api/reports/{report['id']}"), ("GET", "/api/campaigns/mine"),
+        ]:
+            assert_problem(await other.request(method, path), 404)
+        assert (await other.get("/api/reports")).json() == {"items": [], "next_cursor": None}
+        assert (await other.get("/api/campaigns")).json() == {"items": [], "next_cursor": None}
+    assert (await client.get(f"/api/reports/{report['id']}")).json()["status"] == "done"
+
+
+@pytest.mark.parametrize(("change", "errors"), [
+    ({"email": "nobody"}, [{"field": "email", "message": "not an email address"}]),
+    ({"actions": ["email.opened", "email.flown"]},
+     [{"field": "actions[1]", "message": "unknown action 'email.flown'; see GET /api/actions"}]),
+    ({"actions": [], "categories": ["letters"]},
+     [{"field": "categories[0]", "message": "unknown category 'letters'; see GET /api/actions"}]),
+    ({"actions": []}, [{"field": "actions", "message": "name at least one action or category"}]),
+    ({"end": "2026-01-01T00:00:00Z"}, [{"field": "end", "message": "must be after start"}]),
+    ({"start": "2020-01-01T00:00:00Z"}, [{"field": "end", "message": "the window may span at most 1098 days"}]),
+    ({"start": "2026-01-01T00:00:00"}, [{"field": "start", "message": "Expected `datetime` with a timezone component"}]),
+    ({"include_archived": "yes"}, [{"field": "include_archived", "message": "Expected `bool`, got `str`"}]),
+    ({"surprise": 1}, [{"field": "surprise", "message": "Object contains unknown field `surprise`"}]),
+])
+async def test_an_invalid_search_is_400_naming_the_field_and_stores_nothing(
+    client: httpx.AsyncClient, db: Database, account, change: dict, errors: list
+) -> None:
+    body = assert_problem(await client.post("/api/reports", json={**SEARCH, **change}), 400)
+
+    assert body["errors"] == errors
+    stored = await db.reader.execute_fetchall("SELECT count(*) FROM reports WHERE account_id = ?", (account.id,))
+    assert stored == [(0,)]
+
+
+@pytest.mark.parametrize("body", [b"{not json", b"[]", b"", b'"text"'])
+async def test_a_malformed_body_is_400(client: httpx.AsyncClient, body: bytes) -> None:
+    assert_problem(await client.post("/api/reports", content=body, headers={"Content-Type": "application/json"}), 400)
+
+
+@pytest.mark.parametrize("query", [{"limit": 0}, {"limit": 501}, {"limit": "ten"}, {"cursor": "abc"},
+                                   {"cursor": "WzEwMF0.AAAAAAAAAAAAAAAAAAAAAA"}, {"cursor": "!!.!!"}])
+async def test_bad_limits_and_tampered_cursors_are_400(client: httpx.AsyncClient, query: dict) -> None:
+    body = assert_problem(await client.get("/api/reports", params=query), 400)
+    assert body["errors"][0]["field"] == next(iter(query))
+
+
+async def test_a_cursor_only_works_for_the_account_and_list_that_gave_it(
+    client: httpx.AsyncClient, api: str, new_account
+) -> None:
+    for campaign_id in ("a", "b"):
+        await client.put(f"/api/campaigns/{campaign_id}", json={"name": campaign_id, "channel": "email"})
+    cursor = (await client.get("/api/campaigns", params={"limit": 1})).json()["next_cursor"]
+    assert cursor is not None
+
+    assert_problem(await client.get("/api/reports", params={"cursor": cursor}), 400)
+    intruder = await new_account()
+    async with httpx.AsyncClient(base_url=api, headers=intruder.headers) as other:
+        assert_problem(await other.get("/api/campaigns", params={"cursor": cursor}), 400)
+
+
+async def test_a_body_over_the_limit_is_413(client: httpx.AsyncClient) -> None:
+    too_big = b"[" + b" " * (16 * 1024 * 1024) + b"]"
+    body = assert_problem(await client.post("/api/events", content=too_big,
+                                            headers={"Content-Type": "application/json"}), 413)
+    assert body["detail"] == "The request body is larger than this server accepts."
+
+
+async def test_unknown_paths_and_methods_are_problems(client: httpx.AsyncClient) -> None:
+    assert_problem(await client.get("/api/nothing-here"), 404)
+    assert_problem(await client.patch("/api/reports"), 405)
+    rows = await client.get("/api/reports/unknown/rows", params={"action": "email.nope"})
+    assert assert_problem(rows, 400)["errors"] == [{"field": "action", "message": "unknown action 'email.nope'"}]
