@@ -1,0 +1,162 @@
+"""The `contactreports` command: accounts, import, and `up` with the README's tour."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from conftest import DEADLINE_SECONDS, service_env
+from contactreports.embedded_redis import free_port
+from helpers import all_rows, create_report, oracle, put_campaign, wait_done
+
+README = Path(__file__).parents[1] / "README.md"
+SEARCH = {"email": "ann@example.com", "categories": ["email"], "start": "2026-01-01T00:00:00Z",
+          "end": "2027-01-01T00:00:00Z"}
+
+
+def contactreports(*args: str, env: dict[str, str], cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "contactreports", *args], env=env, cwd=cwd,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_accounts_create_json_prints_only_the_account_and_its_key(database_url: str, redis_url: str, api: str) -> None:
+    result = contactreports("accounts", "create", "Acme", "--json", env=service_env(database_url, redis_url))
+
+    assert result.returncode == 0, result.stderr
+    created = json.loads(result.stdout)
+    assert set(created) == {"account_id", "api_key"}
+    assert result.stdout == json.dumps(created, separators=(",", ":")) + "\n"
+    response = httpx.get(f"{api}/api/reports", headers={"Authorization": f"Bearer {created['api_key']}"})
+    assert response.status_code == 200
+
+
+async def test_import_ndjson_and_csv_then_report_on_them(
+    client: httpx.AsyncClient, account, database_url: str, redis_url: str, tmp_path: Path
+) -> None:
+    await put_campaign(client, "spring", "Spring sale")
+    ndjson_events = [{"id": f"n{n}", "email": "Ann@Example.com", "action": "email.opened",
+                      "occurred_at": f"2026-03-01T10:{n:02d}:00Z", "campaign_id": "spring"} for n in range(30)]
+    (tmp_path / "events.ndjson").write_text("".join(json.dumps(e) + "\n" for e in ndjson_events))
+    (tmp_path / "events.csv").write_text(
+        "email,action,occurred_at,id,campaign_id,details\n"
+        'ann@example.com,email.clicked,2026-03-02T10:00:00Z,c1,,"{""url"": ""https://x.example""}"\n'
+        "ann@example.com,email.clicked,2026-03-02T11:00:00+01:00,c2,spring,\n"
+        "ann@example.com,email.opened,2026-03-01T10:00:00Z,n0,spring,\n")  # a duplicate of an NDJSON id
+    env = service_env(database_url, redis_url)
+
+    ndjson = contactreports("import", str(tmp_path / "events.ndjson"), "--account", str(account.id), env=env)
+    csv = contactreports("import", str(tmp_path / "events.csv"), "--account", str(account.id), env=env)
+
+    assert ndjson.returncode == 0, ndjson.stderr
+    assert re.search(r"imported 30 events \(0 duplicates skipped\) in [\d.]+ s: [\d,]+ events/s", ndjson.stdout)
+    assert csv.returncode == 0, csv.stderr
+    assert "imported 2 events (1 duplicates skipped)" in csv.stdout
+    report = await wait_done(client, (await create_report(client, **SEARCH))["id"])
+    csv_events = [
+        {"id": "c1", "email": "ann@example.com", "action": "email.clicked", "occurred_at": "2026-03-02T10:00:00Z",
+         "details": {"url": "https://x.example"}},
+        {"id": "c2", "email": "ann@example.com", "action": "email.clicked", "occurred_at": "2026-03-02T11:00:00+01:00",
+         "campaign_id": "spring"},
+    ]
+    assert await all_rows(client, report["id"]) == oracle(
+        ndjson_events + csv_events, {"spring": {"name": "Spring sale", "archived": False}},
+        email="ann@example.com", actions=["email.opened", "email.clicked"], start=SEARCH["start"], end=SEARCH["end"])
+
+
+def test_an_invalid_import_names_the_event_and_stores_nothing(
+    account, database_url: str, redis_url: str, tmp_path: Path
+) -> None:
+    good = {"email": "ann@example.com", "action": "email.opened", "occurred_at": "2026-03-01T10:00:00Z"}
+    lines = [good] * 12_000 + [{**good, "action": "email.lost"}]
+    (tmp_path / "bad.ndjson").write_text("".join(json.dumps(e) + "\n" for e in lines))
+    (tmp_path / "unknown.ndjson").write_text(json.dumps({**good, "campaign_id": "nope"}) + "\n")
+    env = service_env(database_url, redis_url)
+
+    bad = contactreports("import", str(tmp_path / "bad.ndjson"), "--account", str(account.id), env=env)
+    unknown = contactreports("import", str(tmp_path / "unknown.ndjson"), "--account", str(account.id), env=env)
+    nobody = contactreports("import", str(tmp_path / "bad.ndjson"), "--account", "999999", env=env)
+
+    assert bad.returncode == 1
+    assert "event [12000].action: unknown action 'email.lost'" in bad.stderr
+    assert "nothing was stored" in bad.stderr
+    assert unknown.returncode == 1
+    assert "unknown campaigns, nothing was stored: nope" in unknown.stderr
+    assert nobody.returncode == 1
+    assert "no account 999999" in nobody.stderr
+    counts = subprocess.run(
+        [sys.executable, "-c", "import sqlite3, sys; print(sqlite3.connect(sys.argv[1]).execute("
+         "'SELECT count(*) FROM events WHERE account_id = ?', (int(sys.argv[2]),)).fetchone()[0])",
+         database_url.removeprefix("sqlite:///"), str(account.id)], capture_output=True, text=True)
+    assert counts.stdout.strip() == "0"
+
+
+def readme_blocks() -> list[str]:
+    return re.findall(r"```bash\n(.*?)```", README.read_text(), re.DOTALL)
+
+
+def test_readme_opens_with_the_two_commands_and_ci_runs_the_second() -> None:
+    first, second = (block.strip() for block in readme_blocks()[:2])
+    ci = (README.parent / ".ci" / "run").read_text()
+
+    assert first.endswith("contactreports up")
+    assert second.endswith("pytest")
+    assert second in ci.splitlines()
+
+
+def test_up_serves_the_demo_and_the_readme_tour_works_as_printed(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("DATABASE_URL", "REDIS_URL", "PORT") and not k.startswith("CONTACTREPORTS_")}
+    port = free_port()
+    started = time.monotonic()
+    up = subprocess.Popen([sys.executable, "-m", "contactreports", "up", "--port", str(port)], cwd=tmp_path, env=env,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        _wait_healthy(base, up)
+        startup_seconds = time.monotonic() - started
+        tour = readme_blocks()[2].replace("BASE=http://127.0.0.1:8000", f"BASE={base}")
+        result = subprocess.run(["bash", "-euo", "pipefail", "-c", tour], cwd=tmp_path, capture_output=True,
+                                text=True, timeout=60)
+    finally:
+        up.send_signal(signal.SIGINT)
+        output, _ = up.communicate(timeout=30)
+
+    assert result.returncode == 0, result.stderr
+    print(f"demo start-up: {startup_seconds:.1f} s")
+    outputs = result.stdout.splitlines()
+    done = json.loads(outputs[0])
+    assert done["status"] == "done" and done["row_count"] > 20
+    clicks = json.loads(outputs[1])["items"]
+    assert clicks and {row["action"] for row in clicks} == {"email.clicked"}
+    assert outputs[2] == "timestamp,campaign,action,details"  # and two rows: `head -3`
+    assert json.loads(outputs[5])["status"] == "queued"
+    assert outputs[6] == "204"
+    assert len(outputs) == 7
+    assert "Demo API key: cr_demo_local_only_2b7f9d3c" in output
+    assert (tmp_path / "contactreports.db").exists()
+    assert up.returncode == 0
+    redis_port = int(re.search(r"embedded Redis at redis://127.0.0.1:(\d+)", output)[1])
+    with socket.socket() as probe:  # the embedded Redis stopped with `up`
+        assert probe.connect_ex(("127.0.0.1", redis_port)) != 0
+
+
+def _wait_healthy(base: str, process: subprocess.Popen) -> None:
+    deadline = time.monotonic() + DEADLINE_SECONDS * 3
+    while time.monotonic() < deadline:
+        assert process.poll() is None, process.stdout.read()
+        try:
+            if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.05)
+    raise AssertionError("contactreports up did not become healthy")
