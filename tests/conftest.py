@@ -65,25 +65,29 @@ class Process:
             self.popen.wait()
 
 
-def wait_for_http(url: str, process: Process, timeout: float = DEADLINE_SECONDS) -> None:
+def wait_healthy(url: str, popen: subprocess.Popen, timeout: float = DEADLINE_SECONDS) -> None:
+    """Poll `url`/health until it answers 200; fail if the process exits or the deadline passes."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if process.popen.poll() is not None:
-            raise RuntimeError(f"{url} exited early:\n{process.log.read_text()}")
+        if popen.poll() is not None:
+            raise RuntimeError(f"{popen.args} exited with {popen.returncode} before {url} was healthy")
         try:
             if httpx.get(f"{url}/health", timeout=1).status_code == 200:
                 return
         except httpx.TransportError:
             pass
         time.sleep(0.05)
-    raise RuntimeError(f"{url} did not come up:\n{process.log.read_text()}")
+    raise RuntimeError(f"{url} was not healthy within {timeout} s")
 
 
 def start_api(env: dict[str, str], logs: Path, name: str) -> tuple[Process, str]:
     port = free_port()
     process = Process(["serve", "--port", str(port)], env, logs / f"{name}.log")
     url = f"http://127.0.0.1:{port}"
-    wait_for_http(url, process)
+    try:
+        wait_healthy(url, process.popen)
+    except RuntimeError as error:
+        raise RuntimeError(f"{error}; its log:\n{process.log.read_text()}") from error
     return process, url
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import httpx
 
-from conftest import DEADLINE_SECONDS, service_env
+from conftest import DEADLINE_SECONDS, service_env, wait_healthy
 from contactreports.embedded_redis import free_port
 from helpers import all_rows, create_report, oracle, put_campaign, wait_done
 
@@ -121,7 +121,7 @@ def test_up_serves_the_demo_and_the_readme_tour_works_as_printed(tmp_path: Path)
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         base = f"http://127.0.0.1:{port}"
-        _wait_healthy(base, up)
+        wait_healthy(base, up, timeout=DEADLINE_SECONDS * 3)  # it seeds the demo first
         startup_seconds = time.monotonic() - started
         tour = readme_blocks()[2].replace("BASE=http://127.0.0.1:8000", f"BASE={base}")
         result = subprocess.run(["bash", "-euo", "pipefail", "-c", tour], cwd=tmp_path, capture_output=True,
@@ -148,15 +148,3 @@ def test_up_serves_the_demo_and_the_readme_tour_works_as_printed(tmp_path: Path)
     with socket.socket() as probe:  # the embedded Redis stopped with `up`
         assert probe.connect_ex(("127.0.0.1", redis_port)) != 0
 
-
-def _wait_healthy(base: str, process: subprocess.Popen) -> None:
-    deadline = time.monotonic() + DEADLINE_SECONDS * 3
-    while time.monotonic() < deadline:
-        assert process.poll() is None, process.stdout.read()
-        try:
-            if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.05)
-    raise AssertionError("contactreports up did not become healthy")

@@ -59,3 +59,23 @@ async def test_the_openapi_document_covers_every_endpoint(api: str) -> None:
     assert "active_report_id" in document["components"]["schemas"]["Problem"]["properties"]
     assert browsable.status_code == 200
     assert "text/html" in browsable.headers["content-type"]
+
+
+async def test_the_action_catalogue_lists_every_category_and_action(client) -> None:
+    response = await client.get("/api/actions")
+
+    assert response.status_code == 200
+    categories = response.json()["categories"]
+    assert [c["name"] for c in categories] == ["email", "campaign", "sms", "automation"]
+    names = {c["name"]: [a["name"] for a in c["actions"]] for c in categories}
+    assert names == {
+        "email": [f"email.{a}" for a in ("sent", "delivered", "opened", "clicked", "bounced", "unsubscribed",
+                                          "spam_reported", "forwarded")],
+        "campaign": [f"campaign.{a}" for a in ("sent", "profile_updated", "form_submitted", "subscribed",
+                                                "optin_requested", "optin_confirmed")],
+        "sms": [f"sms.{a}" for a in ("sent", "delivered", "clicked", "failed", "opted_out")],
+        "automation": [f"automation.{a}" for a in ("entered", "step_completed", "filtered", "stopped", "expired",
+                                                    "cancelled", "failed", "completed")],
+    }
+    assert categories[0]["label"] == "Email"
+    assert categories[0]["actions"][2] == {"name": "email.opened", "label": "Opened"}

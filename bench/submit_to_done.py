@@ -1,0 +1,103 @@
+"""Submit -> done latency over HTTP for the demo contact, with an idle worker.
+
+Starts its own Redis, API and worker on a fresh demo database, then creates (and deletes)
+the same report N times, polling every 5 ms. Also reports the job's own time
+(finished_at - started_at) against plain sqlite3 reading the same rows and inserting them
+into a table in one transaction, the least work a report needs.
+
+    .venv/bin/python bench/submit_to_done.py [--runs 50]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+
+import httpx
+
+from contactreports.demo import DEMO_API_KEY, DEMO_CONTACT, seed_demo
+from contactreports.embedded_redis import free_port, start_redis, stop_redis
+from contactreports.store.database import Database
+
+SEARCH = {"email": DEMO_CONTACT, "categories": ["email", "campaign"],
+          "start": "2026-01-01T00:00:00Z", "end": "2027-01-01T00:00:00Z"}
+
+
+def ms(text: str) -> float:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() * 1000
+
+
+def plain_sqlite_copy(path: Path) -> float:
+    """Seconds for sqlite3 to read the report's rows and insert them into a table in one transaction."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("CREATE TEMP TABLE copy (occurred_at, seq, action, campaign_pk, details)")
+    started = time.perf_counter()
+    rows = conn.execute(
+        "SELECT occurred_at, seq, action, campaign_pk, details FROM events WHERE account_id = 1 AND email = ?"
+        " AND occurred_at >= 1767225600000 AND occurred_at < 1798761600000 AND action BETWEEN 1 AND 25"
+        " ORDER BY occurred_at, seq", (DEMO_CONTACT,)).fetchall()
+    conn.execute("BEGIN")
+    conn.executemany("INSERT INTO copy VALUES (?, ?, ?, ?, ?)", rows)
+    conn.execute("COMMIT")
+    return time.perf_counter() - started
+
+
+async def main(runs: int) -> None:
+    work = Path(tempfile.mkdtemp(prefix="contactreports-bench-"))
+    database_url = f"sqlite:///{work / 'bench.db'}"
+    db = await Database.open(database_url)
+    await seed_demo(db)
+    await db.close()
+    redis, redis_url = start_redis(work / "redis")
+    env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": redis_url}
+    port = free_port()
+    processes = [subprocess.Popen([sys.executable, "-m", "contactreports", *args], env=env,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                 for args in (["serve", "--port", str(port)], ["worker"])]
+    latencies, job_times = [], []
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}",
+                                     headers={"Authorization": f"Bearer {DEMO_API_KEY}"}) as http:
+            while True:
+                try:
+                    if (await http.get("/health")).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    await asyncio.sleep(0.05)
+            await asyncio.sleep(1)  # let the worker settle into its idle poll loop
+            for _ in range(runs):
+                started = time.perf_counter()
+                report = (await http.post("/api/reports", json=SEARCH)).json()
+                while (report := (await http.get(f"/api/reports/{report['id']}")).json())["status"] != "done":
+                    await asyncio.sleep(0.005)
+                latencies.append((time.perf_counter() - started) * 1000)
+                job_times.append(ms(report["finished_at"]) - ms(report["started_at"]))
+                await http.delete(f"/api/reports/{report['id']}")
+                await asyncio.sleep(0.2)  # an idle worker, as a user would find it
+        rows = report["row_count"]
+    finally:
+        for process in processes:
+            process.terminate()
+            process.wait()
+        stop_redis(redis)
+    baseline = min(plain_sqlite_copy(work / "bench.db") for _ in range(20)) * 1000
+    latencies.sort()
+    print(f"submit -> done over HTTP, {runs} runs, {rows} rows: p50 {statistics.median(latencies):.1f} ms, "
+          f"p99 {latencies[int(len(latencies) * 0.99) - 1]:.1f} ms")
+    print(f"job time (started -> finished) p50 {statistics.median(job_times):.1f} ms; plain sqlite3 "
+          f"read + insert of the same rows {baseline:.2f} ms")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=50)
+    asyncio.run(main(parser.parse_args().runs))
