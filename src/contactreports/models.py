@@ -10,7 +10,6 @@ import msgspec
 # A timestamp in a request must carry an offset: a naive one is ambiguous, so it is rejected.
 Timestamp = Annotated[datetime, msgspec.Meta(tz=True, description="RFC 3339 with an offset, e.g. 2026-03-01T09:30:00Z")]
 Status = Literal["queued", "processing", "done", "failed"]
-ACTIVE_STATUSES: tuple[Status, ...] = ("queued", "processing")
 Channel = Literal["email", "sms", "whatsapp", "automation"]
 
 

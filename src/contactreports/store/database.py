@@ -17,9 +17,10 @@ BUSY_TIMEOUT_MS = 10_000
 # SQLite allows 32,766 bound parameters; IN lists stay well below it.
 IN_CHUNK = 500
 PRAGMAS = (
+    # First, so that even switching to WAL waits for a process opening the file at the same time.
+    f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}",
     "PRAGMA journal_mode = WAL",
     "PRAGMA synchronous = NORMAL",
-    f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}",
     "PRAGMA foreign_keys = ON",
 )
 
@@ -33,8 +34,7 @@ class Database:
     autocommit mode, so each statement sees the latest committed state (WAL).
     """
 
-    def __init__(self, path: Path, writer: aiosqlite.Connection, reader: aiosqlite.Connection):
-        self.path = path
+    def __init__(self, writer: aiosqlite.Connection, reader: aiosqlite.Connection):
         self.reader = reader
         self._writer = writer
         self._write_lock = asyncio.Lock()
@@ -50,7 +50,7 @@ class Database:
         except BaseException:
             await writer.close()
             raise
-        return cls(path, writer, reader)
+        return cls(writer, reader)
 
     async def close(self) -> None:
         await self.reader.close()
@@ -68,7 +68,7 @@ class Database:
             await self._writer.commit()
 
     async def ping(self) -> None:
-        await (await self.reader.execute("SELECT 1")).close()
+        await self.reader.execute_fetchall("SELECT 1")
 
 
 async def _connect(path: Path) -> aiosqlite.Connection:
