@@ -148,3 +148,17 @@ def test_up_serves_the_demo_and_the_readme_tour_works_as_printed(tmp_path: Path)
     with socket.socket() as probe:  # the embedded Redis stopped with `up`
         assert probe.connect_ex(("127.0.0.1", redis_port)) != 0
 
+
+
+def test_bad_configuration_is_a_clear_error(database_url: str, tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "PORT")}
+
+    no_redis = contactreports("worker", env={**env, "DATABASE_URL": database_url}, cwd=tmp_path)
+    bad_port = contactreports("serve", env={**env, "REDIS_URL": "redis://127.0.0.1:1", "PORT": "eighty"}, cwd=tmp_path)
+    bad_db = contactreports("accounts", "create", "x", env={**env, "DATABASE_URL": "mysql://db/x"}, cwd=tmp_path)
+
+    assert (no_redis.returncode, no_redis.stderr) == (1, "Error: REDIS_URL is not set: point it at a Redis server, "
+                                                         "or run `contactreports up`, which starts one of its own\n")
+    assert (bad_port.returncode, bad_port.stderr) == (1, "Error: bad setting: Expected `int`, got `str` - at `$.port`\n")
+    assert (bad_db.returncode, bad_db.stderr) == (
+        1, "Error: unsupported DATABASE_URL 'mysql://db/x': expected sqlite:///path\n")

@@ -14,7 +14,7 @@ import click
 import msgspec
 import uvicorn
 
-from contactreports.config import Settings, load_settings, sqlite_path
+from contactreports.config import ConfigError, Settings, load_settings, sqlite_path
 
 log = logging.getLogger("contactreports")
 
@@ -25,6 +25,17 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
+def _settings(*, need_redis: bool = False) -> Settings:
+    try:
+        settings = load_settings()
+    except ConfigError as error:
+        raise click.ClickException(str(error)) from error
+    if need_redis and settings.redis_url is None:
+        raise click.ClickException("REDIS_URL is not set: point it at a Redis server, or run `contactreports up`, "
+                                   "which starts one of its own")
+    return settings
+
+
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", type=int, help="Defaults to PORT, else 8000.")
@@ -32,7 +43,7 @@ def serve(host: str, port: int | None) -> None:
     """Run the HTTP API (needs REDIS_URL)."""
     from contactreports.api.app import create_app
 
-    settings = load_settings()
+    settings = _settings(need_redis=True)
     uvicorn.run(create_app(settings), host=host, port=port or settings.port, log_level="warning")
 
 
@@ -41,7 +52,7 @@ def worker() -> None:
     """Run the report worker (needs REDIS_URL); it comes back by itself if Redis goes away."""
     from contactreports.jobs.supervise import run_worker_forever
 
-    run_worker_forever(load_settings())
+    run_worker_forever(_settings(need_redis=True))
 
 
 @main.group()
@@ -56,7 +67,7 @@ def create_account_command(name: str, as_json: bool) -> None:
     """Create an account and print its API key (shown this once)."""
     from contactreports.store.accounts import create_account
 
-    account, api_key = asyncio.run(_with_db(load_settings(), lambda db: create_account(db, name)))
+    account, api_key = asyncio.run(_with_db(_settings(), lambda db: create_account(db, name)))
     if as_json:
         click.echo(msgspec.json.encode({"account_id": str(account.id), "api_key": api_key}).decode())
     else:
@@ -73,7 +84,7 @@ def import_command(file: Path, account_id: int, file_format: str | None) -> None
     from contactreports.importer import import_file
 
     file_format = file_format or ("csv" if file.suffix.lower() == ".csv" else "ndjson")
-    asyncio.run(_with_db(load_settings(), lambda db: import_file(db, account_id, file, file_format)))
+    asyncio.run(_with_db(_settings(), lambda db: import_file(db, account_id, file, file_format)))
 
 
 @main.command()
@@ -84,7 +95,7 @@ def up(host: str, port: int | None, demo: bool) -> None:
     """Run everything: the API, a worker, and an embedded Redis when REDIS_URL is unset."""
     from contactreports.embedded_redis import start_redis, stop_redis
 
-    settings = load_settings()
+    settings = _settings()
     port = port or settings.port
     seeded = asyncio.run(_with_db(settings, lambda db: _prepare(db, demo)))
     redis_process = None

@@ -29,6 +29,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     poll_delay_seconds: float = 0.05
 
 
+class ConfigError(ValueError):
+    """The environment holds a setting this service cannot use."""
+
+
 def _env(name: str) -> str | None:
     value = os.environ.get(name, "").strip()
     return value or None
@@ -45,13 +49,18 @@ def load_settings() -> Settings:
         value = _env(name)
         if value is not None:
             raw[field] = value
-    # strict=False lets "8000" from the environment become an int.
-    return msgspec.convert(raw, Settings, strict=False)
+    try:
+        # strict=False lets "8000" from the environment become an int.
+        settings = msgspec.convert(raw, Settings, strict=False)
+    except msgspec.ValidationError as error:
+        raise ConfigError(f"bad setting: {error}") from error
+    sqlite_path(settings.database_url)  # fail now, not at first use
+    return settings
 
 
 def sqlite_path(database_url: str) -> Path:
     """`sqlite:///relative.db` or `sqlite:////absolute.db` -> a filesystem path."""
     prefix = "sqlite:///"
     if not database_url.startswith(prefix):
-        raise ValueError(f"unsupported DATABASE_URL {database_url!r}: expected sqlite:///path")
+        raise ConfigError(f"unsupported DATABASE_URL {database_url!r}: expected sqlite:///path")
     return Path(database_url[len(prefix):])
