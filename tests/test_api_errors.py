@@ -114,3 +114,83 @@ async def test_unknown_paths_and_methods_are_problems(client: httpx.AsyncClient)
     assert_problem(await client.patch("/api/reports"), 405)
     rows = await client.get("/api/reports/unknown/rows", params={"action": "email.nope"})
     assert assert_problem(rows, 400)["errors"] == [{"field": "action", "message": "unknown action 'email.nope'"}]
+
+
+OUT_OF_RANGE = "must be from 1900-01-01T00:00:00Z up to 9999-01-01T00:00:00Z"
+EVENT = {"email": "ann@example.com", "action": "email.opened", "occurred_at": "2026-03-01T09:30:00Z"}
+
+
+@pytest.mark.parametrize(("method", "path", "content_type"), [
+    ("POST", "/api/reports", "application/json"), ("PUT", "/api/campaigns/x", "application/json"),
+    ("POST", "/api/events", "application/json"), ("POST", "/api/events", "application/x-ndjson"),
+])
+@pytest.mark.parametrize(("body", "message"), [
+    (b'{"email": "\xff\xfe"}', "not valid UTF-8"),
+    (b'{"details": ' + b'{"a": ' * 100_000 + b"1" + b"}" * 100_000 + b"}", "JSON nested too deeply"),
+])
+async def test_unreadable_bodies_are_400(
+    client: httpx.AsyncClient, db: Database, account, method: str, path: str, content_type: str, body: bytes,
+    message: str,
+) -> None:
+    if path == "/api/events" and content_type == "application/json":
+        body = b"[" + body + b"]"
+
+    response = await client.request(method, path, content=body, headers={"Content-Type": content_type})
+
+    problem = assert_problem(response, 400)
+    assert [error["message"] for error in problem["errors"]] == [message]
+    stored = await db.reader.execute_fetchall(
+        "SELECT (SELECT count(*) FROM events WHERE account_id = ?) + (SELECT count(*) FROM campaigns WHERE account_id = ?)"
+        " + (SELECT count(*) FROM reports WHERE account_id = ?)", (account.id,) * 3)
+    assert stored == [(0,)]
+
+
+async def test_an_empty_body_is_400_saying_so(client: httpx.AsyncClient) -> None:
+    for method, path in (("POST", "/api/reports"), ("PUT", "/api/campaigns/x"), ("POST", "/api/events")):
+        problem = assert_problem(await client.request(method, path, content=b""), 400)
+        assert problem["errors"] == [{"field": "body", "message": "a JSON body is required"}]
+
+
+@pytest.mark.parametrize("moment", ["0001-01-01T00:00:00+01:00", "1899-12-31T23:59:59.999Z",
+                                    "9999-01-01T00:00:00Z", "9999-12-31T23:59:59-01:00"])
+async def test_timestamps_outside_1900_to_9999_are_400_and_store_nothing(
+    client: httpx.AsyncClient, db: Database, account, moment: str
+) -> None:
+    campaign = await client.put("/api/campaigns/old", json={"name": "Old", "channel": "email", "sent_at": moment})
+    event = await client.post("/api/events", json=[EVENT, {**EVENT, "occurred_at": moment}])
+    report = await client.post("/api/reports", json={**SEARCH, "start": moment, "end": "2026-01-01T00:00:00Z"})
+
+    assert assert_problem(campaign, 400)["errors"] == [{"field": "sent_at", "message": OUT_OF_RANGE}]
+    assert assert_problem(event, 400)["errors"] == [{"field": "[1].occurred_at", "message": OUT_OF_RANGE}]
+    assert assert_problem(report, 400)["errors"] == [{"field": "start", "message": OUT_OF_RANGE}]
+    assert (await client.get("/api/campaigns")).json()["items"] == []
+    assert (await client.get("/api/reports")).json()["items"] == []
+    stored = await db.reader.execute_fetchall("SELECT count(*) FROM events WHERE account_id = ?", (account.id,))
+    assert stored == [(0,)]
+
+
+async def test_the_widest_accepted_timestamps_round_trip(client: httpx.AsyncClient) -> None:
+    first, last = "1900-01-01T00:00:00.000Z", "9998-12-31T23:59:59.999Z"
+    await ingest(client, [{**EVENT, "occurred_at": first}, {**EVENT, "occurred_at": last}])
+    report = await wait_done(client, (await create_report(client, **{**SEARCH, "start": first,
+                                                                      "end": "1901-01-01T00:00:00Z"}))["id"])
+    rows = (await client.get(f"/api/reports/{report['id']}/rows")).json()["items"]
+
+    assert (report["start"], [row["occurred_at"] for row in rows]) == (first, [first])
+    campaign = await client.put("/api/campaigns/late", json={"name": "Late", "channel": "sms", "sent_at": last})
+    assert campaign.json()["sent_at"] == last
+
+
+async def test_a_missing_query_parameter_is_named(client: httpx.AsyncClient) -> None:
+    problem = assert_problem(await client.get("/api/reports/x/export"), 400)
+    assert problem["errors"] == [{"field": "format", "message": "a required query parameter"}]
+
+
+@pytest.mark.parametrize("path", ["/api/campaigns", "/api/reports/{id}/rows"])
+@pytest.mark.parametrize("query", [{"limit": 0}, {"limit": 501}, {"cursor": "WzEwMF0.AAAAAAAAAAAAAAAAAAAAAA"}])
+async def test_every_list_checks_limit_and_cursor(client: httpx.AsyncClient, path: str, query: dict) -> None:
+    report = await wait_done(client, (await create_report(client, **SEARCH))["id"])
+
+    problem = assert_problem(await client.get(path.format(id=report["id"]), params=query), 400)
+
+    assert problem["errors"][0]["field"] == next(iter(query))

@@ -9,7 +9,7 @@ import os
 import tempfile
 from collections.abc import AsyncIterator
 from datetime import datetime, timezone
-from typing import Any, Literal
+from typing import Any, BinaryIO, Literal
 
 import msgspec
 import xlsxwriter
@@ -76,43 +76,77 @@ async def ndjson_chunks(batches: AsyncIterator[list[ReportRow]]) -> AsyncIterato
         yield bytes(buffer)
 
 
-async def xlsx_chunks(batches: AsyncIterator[list[ReportRow]]) -> AsyncIterator[bytes]:
-    """XLSX is a zip, so it is written to a temporary file (constant-memory mode), then streamed."""
+class ExportTooLarge(Exception):
+    """The rows do not fit the format (Excel's limits)."""
+
+
+# Excel's limits: rows per sheet (after the header) and characters per cell.
+XLSX_ROWS_PER_SHEET = 1_048_575
+XLSX_CELL_CHARS = 32_767
+
+
+async def write_xlsx(batches: AsyncIterator[list[ReportRow]]) -> BinaryIO:
+    """Write the rows as XLSX to an anonymous temporary file (constant-memory mode).
+
+    XLSX is a zip, so it cannot be streamed as it is written; writing it first also lets a
+    row Excel cannot hold be a clear error before any byte is sent. Rows past Excel's
+    1,048,575 per sheet continue on further sheets. Returns the file, rewound.
+    """
     handle, path = tempfile.mkstemp(suffix=".xlsx")
     os.close(handle)
     try:
         await _write_xlsx(path, batches)
-        with open(path, "rb") as file:
-            while chunk := file.read(_FILE_CHUNK):
-                yield chunk
+        file = open(path, "rb")  # the caller streams it (file_chunks), which closes it
     finally:
-        os.unlink(path)
+        os.unlink(path)  # an open file stays readable; its space is freed when it is closed
+    return file
+
+
+async def file_chunks(file: BinaryIO) -> AsyncIterator[bytes]:
+    with file:
+        while chunk := file.read(_FILE_CHUNK):
+            yield chunk
 
 
 async def _write_xlsx(path: str, batches: AsyncIterator[list[ReportRow]]) -> None:
     workbook = xlsxwriter.Workbook(path, {"constant_memory": True})
-    sheet = workbook.add_worksheet("Rows")
     bold = workbook.add_format({"bold": True})
     when = workbook.add_format({"num_format": "yyyy-mm-dd hh:mm:ss.000"})
-    sheet.set_column(0, 0, 24)
-    sheet.set_column(1, 2, 28)
-    sheet.set_column(3, 3, 60)
-    sheet.write_row(0, 0, ("timestamp (UTC)", *COLUMNS[1:]), bold)
-    next_row = 1
+    sheet, written = None, 0
 
-    def write(batch: list[ReportRow], first: int) -> None:
-        # write_string stores text as text: a leading "=" is never run as a formula in XLSX.
-        for offset, row in enumerate(batch):
+    def new_sheet() -> Any:
+        sheet = workbook.add_worksheet("Rows" if not workbook.worksheets() else f"Rows {len(workbook.worksheets()) + 1}")
+        sheet.set_column(0, 0, 24)
+        sheet.set_column(1, 2, 28)
+        sheet.set_column(3, 3, 60)
+        sheet.write_row(0, 0, ("timestamp (UTC)", *COLUMNS[1:]), bold)
+        return sheet
+
+    def write(batch: list[ReportRow]) -> None:
+        nonlocal sheet, written
+        for row in batch:
+            if sheet is None or written % XLSX_ROWS_PER_SHEET == 0:
+                sheet = new_sheet()
+            line = written % XLSX_ROWS_PER_SHEET + 1
             moment = datetime.fromtimestamp(row.occurred_at / 1000, timezone.utc).replace(tzinfo=None)
-            sheet.write_datetime(first + offset, 0, moment, when)
+            sheet.write_datetime(line, 0, moment, when)
             for column, cell in enumerate(_cells(row), start=1):
+                if len(cell) > XLSX_CELL_CHARS:
+                    raise ExportTooLarge(
+                        f"the row of {format_ms(row.occurred_at)} has a {COLUMNS[column]} of {len(cell):,} characters; "
+                        f"an Excel cell holds at most {XLSX_CELL_CHARS:,}: export as CSV or NDJSON instead")
                 if cell:  # no campaign: a blank cell, not an empty string
-                    sheet.write_string(first + offset, column, cell)
+                    # write_string stores text as text: a leading "=" is never run as a formula in XLSX.
+                    sheet.write_string(line, column, cell)
+            written += 1
 
-    async for batch in batches:
-        await asyncio.to_thread(write, batch, next_row)  # CPU-bound: keep the event loop free
-        next_row += len(batch)
-    await asyncio.to_thread(workbook.close)
+    try:
+        async for batch in batches:
+            await asyncio.to_thread(write, batch)  # CPU-bound: keep the event loop free
+        if sheet is None:
+            new_sheet()
+    finally:
+        await asyncio.to_thread(workbook.close)
 
 
-WRITERS = {"csv": csv_chunks, "ndjson": ndjson_chunks, "xlsx": xlsx_chunks}
+STREAMED = {"csv": csv_chunks, "ndjson": ndjson_chunks}

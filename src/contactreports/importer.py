@@ -11,7 +11,7 @@ import click
 import msgspec
 from tqdm import tqdm
 
-from contactreports.ingest import EventIn, InvalidEvents, decode_line, field_error, to_new_events
+from contactreports.ingest import UNDECODABLE, EventIn, InvalidEvents, decode_line, field_error, to_new_events, undecodable
 from contactreports.models import FieldError
 from contactreports.store.accounts import account_exists
 from contactreports.store.database import Database
@@ -41,8 +41,8 @@ def _csv_events(path: Path) -> Iterator[EventIn]:
                 yield msgspec.convert(fields, EventIn)
             except msgspec.ValidationError as error:
                 raise InvalidEvents([field_error(error, prefix=f"[{index}]")]) from error
-            except msgspec.DecodeError as error:
-                raise InvalidEvents([FieldError(f"[{index}].details", f"not valid JSON: {error}")]) from error
+            except UNDECODABLE as error:
+                raise InvalidEvents([FieldError(f"[{index}].details", undecodable(error))]) from error
 
 
 def _batches(path: Path, file_format: str) -> Iterator[list[EventIn]]:
@@ -74,6 +74,8 @@ async def import_file(db: Database, account_id: int, path: Path, file_format: st
             count += len(batch)
     except InvalidEvents as error:
         raise click.ClickException(_describe(_shift(error.errors, count))) from error
+    except UnicodeDecodeError as error:  # a CSV file is read as text
+        raise click.ClickException(f"{path} is not UTF-8 text ({error}); nothing was stored") from error
     unknown = campaigns - await known_campaign_ids(db, account_id, campaigns)
     if unknown:
         raise click.ClickException(f"unknown campaigns, nothing was stored: {', '.join(sorted(unknown)[:20])}")

@@ -8,7 +8,9 @@ from typing import Annotated, Any
 import msgspec
 
 from contactreports.catalogue import ACTION_CODES
-from contactreports.models import FieldError, NewEvent, Timestamp, datetime_to_ms, is_plausible_email, normalize_email
+from contactreports.models import (
+    OUT_OF_RANGE, FieldError, NewEvent, Timestamp, datetime_to_ms, in_range, is_plausible_email, normalize_email,
+)
 
 
 class EventIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -43,13 +45,26 @@ def field_error(error: msgspec.ValidationError, prefix: str = "") -> FieldError:
     return FieldError(path.lstrip(".") or "body", match["message"])
 
 
+def undecodable(error: Exception) -> str:
+    """What is wrong with a body the JSON decoder could not read at all."""
+    if isinstance(error, UnicodeDecodeError):
+        return "not valid UTF-8"
+    if isinstance(error, RecursionError):
+        return "JSON nested too deeply"
+    return f"not valid JSON: {error}"
+
+
+# What a JSON decoder raises for bytes that are not JSON it can read.
+UNDECODABLE = (msgspec.DecodeError, UnicodeDecodeError, RecursionError)
+
+
 def decode_array(body: bytes) -> list[EventIn]:
     try:
         return _decode_array(body)
     except msgspec.ValidationError as error:
         raise InvalidEvents([field_error(error)]) from error
-    except msgspec.DecodeError as error:
-        raise InvalidEvents([FieldError("body", f"not valid JSON: {error}")]) from error
+    except UNDECODABLE as error:
+        raise InvalidEvents([FieldError("body", undecodable(error))]) from error
 
 
 def decode_line(index: int, line: bytes) -> EventIn:
@@ -58,8 +73,8 @@ def decode_line(index: int, line: bytes) -> EventIn:
         return _decode_one(line)
     except msgspec.ValidationError as error:
         raise InvalidEvents([field_error(error, prefix=f"[{index}]")]) from error
-    except msgspec.DecodeError as error:
-        raise InvalidEvents([FieldError(f"[{index}]", f"not valid JSON: {error}")]) from error
+    except UNDECODABLE as error:
+        raise InvalidEvents([FieldError(f"[{index}]", undecodable(error))]) from error
 
 
 def to_new_events(events: list[EventIn]) -> list[NewEvent]:
@@ -69,6 +84,8 @@ def to_new_events(events: list[EventIn]) -> list[NewEvent]:
         email = normalize_email(event.email)
         if not is_plausible_email(email):
             errors.append(FieldError(f"[{i}].email", "not an email address"))
+        if not in_range(event.occurred_at):
+            errors.append(FieldError(f"[{i}].occurred_at", OUT_OF_RANGE))
         action = ACTION_CODES.get(event.action)
         if action is None:
             errors.append(FieldError(f"[{i}].action", f"unknown action {event.action!r}; see GET /api/actions"))

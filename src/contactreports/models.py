@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Annotated, Literal
 
 import msgspec
@@ -89,18 +89,32 @@ class ReportRow(msgspec.Struct, frozen=True):
     details: msgspec.Raw
 
 
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_MS = timedelta(milliseconds=1)
+# Accepted timestamps: wide enough for any real event, narrow enough that every one has a
+# four-digit year in UTC and a date a spreadsheet can show.
+EARLIEST = datetime(1900, 1, 1, tzinfo=timezone.utc)
+LATEST = datetime(9999, 1, 1, tzinfo=timezone.utc)
+OUT_OF_RANGE = "must be from 1900-01-01T00:00:00Z up to 9999-01-01T00:00:00Z"
+
+
 def now_ms() -> int:
-    return int(datetime.now(timezone.utc).timestamp() * 1000)
+    return datetime_to_ms(datetime.now(timezone.utc))
 
 
 def datetime_to_ms(value: datetime) -> int:
-    return int(value.timestamp() * 1000)
+    """Milliseconds since 1970, rounded down (also before 1970)."""
+    return (value - EPOCH) // _MS
+
+
+def in_range(value: datetime) -> bool:
+    return EARLIEST <= value < LATEST
 
 
 def format_ms(ms: int) -> str:
     """RFC 3339 in UTC with millisecond precision: 2026-03-01T09:30:00.000Z."""
-    moment = datetime.fromtimestamp(ms / 1000, timezone.utc)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+    moment = EPOCH + ms * _MS
+    return f"{moment.year:04d}-{moment:%m-%dT%H:%M:%S}.{moment.microsecond // 1000:03d}Z"
 
 
 def normalize_email(raw: str) -> str:

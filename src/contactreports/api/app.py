@@ -21,6 +21,7 @@ from contactreports.api.events import EventController
 from contactreports.api.health import health
 from contactreports.api.pagination import Cursors
 from contactreports.api.reports import ReportController
+from contactreports.api.requests import ApiRequest
 from contactreports.config import Settings, load_settings
 from contactreports.store.database import Database
 from contactreports.store.meta import cursor_secret
@@ -55,6 +56,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         lifespan=[lifespan],
         state=State({}),
         exception_handlers=EXCEPTION_HANDLERS,
+        request_class=ApiRequest,
         request_max_body_size=settings.max_body_bytes,
         openapi_config=OpenAPIConfig(
             title="contactreports",

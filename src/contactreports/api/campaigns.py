@@ -8,10 +8,10 @@ from litestar import Controller, Response, get, put
 from litestar.datastructures import State
 from litestar.params import Parameter
 
-from contactreports.api.errors import not_found, problem_responses
+from contactreports.api.errors import invalid, not_found, problem_responses
 from contactreports.api.pagination import Cursor, Limit, Page
 from contactreports.api.schemas import CampaignIn, CampaignOut
-from contactreports.models import Account, Campaign, datetime_to_ms, format_ms
+from contactreports.models import OUT_OF_RANGE, Account, Campaign, FieldError, datetime_to_ms, format_ms, in_range
 from contactreports.store.campaigns import get_campaign, list_campaigns, put_campaign
 
 CampaignId = Annotated[str, Parameter(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")]
@@ -31,6 +31,8 @@ class CampaignController(Controller):
         "un-archiving moves them back."
     ))
     async def replace(self, campaign_id: CampaignId, data: CampaignIn, account: Account, state: State) -> Response[CampaignOut]:
+        if data.sent_at is not None and not in_range(data.sent_at):
+            raise invalid([FieldError("sent_at", OUT_OF_RANGE)])
         sent_at = datetime_to_ms(data.sent_at) if data.sent_at is not None else None
         campaign = Campaign(campaign_id, data.name, data.channel, sent_at, data.archived)
         created = await put_campaign(state.db, account.id, campaign)

@@ -57,6 +57,7 @@ def not_found(what: str) -> ProblemError:
 
 
 _NAMED_FIELD = re.compile(r"field `([^`]+)`")
+_MISSING_PARAMETER = re.compile(r"^Missing required (\w+) parameter '([^']+)'")
 
 
 def _problem_response(problem: Problem, headers: dict[str, str] | None = None) -> Response[Problem]:
@@ -72,10 +73,14 @@ def handle_validation(_: Request, error: ValidationException) -> Response[Proble
     for item in error.extra if isinstance(error.extra, list) else []:
         message = str(item.get("message", "invalid value"))
         key = str(item.get("key", ""))
+        if key == "data" and message == "'data'":  # how Litestar reports an empty body
+            message = "a JSON body is required"
         if key in ("", "data"):  # the body as a whole: the field, if any, is named in the message
             named = _NAMED_FIELD.search(message)
             key = named[1] if named else "body"
         errors.append(FieldError(key, message))
+    if missing := _MISSING_PARAMETER.match(error.detail):
+        errors.append(FieldError(missing[2], f"a required {missing[1]} parameter"))
     detail = "The request is invalid: see `errors`." if errors else error.detail
     return _problem_response(problem(400, detail, errors=errors or None))
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from litestar import Controller, Request, post
+from litestar import Controller, post
 from litestar.datastructures import State
 
 from contactreports.api.errors import invalid, problem_responses
+from contactreports.api.requests import ApiRequest
 from contactreports.api.schemas import IngestResult
 from contactreports.ingest import EventIn, InvalidEvents, decode_array, decode_line, to_new_events
 from contactreports.models import Account, FieldError
@@ -16,7 +17,7 @@ from contactreports.store.events import UnknownCampaigns, insert_events
 NDJSON = "application/x-ndjson"
 
 
-class EventBatchRequest(Request):
+class EventBatchRequest(ApiRequest):
     """Decodes the body straight into EventIn structs, from a JSON array or NDJSON lines.
 
     Litestar then only checks the already-typed list; decoding here lets errors name the

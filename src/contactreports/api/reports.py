@@ -16,13 +16,16 @@ from contactreports.api.pagination import Cursor, Limit, Page
 from contactreports.api.schemas import Progress, ReportIn, ReportOut
 from contactreports.catalogue import ACTION_CODES, CATEGORY_ACTIONS
 from contactreports.config import Settings
-from contactreports.exports import MEDIA_TYPES, WRITERS, Format, RowView, row_view
+from contactreports.exports import (
+    MEDIA_TYPES, STREAMED, ExportTooLarge, Format, RowView, file_chunks, row_view, write_xlsx,
+)
 from contactreports.jobs.queue import enqueue_run
 from contactreports.models import (
-    Account, FieldError, Report, ReportSpec, Status, datetime_to_ms, format_ms, is_plausible_email, normalize_email,
+    OUT_OF_RANGE, Account, FieldError, Report, ReportSpec, Status, datetime_to_ms, format_ms, in_range,
+    is_plausible_email, normalize_email,
 )
 from contactreports.store import reports as store
-from contactreports.store.rows import page_rows, stream_rows
+from contactreports.store.rows import ReportChanged, page_rows, stream_rows
 
 log = logging.getLogger(__name__)
 ReportId = Annotated[str, Parameter(max_length=64)]
@@ -45,7 +48,10 @@ def report_spec(data: ReportIn, settings: Settings) -> ReportSpec:
         actions.update(CATEGORY_ACTIONS.get(category, ()))
     if not data.actions and not data.categories:
         errors.append(FieldError("actions", "name at least one action or category"))
-    if data.start >= data.end:
+    out_of_range = [FieldError(name, OUT_OF_RANGE) for name in ("start", "end") if not in_range(getattr(data, name))]
+    if out_of_range:
+        errors += out_of_range
+    elif data.start >= data.end:
         errors.append(FieldError("end", "must be after start"))
     elif data.end - data.start > timedelta(days=settings.max_window_days):
         errors.append(FieldError("end", f"the window may span at most {settings.max_window_days} days"))
@@ -155,19 +161,30 @@ class ReportController(Controller):
         report = await _done_report(state, account, report_id)
         scope = f"rows:{account.id}:{report.id}:{report.run}:{','.join(actions)}"
         position = state.cursors.decode(scope, cursor)
-        rows = await page_rows(state.db, report.pk, actions, tuple(position) if position else None, limit + 1)
+        rows = await page_rows(state.db, report.pk, report.run, actions, tuple(position) if position else None,
+                               limit + 1)
         last = rows[limit - 1] if len(rows) > limit else None
         next_cursor = state.cursors.encode(scope, [last.occurred_at, last.seq]) if last else None
         return Page([row_view(row) for row in rows[:limit]], next_cursor)
 
-    @get("/{report_id:str}/export", responses=problem_responses(400, 404, 409), summary="Download a done report's rows", description=(
+    @get("/{report_id:str}/export", responses=problem_responses(400, 404, 409, 422), summary="Download a done report's rows", description=(
         "CSV (`timestamp,campaign,action,details`, formula-like cells neutralised), NDJSON (the `/rows` "
         "objects) or XLSX, streamed as an attachment."
     ))
     async def export(self, report_id: ReportId, account: Account, state: State, format: Format) -> Stream:
         report = await _done_report(state, account, report_id)
+        rows = stream_rows(state.db, report.pk, report.run)
+        if format == "xlsx":
+            try:
+                body = file_chunks(await write_xlsx(rows))
+            except ExportTooLarge as error:
+                raise ProblemError(422, str(error)) from error
+            except ReportChanged as error:
+                raise ProblemError(409, f"Report {report.id} was re-run or deleted during the export.") from error
+        else:
+            body = STREAMED[format](rows)
         return Stream(
-            WRITERS[format](stream_rows(state.db, report.pk)),
+            body,
             media_type=MEDIA_TYPES[format],
             headers={"Content-Disposition": f'attachment; filename="contact-report-{report.id}.{format}"'},
         )

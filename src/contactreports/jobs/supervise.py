@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 
@@ -10,6 +11,7 @@ from redis.exceptions import RedisError
 
 from contactreports.config import Settings
 from contactreports.jobs.worker import worker_settings
+from contactreports.store.database import Database
 
 log = logging.getLogger(__name__)
 RESTART_DELAY_SECONDS = 1.0
@@ -17,10 +19,25 @@ RESTART_DELAY_SECONDS = 1.0
 
 def run_worker_forever(settings: Settings) -> None:
     """Run a worker until SIGINT/SIGTERM, starting it again whenever it loses Redis."""
-    while True:
-        try:
-            Worker(**worker_settings(settings)).run()  # returns after a signal
-            return
-        except (RedisError, OSError) as error:
-            log.warning("worker lost Redis (%s); starting again in %.0f s", error, RESTART_DELAY_SECONDS)
+    # arq's Worker runs on the thread's event loop; the database connection lives on it too.
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    db = loop.run_until_complete(Database.open(settings.database_url))
+    try:
+        while not _run_once(Worker(**worker_settings(settings, db))):
             time.sleep(RESTART_DELAY_SECONDS)
+    finally:
+        loop.run_until_complete(db.close())
+        loop.close()
+
+
+def _run_once(worker: Worker) -> bool:
+    """Run the worker; True when it was stopped by a signal, False when it lost Redis."""
+    try:
+        worker.run()
+    except (RedisError, OSError) as error:
+        if worker.main_task is not None and worker.main_task.cancelled():
+            return True  # a signal stopped it, and Redis was down while it closed
+        log.warning("worker lost Redis (%s); starting again in %.0f s", error, RESTART_DELAY_SECONDS)
+        return False
+    return True

@@ -1,4 +1,4 @@
-"""The arq worker's settings (`contactreports worker` runs `arq.Worker(**worker_settings(settings))`)."""
+"""The arq worker's settings: `contactreports worker` runs `arq.Worker(**worker_settings(settings, db))`."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 from arq import cron
 from arq.connections import RedisSettings
 
-from contactreports.config import Settings, load_settings
+from contactreports.config import Settings
 from contactreports.jobs.generate import generate_report
 from contactreports.jobs.reconcile import reconcile
 from contactreports.store.database import Database
@@ -23,27 +23,19 @@ def redis_settings(settings: Settings) -> RedisSettings:
     return dataclasses.replace(RedisSettings.from_dsn(settings.redis_url), conn_retries=60, conn_retry_delay=1)
 
 
-async def startup(ctx: dict[str, Any]) -> None:
-    settings = ctx.setdefault("settings", load_settings())
-    ctx["db"] = await Database.open(settings.database_url)
-    await reconcile(ctx)
+def worker_settings(settings: Settings, db: Database) -> dict[str, Any]:
+    """Keyword arguments for arq's Worker, tuned for short, database-bound jobs.
 
-
-async def shutdown(ctx: dict[str, Any]) -> None:
-    if "db" in ctx:
-        await ctx["db"].close()
-
-
-def worker_settings(settings: Settings) -> dict[str, Any]:
-    """Keyword arguments for arq's Worker, tuned for short, database-bound jobs."""
+    The caller owns `db`: arq skips on_shutdown when Redis is down while it closes, and an
+    unclosed aiosqlite connection's thread would keep the process alive.
+    """
     return {
         "functions": [generate_report],
         "cron_jobs": [cron(reconcile, second=set(range(0, 60, RECONCILE_EVERY_SECONDS)), run_at_startup=False)],
         "queue_name": settings.queue_name,
         "redis_settings": redis_settings(settings),
-        "on_startup": startup,
-        "on_shutdown": shutdown,
-        "ctx": {"settings": settings},
+        "on_startup": reconcile,
+        "ctx": {"settings": settings, "db": db},
         # The poll delay is the floor of submit-to-start latency: 50 ms keeps a small
         # report well under 100 ms end to end, at the cost of ~20 cheap Redis calls a second.
         "poll_delay": settings.poll_delay_seconds,

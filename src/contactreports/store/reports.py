@@ -57,7 +57,7 @@ async def rerun_report(db: Database, account_id: int, report_id: str) -> Report 
             rows = await conn.execute_fetchall(
                 "UPDATE reports SET status = 'queued', run = run + 1, attempts = 0, scanned = 0, total = NULL,"
                 " row_count = NULL, error = NULL, started_at = NULL, finished_at = NULL, heartbeat_at = NULL,"
-                " scan_source = NULL, scan_after_at = NULL, scan_after_seq = NULL"
+                " scan_after_at = NULL, scan_after_seq = NULL"
                 " WHERE account_id = ? AND id = ? AND status IN ('done', 'failed')"
                 f" RETURNING {REPORT_COLUMNS}",
                 (account_id, report_id),
@@ -112,8 +112,3 @@ async def delete_report(db: Database, account_id: int, report_id: str) -> bool:
             await conn.execute("DELETE FROM report_rows WHERE report_pk = ?", (rows[0][0],))
     return bool(rows)
 
-
-async def queued_runs(db: Database) -> list[tuple[str, int]]:
-    """(report id, run) of every queued report, oldest first: for re-enqueueing lost jobs."""
-    rows = await db.reader.execute_fetchall("SELECT id, run FROM reports WHERE status = 'queued' ORDER BY pk")
-    return [(row[0], row[1]) for row in rows]

@@ -15,18 +15,26 @@ EMPTY_DETAILS = msgspec.Raw(b"{}")
 STREAM_CHUNK = 5_000
 
 
+class ReportChanged(Exception):
+    """The report was deleted or re-run while its rows were being read."""
+
+
 async def page_rows(
-    db: Database, report_pk: int, actions: Sequence[str], after: tuple[int, int] | None, limit: int
+    db: Database, report_pk: int, run: int, actions: Sequence[str], after: tuple[int, int] | None, limit: int
 ) -> list[ReportRow]:
-    """Rows after the (occurred_at, seq) key `after`; only `actions` when given."""
+    """Rows of run `run` after the (occurred_at, seq) key `after`; only `actions` when given.
+
+    Only while the report is still done with that run: a rerun or delete makes this empty.
+    """
     codes = [ACTION_CODES[action] for action in actions]
     action_filter = f" AND r.action IN ({', '.join('?' * len(codes))})" if codes else ""
     rows = await db.reader.execute_fetchall(
         "SELECT r.occurred_at, r.seq, r.action, c.id, c.name, c.archived, r.details"
-        " FROM report_rows r LEFT JOIN campaigns c ON c.pk = r.campaign_pk"
+        " FROM report_rows r JOIN reports p ON p.pk = r.report_pk AND p.run = ? AND p.status = 'done'"
+        " LEFT JOIN campaigns c ON c.pk = r.campaign_pk"
         f" WHERE r.report_pk = ? AND (r.occurred_at, r.seq) > (?, ?){action_filter}"
         " ORDER BY r.occurred_at, r.seq LIMIT ?",
-        (report_pk, *(after or (-(2**62), 0)), *codes, limit),
+        (run, report_pk, *(after or (-(2**62), 0)), *codes, limit),
     )
     return [
         ReportRow(
@@ -40,9 +48,18 @@ async def page_rows(
     ]
 
 
-async def stream_rows(db: Database, report_pk: int) -> AsyncIterator[list[ReportRow]]:
-    """All rows of a report in chunks, each chunk its own short query (no long-held cursor)."""
+async def stream_rows(db: Database, report_pk: int, run: int) -> AsyncIterator[list[ReportRow]]:
+    """All rows of a done run in chunks, each its own short query (no long-held cursor).
+
+    Raises ReportChanged if the report stops being done with that run part-way, so that a
+    download breaks off rather than ending short as if complete.
+    """
     after = None
-    while chunk := await page_rows(db, report_pk, (), after, STREAM_CHUNK):
+    while chunk := await page_rows(db, report_pk, run, (), after, STREAM_CHUNK):
         yield chunk
         after = (chunk[-1].occurred_at, chunk[-1].seq)
+    still_done = await db.reader.execute_fetchall(
+        "SELECT 1 FROM reports WHERE pk = ? AND run = ? AND status = 'done'", (report_pk, run)
+    )
+    if not still_done:
+        raise ReportChanged()

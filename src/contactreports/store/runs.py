@@ -1,22 +1,22 @@
 """A report run as the worker sees it: claim, copy matching events in chunks, finish.
 
-Only the latest claimant of a run may write: every write checks (run, attempts), so a
-duplicated or stale job (the report was deleted or re-run meanwhile) stops without writing.
-Rows are visible only once the report is `done`, so a run's rows appear all at once.
+Only the latest claimant of a run may write: every write checks the report's id, run and
+attempt, so a duplicated or stale job (the report was deleted, re-run or taken over)
+stops without writing. Rows are visible only once the report is `done`, so a run's rows
+appear all at once.
 """
 
 from __future__ import annotations
 
-import msgspec
-
 import aiosqlite
+import msgspec
 
 from contactreports.catalogue import ACTION_CODES
 from contactreports.models import ReportSpec, now_ms
 from contactreports.store.database import Database
 
-# Where matching events live; a search with include_archived reads both, in this order.
-SOURCES = ("events", "archived_events")
+# Where matching events live; a search with include_archived reads both.
+HOT, ARCHIVED = "events", "archived_events"
 
 
 class StaleRun(Exception):
@@ -24,6 +24,7 @@ class StaleRun(Exception):
 
 
 class Claim(msgspec.Struct, kw_only=True):
+    report_id: str
     report_pk: int
     run: int
     attempts: int
@@ -31,8 +32,7 @@ class Claim(msgspec.Struct, kw_only=True):
     spec: ReportSpec
     scanned: int
     total: int
-    # Resume point: the source index and the last (occurred_at, seq) copied from it.
-    source: int
+    # The last (occurred_at, seq) copied: the next chunk starts right after it.
     after: tuple[int, int]
 
 
@@ -48,49 +48,45 @@ async def claim_run(db: Database, report_id: str, run: int) -> Claim | None:
             " started_at = coalesce(started_at, ?), heartbeat_at = ?"
             " WHERE id = ? AND run = ? AND status IN ('queued', 'processing')"
             " RETURNING pk, attempts, account_id, email, actions, start_at, end_at, include_archived,"
-            " scanned, total, scan_source, scan_after_at, scan_after_seq",
+            " scanned, total, scan_after_at, scan_after_seq",
             (now, now, report_id, run),
         )
         if not rows:
             return None
-        (pk, attempts, account_id, email, actions, start, end, archived,
-         scanned, total, source, after_at, after_seq) = rows[0]
+        (pk, attempts, account_id, email, actions, start, end, archived, scanned, total, after_at, after_seq) = rows[0]
         spec = ReportSpec(email, tuple(msgspec.json.decode(actions)), start, end, bool(archived))
-        if source is None:  # a fresh run: forget rows of earlier runs
+        if after_at is None:  # a fresh run: forget the rows of earlier runs
             await conn.execute("DELETE FROM report_rows WHERE report_pk = ?", (pk,))
-            source, after_at, after_seq = 0, start, 0
+            # (start, 0) sorts before every event at `start`: seq is never below 1.
+            after_at, after_seq = start, 0
             total = await _count_matching(conn, account_id, spec)
             await conn.execute(
-                "UPDATE reports SET total = ?, scan_source = 0, scan_after_at = ?, scan_after_seq = 0 WHERE pk = ?",
-                (total, start, pk),
+                "UPDATE reports SET total = ?, scan_after_at = ?, scan_after_seq = ? WHERE pk = ?",
+                (total, after_at, after_seq, pk),
             )
     return Claim(
-        report_pk=pk, run=run, attempts=attempts, account_id=account_id, spec=spec,
-        scanned=scanned, total=total, source=source, after=(after_at, after_seq),
+        report_id=report_id, report_pk=pk, run=run, attempts=attempts, account_id=account_id, spec=spec,
+        scanned=scanned, total=total, after=(after_at, after_seq),
     )
 
 
 async def copy_chunk(db: Database, claim: Claim, limit: int) -> int:
     """Copy up to `limit` further matching events into the report's rows; 0 when all are copied.
 
-    Advances claim.source/after/scanned and the report's progress and heartbeat in the same
-    transaction, so a crash resumes exactly after the last committed chunk.
+    Advances the resume point, progress and heartbeat in the same transaction, so a crash
+    resumes exactly after the last committed chunk.
     """
     async with db.transaction() as conn:
         await _check_owner(conn, claim)
-        copied = 0
-        while claim.source < len(_sources(claim.spec)) and not copied:
-            copied = await _copy_from(conn, claim, limit)
-            if not copied:
-                claim.source += 1
-                claim.after = (claim.spec.start, 0)
-        claim.scanned += copied
+        keys = await conn.execute_fetchall(*_copy_statement(claim, limit))
+        if keys:
+            claim.after = max(keys)
+            claim.scanned += len(keys)
         await conn.execute(
-            "UPDATE reports SET scanned = ?, heartbeat_at = ?, scan_source = ?, scan_after_at = ?, scan_after_seq = ?"
-            " WHERE pk = ?",
-            (claim.scanned, now_ms(), claim.source, *claim.after, claim.report_pk),
+            "UPDATE reports SET scanned = ?, heartbeat_at = ?, scan_after_at = ?, scan_after_seq = ? WHERE pk = ?",
+            (claim.scanned, now_ms(), *claim.after, claim.report_pk),
         )
-    return copied
+    return len(keys)
 
 
 async def finish_run(db: Database, claim: Claim) -> int:
@@ -121,50 +117,68 @@ async def fail_run(db: Database, report_id: str, run: int, error: str) -> bool:
     return bool(rows)
 
 
-def _sources(spec: ReportSpec) -> tuple[str, ...]:
-    return SOURCES if spec.include_archived else SOURCES[:1]
+async def queued_runs(db: Database) -> list[tuple[str, int]]:
+    """(report id, run) of every queued report, oldest first."""
+    rows = await db.reader.execute_fetchall("SELECT id, run FROM reports WHERE status = 'queued' ORDER BY pk")
+    return [(row[0], row[1]) for row in rows]
 
 
-def _match(spec: ReportSpec) -> tuple[str, tuple]:
-    codes = [ACTION_CODES[action] for action in spec.actions]
-    return (
-        f"account_id = ? AND email = ? AND occurred_at < ? AND action IN ({', '.join('?' * len(codes))})",
-        (spec.email, spec.end, *codes),
+async def abandoned_runs(db: Database, heartbeat_before: int) -> list[tuple[str, int, int]]:
+    """(report id, run, attempts) of processing reports whose heartbeat stopped before then."""
+    rows = await db.reader.execute_fetchall(
+        "SELECT id, run, attempts FROM reports WHERE status = 'processing' AND heartbeat_at < ? ORDER BY pk",
+        (heartbeat_before,),
     )
+    return [(row[0], row[1], row[2]) for row in rows]
+
+
+def _match(table: str, spec: ReportSpec) -> str:
+    codes = ", ".join(str(ACTION_CODES[action]) for action in spec.actions)  # catalogue integers, not input
+    return f"SELECT occurred_at, seq, action, campaign_pk, details FROM {table}" \
+           f" WHERE account_id = ? AND email = ? AND occurred_at < ? AND action IN ({codes})"
+
+
+def _tables(spec: ReportSpec) -> tuple[str, ...]:
+    return (HOT, ARCHIVED) if spec.include_archived else (HOT,)
 
 
 async def _count_matching(conn: aiosqlite.Connection, account_id: int, spec: ReportSpec) -> int:
-    where, params = _match(spec)
     total = 0
-    for table in _sources(spec):
-        rows = await conn.execute_fetchall(
-            f"SELECT count(*) FROM {table} WHERE {where} AND occurred_at >= ?", (account_id, *params, spec.start)
-        )
+    for table in _tables(spec):
+        query = _match(table, spec).replace("occurred_at, seq, action, campaign_pk, details", "count(*)", 1)
+        rows = await conn.execute_fetchall(f"{query} AND occurred_at >= ?", (account_id, spec.email, spec.end, spec.start))
         total += rows[0][0]
     return total
 
 
-async def _copy_from(conn: aiosqlite.Connection, claim: Claim, limit: int) -> int:
-    where, params = _match(claim.spec)
-    table = _sources(claim.spec)[claim.source]
-    # (occurred_at, seq) > (after) starts the index range scan right after the last copied row;
-    # the first chunk starts at (start, 0), and seq is never below 1.
-    keys = await conn.execute_fetchall(
-        "INSERT INTO report_rows (report_pk, occurred_at, seq, action, campaign_pk, details)"
-        f" SELECT ?, occurred_at, seq, action, campaign_pk, details FROM {table}"
-        f" WHERE {where} AND (occurred_at, seq) > (?, ?) ORDER BY occurred_at, seq LIMIT ?"
+def _copy_statement(claim: Claim, limit: int) -> tuple[str, tuple]:
+    """INSERT the next `limit` matching events (by occurred_at, seq) after the resume point.
+
+    Each table is an index range scan cut at `limit`. With archived campaigns included, both
+    tables are read as one stream in key order: a campaign archived or restored mid-run moves
+    its events between the tables with their keys, so the one resume point stays right.
+    """
+    spec, after = claim.spec, claim.after
+    scans = [f"{_match(table, spec)} AND (occurred_at, seq) > (?, ?) ORDER BY occurred_at, seq LIMIT ?"
+             for table in _tables(spec)]
+    params = [claim.account_id, spec.email, spec.end, *after, limit] * len(scans)
+    if len(scans) == 1:
+        source = scans[0]
+    else:
+        source = ("SELECT * FROM (" + " UNION ALL ".join(f"SELECT * FROM ({scan})" for scan in scans)
+                  + ") ORDER BY occurred_at, seq LIMIT ?")
+        params.append(limit)
+    return (
+        f"INSERT INTO report_rows (report_pk, occurred_at, seq, action, campaign_pk, details) SELECT ?, * FROM ({source})"
         " RETURNING occurred_at, seq",
-        (claim.report_pk, claim.account_id, *params, *claim.after, limit),
+        (claim.report_pk, *params),
     )
-    if keys:
-        claim.after = max(keys)
-    return len(keys)
 
 
 async def _check_owner(conn: aiosqlite.Connection, claim: Claim) -> None:
     rows = await conn.execute_fetchall(
-        "SELECT 1 FROM reports WHERE pk = ? AND run = ? AND attempts = ? AND status = 'processing'",
-        (claim.report_pk, claim.run, claim.attempts),
+        "SELECT 1 FROM reports WHERE pk = ? AND id = ? AND run = ? AND attempts = ? AND status = 'processing'",
+        (claim.report_pk, claim.report_id, claim.run, claim.attempts),
     )
     if not rows:
         raise StaleRun()

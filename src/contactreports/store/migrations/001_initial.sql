@@ -62,7 +62,9 @@ CREATE TABLE event_ids (
 ) WITHOUT ROWID;
 
 CREATE TABLE reports (
-    pk INTEGER PRIMARY KEY,
+    -- AUTOINCREMENT: a deleted report's pk is never reused, so nothing addressed to it
+    -- (a stale job, a cursor) can reach a newer report.
+    pk INTEGER PRIMARY KEY AUTOINCREMENT,
     id TEXT NOT NULL UNIQUE,
     account_id INTEGER NOT NULL REFERENCES accounts (id),
     email TEXT NOT NULL,
@@ -81,9 +83,7 @@ CREATE TABLE reports (
     started_at INTEGER,
     finished_at INTEGER,
     heartbeat_at INTEGER,
-    -- Where an interrupted run resumes: the source table (0 events, 1 archived_events)
-    -- and the last (occurred_at, seq) copied from it. NULL: the run has not started.
-    scan_source INTEGER,
+    -- Where an interrupted run resumes: the last (occurred_at, seq) copied. NULL: not started.
     scan_after_at INTEGER,
     scan_after_seq INTEGER
 );
