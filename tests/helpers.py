@@ -61,7 +61,7 @@ def parse_ts(text: str) -> datetime:
 def show_ts(moment: datetime) -> str:
     """The contract's response format, written out independently of the product's code."""
     utc = moment.astimezone(timezone.utc)
-    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+    return f"{utc.year:04d}-{utc.month:02d}-{utc.day:02d}T{utc:%H:%M:%S}.{utc.microsecond // 1000:03d}Z"
 
 
 def oracle(events: list[dict], campaigns: dict[str, dict], *, email: str, actions: list[str], start: str,

@@ -9,8 +9,12 @@ from datetime import timezone
 
 import httpx
 import openpyxl
+from openpyxl.utils.escape import unescape
 import pytest
 
+from contactreports import exports
+from contactreports.store.database import Database
+from contactreports.store.rows import stream_rows
 from helpers import all_rows, create_report, ingest, parse_ts, put_campaign, wait_done
 
 SEARCH = {"email": "ann@example.com", "categories": ["email", "campaign"],
@@ -22,6 +26,10 @@ async def report(client: httpx.AsyncClient) -> dict:
     await put_campaign(client, "plain", "Spring sale")
     await put_campaign(client, "evil", '=HYPERLINK("https://evil.example","click me")')
     await put_campaign(client, "minus", "-10% for you")
+    await put_campaign(client, "plus", "+1 offer")
+    await put_campaign(client, "at", "@everyone")
+    await put_campaign(client, "tab", "\tindented")
+    await put_campaign(client, "cr", "\rreturn")
     await ingest(client, [
         {"email": "ann@example.com", "action": "email.sent", "occurred_at": "2026-03-01T09:30:00.123Z", "campaign_id": "plain"},
         {"email": "ann@example.com", "action": "email.clicked", "occurred_at": "2026-03-01T10:00:00Z", "campaign_id": "evil",
@@ -29,6 +37,8 @@ async def report(client: httpx.AsyncClient) -> dict:
         {"email": "ann@example.com", "action": "email.opened", "occurred_at": "2026-03-02T10:00:00Z", "campaign_id": "minus"},
         {"email": "ann@example.com", "action": "campaign.profile_updated", "occurred_at": "2026-03-03T10:00:00Z",
          "details": {"city": "@home"}},
+        *({"email": "ann@example.com", "action": "email.sent", "occurred_at": f"2026-03-04T10:00:0{n}Z", "campaign_id": c}
+          for n, c in enumerate(("plus", "at", "tab", "cr"))),
     ])
     return await wait_done(client, (await create_report(client, **SEARCH))["id"])
 
@@ -53,6 +63,10 @@ async def test_csv_export_matches_the_rows_with_formulas_neutralised(client: htt
          '{"url":"https://shop.example.com/a,b","note":"quote \\" and\\nnewline"}'],
         ["2026-03-02T10:00:00.000Z", "'-10% for you", "email.opened", "{}"],
         ["2026-03-03T10:00:00.000Z", "", "campaign.profile_updated", '{"city":"@home"}'],
+        ["2026-03-04T10:00:00.000Z", "'+1 offer", "email.sent", "{}"],
+        ["2026-03-04T10:00:01.000Z", "'@everyone", "email.sent", "{}"],
+        ["2026-03-04T10:00:02.000Z", "'\tindented", "email.sent", "{}"],
+        ["2026-03-04T10:00:03.000Z", "'\rreturn", "email.sent", "{}"],
     ]
 
 
@@ -62,7 +76,7 @@ async def test_ndjson_export_lines_are_the_rows_objects(client: httpx.AsyncClien
     assert response.headers["content-type"] == "application/x-ndjson"
     lines = [json.loads(line) for line in response.text.splitlines()]
     assert lines == await all_rows(client, report["id"])
-    assert len(lines) == 4
+    assert len(lines) == 8
 
 
 async def test_xlsx_export_holds_the_rows_as_text_and_real_timestamps(client: httpx.AsyncClient, report: dict) -> None:
@@ -72,7 +86,8 @@ async def test_xlsx_export_holds_the_rows_as_text_and_real_timestamps(client: ht
     values = [list(row) for row in sheet.iter_rows(values_only=True)]
     assert values[0] == ["timestamp (UTC)", "campaign", "action", "details"]
     rows = await all_rows(client, report["id"])
-    assert [[when.replace(tzinfo=timezone.utc), campaign, action, json.loads(details)]
+    # XLSX stores a carriage return as _x000D_, which Excel shows as one; openpyxl leaves it escaped.
+    assert [[when.replace(tzinfo=timezone.utc), campaign and unescape(campaign), action, json.loads(details)]
             for when, campaign, action, details in values[1:]] == [
         [parse_ts(row["occurred_at"]), row["campaign"]["name"] if row["campaign"] else None, row["action"], row["details"]]
         for row in rows]
@@ -97,3 +112,33 @@ async def test_export_errors(client: httpx.AsyncClient, paused_client: httpx.Asy
     early = await paused_client.get(f"/api/reports/{queued['id']}/export", params={"format": "csv"})
     assert early.status_code == 409
     assert early.headers["content-type"] == "application/problem+json"
+
+
+async def test_xlsx_continues_on_a_new_sheet_past_excels_row_limit(
+    db: Database, report: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(exports, "XLSX_ROWS_PER_SHEET", 3)  # Excel's is 1,048,575: the same code path, smaller
+    pk = (await db.reader.execute_fetchall("SELECT pk FROM reports WHERE id = ?", (report["id"],)))[0][0]
+
+    with await exports.write_xlsx(stream_rows(db, pk, 1)) as file:
+        workbook = openpyxl.load_workbook(io.BytesIO(file.read()))
+
+    assert workbook.sheetnames == ["Rows", "Rows 2", "Rows 3"]
+    actions = [[row[2] for row in sheet.iter_rows(min_row=2, values_only=True)] for sheet in workbook.worksheets]
+    assert actions == [["email.sent", "email.clicked", "email.opened"],
+                       ["campaign.profile_updated", "email.sent", "email.sent"], ["email.sent", "email.sent"]]
+
+
+async def test_a_cell_too_long_for_excel_is_a_422_before_any_download(client: httpx.AsyncClient) -> None:
+    await ingest(client, [{"email": "ann@example.com", "action": "email.clicked", "occurred_at": "2026-03-01T10:00:00Z",
+                           "details": {"url": "https://x.example/" + "a" * 40_000}}])
+    report = await wait_done(client, (await create_report(client, **SEARCH))["id"])
+
+    response = await client.get(f"/api/reports/{report['id']}/export", params={"format": "xlsx"})
+
+    assert response.status_code == 422
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["detail"] == (
+        "the row of 2026-03-01T10:00:00.000Z has a details of 40,028 characters; an Excel cell holds at most 32,767: "
+        "export as CSV or NDJSON instead")
+    assert (await download(client, report["id"], "csv")).text.count("a" * 40_000) == 1

@@ -1,4 +1,4 @@
-"""The database is the truth: a queued report whose job Redis lost is enqueued again."""
+"""The database is the truth: runs whose job Redis lost, or whose worker died, are enqueued again."""
 
 from __future__ import annotations
 
@@ -6,8 +6,10 @@ import httpx
 from arq.connections import ArqRedis
 
 from contactreports.config import Settings
+from contactreports.jobs.generate import generate_report
 from contactreports.jobs.queue import job_id
 from contactreports.jobs.reconcile import reconcile
+from contactreports.store.runs import claim_run
 from contactreports.store.database import Database
 from helpers import create_report
 
@@ -16,19 +18,53 @@ SEARCH = {"email": "ann@example.com", "categories": ["sms"],
 QUEUE = "contactreports:reconcile-test"
 
 
+async def forget_test_queue(redis: ArqRedis) -> None:
+    """Drop the test queue and its jobs' keys, so no job id stays taken for the real worker."""
+    jobs = [f"arq:job:{member.decode()}" for member in await redis.zrange(QUEUE, 0, -1)]
+    await redis.delete(QUEUE, *jobs)
+
+
 async def test_a_queued_report_whose_job_was_lost_is_enqueued_again(
     paused_client: httpx.AsyncClient, db: Database, database_url: str, redis_url: str
 ) -> None:
     report = await create_report(paused_client, **SEARCH)
     redis = ArqRedis.from_url(redis_url)
     ctx = {"db": db, "redis": redis, "settings": Settings(database_url=database_url, queue_name=QUEUE)}
+    ours = job_id(report["id"], 1).encode()
     try:
-        assert await reconcile(ctx) == 0  # every queued report still has its job
+        await reconcile(ctx)
+        assert ours not in await redis.zrange(QUEUE, 0, -1)  # its job is still in Redis: nothing to do
         await redis.delete(f"arq:job:{job_id(report['id'], 1)}")  # as a FLUSHALL or eviction would
 
-        assert await reconcile(ctx) == 1
-        assert await redis.zrange(QUEUE, 0, -1) == [job_id(report["id"], 1).encode()]
-        assert await reconcile(ctx) == 0
+        await reconcile(ctx)
+
+        assert ours in await redis.zrange(QUEUE, 0, -1)
+        assert await redis.exists(f"arq:job:{job_id(report['id'], 1)}") == 1
     finally:
-        await redis.delete(QUEUE, f"arq:job:{job_id(report['id'], 1)}")
+        await forget_test_queue(redis)
+        await redis.aclose()
+
+
+async def test_a_processing_report_whose_heartbeat_stopped_is_retried_under_a_new_job_id(
+    paused_client: httpx.AsyncClient, db: Database, database_url: str, redis_url: str
+) -> None:
+    report = await create_report(paused_client, **SEARCH)
+    assert await claim_run(db, report["id"], 1) is not None  # a worker took it, then died
+    redis = ArqRedis.from_url(redis_url)
+    # Nothing is stale after 30 s yet; with 0 s, the dead worker's heartbeat already is.
+    patient = {"db": db, "redis": redis, "settings": Settings(database_url=database_url, queue_name=QUEUE)}
+    impatient = {**patient, "settings": Settings(database_url=database_url, queue_name=QUEUE, stale_after_seconds=0)}
+    retry = job_id(report["id"], 1, retry_after_attempt=1)
+    try:
+        await reconcile(patient)
+        assert retry.encode() not in await redis.zrange(QUEUE, 0, -1)
+
+        await reconcile(impatient)
+
+        assert retry.encode() in await redis.zrange(QUEUE, 0, -1)
+        assert await generate_report({"db": db, "settings": impatient["settings"]}, report["id"], 1) == "done: 0 rows"
+        body = (await paused_client.get(f"/api/reports/{report['id']}")).json()
+        assert (body["status"], body["attempts"]) == ("done", 2)
+    finally:
+        await forget_test_queue(redis)
         await redis.aclose()
