@@ -31,7 +31,8 @@ class InvalidEvents(Exception):
 _decode_array = msgspec.json.Decoder(list[EventIn]).decode
 _decode_one = msgspec.json.Decoder(EventIn).decode
 _AT_PATH = re.compile(r"^(?P<message>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.DOTALL)
-_NAMED_FIELD = re.compile(r"field `([^`]+)`")
+# msgspec names a missing or unknown field in its message: "Object missing required field `email`".
+NAMED_FIELD = re.compile(r"field `([^`]+)`")
 
 
 def field_error(error: msgspec.ValidationError, prefix: str = "") -> FieldError:
@@ -39,7 +40,7 @@ def field_error(error: msgspec.ValidationError, prefix: str = "") -> FieldError:
     match = _AT_PATH.match(str(error))
     assert match is not None  # the pattern matches any text
     path = prefix + (match["path"] or "")
-    named = _NAMED_FIELD.search(match["message"])  # "Object missing required field `email`"
+    named = NAMED_FIELD.search(match["message"])
     if named:
         path = f"{path}.{named[1]}"
     return FieldError(path.lstrip(".") or "body", match["message"])

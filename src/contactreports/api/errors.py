@@ -11,6 +11,7 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi import ResponseSpec
 
+from contactreports.ingest import NAMED_FIELD
 from contactreports.models import FieldError
 
 log = logging.getLogger(__name__)
@@ -56,7 +57,6 @@ def not_found(what: str) -> ProblemError:
     return ProblemError(404, f"No such {what}.")
 
 
-_NAMED_FIELD = re.compile(r"field `([^`]+)`")
 _MISSING_PARAMETER = re.compile(r"^Missing required (\w+) parameter '([^']+)'")
 
 
@@ -76,7 +76,7 @@ def handle_validation(_: Request, error: ValidationException) -> Response[Proble
         if key == "data" and message == "'data'":  # how Litestar reports an empty body
             message = "a JSON body is required"
         if key in ("", "data"):  # the body as a whole: the field, if any, is named in the message
-            named = _NAMED_FIELD.search(message)
+            named = NAMED_FIELD.search(message)
             key = named[1] if named else "body"
         errors.append(FieldError(key, message))
     if missing := _MISSING_PARAMETER.match(error.detail):
