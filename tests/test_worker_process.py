@@ -29,6 +29,11 @@ async def test_the_worker_survives_a_redis_restart_then_stops_on_sigterm(tmp_pat
     try:
         await wait_until(lambda: redis.exists(f"{QUEUE}:health-check"))  # the worker is polling
         stop_redis(redis_process)
+
+        async def noticed() -> bool:
+            return "worker lost Redis" in worker.log.read_text()
+
+        await wait_until(noticed)
         redis_process, _ = start_redis(tmp_path / "redis-2", port=port)  # a new, empty Redis
         spec = ReportSpec("ann@example.com", ("email.opened",), 0, 10**13, False)
         report = await create_report(db, account.id, spec)
@@ -45,7 +50,6 @@ async def test_the_worker_survives_a_redis_restart_then_stops_on_sigterm(tmp_pat
         await redis.aclose()
         stop_redis(redis_process)
         await db.close()
-    assert "worker lost Redis" in worker.log.read_text()
 
 
 async def _done(db: Database, account_id: int, report_id: str):

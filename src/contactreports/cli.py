@@ -147,7 +147,7 @@ def _print_welcome(url: str, has_demo: bool) -> None:
 async def _with_db(settings: Settings, action):
     from contactreports.store.database import Database
 
-    db = await Database.open(settings.database_url)
+    db = await Database.open(settings.database_url, settings.busy_timeout_ms)
     try:
         return await action(db)
     finally:

@@ -17,6 +17,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     port: int = 8000
     queue_name: str = "contactreports:reports"
     max_body_bytes: int = 16 * 1024 * 1024
+    # An event's details, as JSON: rows are paged by count, so this bounds a page's size.
+    max_details_bytes: int = 16 * 1024
+    # How long a write waits for another process's write lock before giving up (503 / retry).
+    busy_timeout_ms: int = 10_000
     max_events_per_batch: int = 10_000
     max_window_days: int = 3 * 366
     # Rows the worker reads and writes per transaction: big enough to amortise the

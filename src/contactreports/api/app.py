@@ -34,7 +34,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        db = await Database.open(settings.database_url)
+        db = await Database.open(settings.database_url, settings.busy_timeout_ms)
         # Connects lazily: the API starts (and /health says so) even while Redis is down.
         redis = ArqRedis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=5)
         app.state.update(db=db, redis=redis, settings=settings, cursors=Cursors(await cursor_secret(db)))

@@ -13,6 +13,7 @@ from litestar.openapi import ResponseSpec
 
 from contactreports.ingest import NAMED_FIELD
 from contactreports.models import FieldError
+from contactreports.store.database import StoreBusy
 
 log = logging.getLogger(__name__)
 PROBLEM_JSON = "application/problem+json"
@@ -91,6 +92,13 @@ def handle_http(_: Request, error: HTTPException) -> Response[Problem]:
     return _problem_response(problem(status, detail or HTTPStatus(status).description), error.headers)
 
 
+def handle_busy(_: Request, error: StoreBusy) -> Response[Problem]:
+    return _problem_response(
+        problem(503, "The database is busy with a large change; try again in a moment. Nothing was stored."),
+        {"Retry-After": "1"},
+    )
+
+
 def handle_unexpected(request: Request, error: Exception) -> Response[Problem]:
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=error)
     return _problem_response(problem(500, "Something went wrong on our side; it has been logged."))
@@ -106,5 +114,6 @@ EXCEPTION_HANDLERS = {
     ProblemError: handle_problem,
     ValidationException: handle_validation,
     HTTPException: handle_http,
+    StoreBusy: handle_busy,
     Exception: handle_unexpected,
 }

@@ -22,7 +22,7 @@ def run_worker_forever(settings: Settings) -> None:
     # arq's Worker runs on the thread's event loop; the database connection lives on it too.
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
-    db = loop.run_until_complete(Database.open(settings.database_url))
+    db = loop.run_until_complete(Database.open(settings.database_url, settings.busy_timeout_ms))
     try:
         while not _run_once(Worker(**worker_settings(settings, db))):
             time.sleep(RESTART_DELAY_SECONDS)

@@ -13,16 +13,14 @@ import aiosqlite
 
 from contactreports.config import sqlite_path
 
-BUSY_TIMEOUT_MS = 10_000
+DEFAULT_BUSY_TIMEOUT_MS = 10_000
 # SQLite allows 32,766 bound parameters; IN lists stay well below it.
 IN_CHUNK = 500
-PRAGMAS = (
-    # First, so that even switching to WAL waits for a process opening the file at the same time.
-    f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}",
-    "PRAGMA journal_mode = WAL",
-    "PRAGMA synchronous = NORMAL",
-    "PRAGMA foreign_keys = ON",
-)
+PRAGMAS = ("PRAGMA journal_mode = WAL", "PRAGMA synchronous = NORMAL", "PRAGMA foreign_keys = ON")
+
+
+class StoreBusy(Exception):
+    """Another process held the database's write lock for longer than the busy timeout: try again."""
 
 
 class Database:
@@ -40,13 +38,13 @@ class Database:
         self._write_lock = asyncio.Lock()
 
     @classmethod
-    async def open(cls, database_url: str) -> Database:
+    async def open(cls, database_url: str, busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS) -> Database:
         path = sqlite_path(database_url)
         path.parent.mkdir(parents=True, exist_ok=True)
-        writer = await _connect(path)
+        writer = await _connect(path, busy_timeout_ms)
         try:
             await _migrate(writer)
-            reader = await _connect(path)
+            reader = await _connect(path, busy_timeout_ms)
         except BaseException:
             await writer.close()
             raise
@@ -58,12 +56,18 @@ class Database:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+        """A write transaction; raises StoreBusy when the write lock could not be had in time."""
         async with self._write_lock:
-            await self._writer.execute("BEGIN IMMEDIATE")
+            try:
+                await self._writer.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as error:
+                raise _busy_or(error) from error
             try:
                 yield self._writer
-            except BaseException:
+            except BaseException as error:
                 await self._writer.rollback()
+                if isinstance(error, sqlite3.OperationalError):
+                    raise _busy_or(error) from error
                 raise
             await self._writer.commit()
 
@@ -71,9 +75,15 @@ class Database:
         await self.reader.execute_fetchall("SELECT 1")
 
 
-async def _connect(path: Path) -> aiosqlite.Connection:
-    # isolation_level=None: we issue BEGIN/COMMIT ourselves.
-    conn = await aiosqlite.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
+def _busy_or(error: sqlite3.OperationalError) -> Exception:
+    return StoreBusy(str(error)) if "locked" in str(error) or "busy" in str(error) else error
+
+
+async def _connect(path: Path, busy_timeout_ms: int) -> aiosqlite.Connection:
+    # isolation_level=None: we issue BEGIN/COMMIT ourselves. The timeout is SQLite's busy
+    # timeout, set before the first statement: even switching to WAL waits for a process
+    # opening the file at the same time.
+    conn = await aiosqlite.connect(path, isolation_level=None, timeout=busy_timeout_ms / 1000)
     for pragma in PRAGMAS:
         await conn.execute(pragma)
     return conn

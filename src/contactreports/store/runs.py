@@ -104,17 +104,15 @@ async def finish_run(db: Database, claim: Claim) -> int:
     return row_count
 
 
-async def fail_run(db: Database, report_id: str, run: int, error: str) -> bool:
-    """Mark an active run failed with a reason; False if the run is stale."""
+async def fail_run(db: Database, claim: Claim, error: str) -> None:
+    """Mark the run failed with a reason, if this claim still owns it."""
     async with db.transaction() as conn:
-        rows = await conn.execute_fetchall(
-            "UPDATE reports SET status = 'failed', error = ?, finished_at = ?, heartbeat_at = NULL"
-            " WHERE id = ? AND run = ? AND status IN ('queued', 'processing') RETURNING pk",
-            (error, now_ms(), report_id, run),
+        await _check_owner(conn, claim)
+        await conn.execute(
+            "UPDATE reports SET status = 'failed', error = ?, finished_at = ?, heartbeat_at = NULL WHERE pk = ?",
+            (error, now_ms(), claim.report_pk),
         )
-        if rows:
-            await conn.execute("DELETE FROM report_rows WHERE report_pk = ?", (rows[0][0],))
-    return bool(rows)
+        await conn.execute("DELETE FROM report_rows WHERE report_pk = ?", (claim.report_pk,))
 
 
 async def queued_runs(db: Database) -> list[tuple[str, int]]:
