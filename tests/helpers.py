@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from datetime import datetime, timezone
 from typing import Any
 
@@ -64,6 +65,11 @@ def show_ts(moment: datetime) -> str:
     return f"{utc.year:04d}-{utc.month:02d}-{utc.day:02d}T{utc:%H:%M:%S}.{utc.microsecond // 1000:03d}Z"
 
 
+def same_address(a: str, b: str) -> bool:
+    """The contract: trimmed, lower-cased; and one Unicode form (NFC) for accented letters."""
+    return unicodedata.normalize("NFC", a).strip().lower() == unicodedata.normalize("NFC", b).strip().lower()
+
+
 def oracle(events: list[dict], campaigns: dict[str, dict], *, email: str, actions: list[str], start: str,
            end: str, include_archived: bool = False) -> list[dict]:
     """The rows a report must have, straight from the contract's definition.
@@ -78,7 +84,7 @@ def oracle(events: list[dict], campaigns: dict[str, dict], *, email: str, action
             seen_ids.add(event["id"])
         moment = parse_ts(event["occurred_at"])
         campaign = campaigns.get(event.get("campaign_id") or "")
-        if (event["email"].strip().lower() == email.strip().lower() and event["action"] in actions
+        if (same_address(event["email"], email) and event["action"] in actions
                 and parse_ts(start) <= moment < parse_ts(end)
                 and (campaign is None or not campaign["archived"] or include_archived)):
             matching.append((moment, position, event, campaign))

@@ -50,6 +50,10 @@ async def test_event_ids_are_per_account(client: httpx.AsyncClient, api: str, ne
 @pytest.mark.parametrize(("event", "field", "message"), [
     ({**EVENT, "email": "not-an-email"}, "[1].email", "not an email address"),
     ({**EVENT, "email": "ann@@example.com"}, "[1].email", "not an email address"),
+    ({**EVENT, "email": "ann\u202e@example.com"}, "[1].email", "not an email address"),
+    ({**EVENT, "email": "ann\u200b@example.com"}, "[1].email", "not an email address"),
+    ({**EVENT, "email": "ann\x00@example.com"}, "[1].email", "not an email address"),
+    ({**EVENT, "details": {"blob": "x" * 16_384}}, "[1].details", "at most 16,384 bytes of JSON, got 16,395"),
     ({**EVENT, "action": "email.teleported"}, "[1].action", "unknown action 'email.teleported'; see GET /api/actions"),
     ({**EVENT, "occurred_at": "2026-03-01T09:30:00"}, "[1].occurred_at", "Expected `datetime` with a timezone component"),
     ({**EVENT, "occurred_at": "yesterday"}, "[1].occurred_at", "Invalid RFC3339 encoded datetime"),

@@ -5,13 +5,16 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections.abc import Iterator
 from datetime import timezone
+from pathlib import Path
 
 import httpx
 import openpyxl
 from openpyxl.utils.escape import unescape
 import pytest
 
+from conftest import service_env, start_api
 from contactreports import exports
 from contactreports.store.database import Database
 from contactreports.store.rows import stream_rows
@@ -129,16 +132,26 @@ async def test_xlsx_continues_on_a_new_sheet_past_excels_row_limit(
                        ["campaign.profile_updated", "email.sent", "email.sent"], ["email.sent", "email.sent"]]
 
 
-async def test_a_cell_too_long_for_excel_is_a_422_before_any_download(client: httpx.AsyncClient) -> None:
-    await ingest(client, [{"email": "ann@example.com", "action": "email.clicked", "occurred_at": "2026-03-01T10:00:00Z",
-                           "details": {"url": "https://x.example/" + "a" * 40_000}}])
-    report = await wait_done(client, (await create_report(client, **SEARCH))["id"])
+@pytest.fixture(scope="module")
+def generous_api(database_url: str, redis_url: str, logs: Path, worker) -> Iterator[str]:
+    """An API that accepts event details longer than an Excel cell (the default cap is below it)."""
+    process, url = start_api(service_env(database_url, redis_url, max_details_bytes=65_536), logs, "generous-api")
+    yield url
+    process.stop()
 
-    response = await client.get(f"/api/reports/{report['id']}/export", params={"format": "xlsx"})
+
+async def test_a_cell_too_long_for_excel_is_a_422_before_any_download(generous_api: str, account) -> None:
+    async with httpx.AsyncClient(base_url=generous_api, headers=account.headers) as client:
+        await ingest(client, [{"email": "ann@example.com", "action": "email.clicked",
+                               "occurred_at": "2026-03-01T10:00:00Z", "details": {"url": "https://x.example/" + "a" * 40_000}}])
+        report = await wait_done(client, (await create_report(client, **SEARCH))["id"])
+
+        response = await client.get(f"/api/reports/{report['id']}/export", params={"format": "xlsx"})
+        csv_export = await download(client, report["id"], "csv")
 
     assert response.status_code == 422
     assert response.headers["content-type"] == "application/problem+json"
     assert response.json()["detail"] == (
         "the row of 2026-03-01T10:00:00.000Z has a details of 40,028 characters; an Excel cell holds at most 32,767: "
         "export as CSV or NDJSON instead")
-    assert (await download(client, report["id"], "csv")).text.count("a" * 40_000) == 1
+    assert csv_export.text.count("a" * 40_000) == 1

@@ -20,6 +20,8 @@ EVENTS = [
     {"email": "ann@example.com", "action": "email.clicked", "occurred_at": "2026-04-01T00:00:00Z", "campaign_id": "spring"},
     # The email is matched after trimming and lower-casing, and a time offset is honoured.
     {"email": "  ANN@Example.COM ", "action": "email.opened", "occurred_at": "2026-03-02T12:00:00+02:00", "campaign_id": "spring"},
+    # Unicode: é written as e + combining accent is the same address as é (NFC).
+    {"email": "jose\u0301@example.com", "action": "email.opened", "occurred_at": "2026-03-02T13:00:00Z"},
     # No campaign: always included.
     {"email": "ann@example.com", "action": "campaign.profile_updated", "occurred_at": "2026-03-03T08:00:00Z",
      "details": {"field": "city", "from": "Oslo", "to": "Bergen"}},
@@ -116,3 +118,10 @@ async def test_a_contact_without_events_gives_an_empty_done_report(ann: httpx.As
     assert rows == []
     assert report["row_count"] == 0
     assert report["progress"] == {"scanned": 0, "total": 0, "percent": 100.0}
+
+
+async def test_an_email_matches_whichever_way_its_accents_were_written(ann: httpx.AsyncClient) -> None:
+    report, rows = await report_rows(ann, **{**SEARCH, "email": "JOS\u00c9@example.com"})
+
+    assert report["email"] == "jos\u00e9@example.com"
+    assert [(row["occurred_at"], row["action"]) for row in rows] == [("2026-03-02T13:00:00.000Z", "email.opened")]

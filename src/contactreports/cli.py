@@ -84,7 +84,8 @@ def import_command(file: Path, account_id: int, file_format: str | None) -> None
     from contactreports.importer import import_file
 
     file_format = file_format or ("csv" if file.suffix.lower() == ".csv" else "ndjson")
-    asyncio.run(_with_db(_settings(), lambda db: import_file(db, account_id, file, file_format)))
+    settings = _settings()
+    asyncio.run(_with_db(settings, lambda db: import_file(db, account_id, file, file_format, settings.max_details_bytes)))
 
 
 @main.command()

@@ -53,27 +53,38 @@ def _cells(row: ReportRow) -> tuple[str, str, str]:
     return campaign, row.action, bytes(row.details).decode()
 
 
-async def csv_chunks(batches: AsyncIterator[list[ReportRow]]) -> AsyncIterator[bytes]:
+def _csv_lines(rows: list[ReportRow] | None) -> bytes:
+    """CSV text for some rows; None for the header line."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow(COLUMNS)
+    if rows is None:
+        writer.writerow(COLUMNS)
+    else:
+        writer.writerows((format_ms(row.occurred_at), *map(neutralise, _cells(row))) for row in rows)
+    return buffer.getvalue().encode()
+
+
+def _ndjson_lines(rows: list[ReportRow]) -> bytes:
+    buffer = bytearray()
+    for row in rows:
+        _encoder.encode_into(row_view(row), buffer, -1)
+        buffer += b"\n"
+    return bytes(buffer)
+
+
+_encoder = msgspec.json.Encoder()
+
+
+async def csv_chunks(batches: AsyncIterator[list[ReportRow]]) -> AsyncIterator[bytes]:
+    yield _csv_lines(None)
     async for batch in batches:
-        writer.writerows((format_ms(row.occurred_at), *map(neutralise, _cells(row))) for row in batch)
-        yield buffer.getvalue().encode()
-        buffer.seek(0)
-        buffer.truncate()
-    if buffer.tell():  # only the header: an empty report
-        yield buffer.getvalue().encode()
+        # Formatting is CPU work: off the event loop, so status polls stay fast during exports.
+        yield await asyncio.to_thread(_csv_lines, batch)
 
 
 async def ndjson_chunks(batches: AsyncIterator[list[ReportRow]]) -> AsyncIterator[bytes]:
-    encoder = msgspec.json.Encoder()
     async for batch in batches:
-        buffer = bytearray()
-        for row in batch:
-            encoder.encode_into(row_view(row), buffer, -1)
-            buffer += b"\n"
-        yield bytes(buffer)
+        yield await asyncio.to_thread(_ndjson_lines, batch)
 
 
 class ExportTooLarge(Exception):

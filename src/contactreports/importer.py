@@ -62,14 +62,14 @@ def _shift(errors: list[FieldError], offset: int) -> list[FieldError]:
             if e.field.startswith("[") else e for e in errors]
 
 
-async def import_file(db: Database, account_id: int, path: Path, file_format: str) -> None:
+async def import_file(db: Database, account_id: int, path: Path, file_format: str, max_details_bytes: int) -> None:
     if not await account_exists(db, account_id):
         raise click.ClickException(f"no account {account_id}")
     # Pass 1 checks every event, so a bad line stops the import before anything is stored.
     count, campaigns = 0, set()
     try:
         for batch in tqdm(_batches(path, file_format), desc="checking", unit=" batches", leave=False):
-            to_new_events(batch)
+            to_new_events(batch, max_details_bytes)
             campaigns.update(event.campaign_id for event in batch if event.campaign_id)
             count += len(batch)
     except InvalidEvents as error:
@@ -82,7 +82,7 @@ async def import_file(db: Database, account_id: int, path: Path, file_format: st
     started, ingested, duplicates = time.perf_counter(), 0, 0
     with tqdm(total=count, desc="importing", unit=" events", unit_scale=True) as bar:
         for batch in _batches(path, file_format):
-            added, skipped = await insert_events(db, account_id, to_new_events(batch))
+            added, skipped = await insert_events(db, account_id, to_new_events(batch, max_details_bytes))
             ingested, duplicates = ingested + added, duplicates + skipped
             bar.update(len(batch))
     seconds = time.perf_counter() - started

@@ -78,7 +78,7 @@ def decode_line(index: int, line: bytes) -> EventIn:
         raise InvalidEvents([FieldError(f"[{index}]", undecodable(error))]) from error
 
 
-def to_new_events(events: list[EventIn]) -> list[NewEvent]:
+def to_new_events(events: list[EventIn], max_details_bytes: int) -> list[NewEvent]:
     """Normalise the emails and check what the types cannot; raises InvalidEvents naming each bad field."""
     valid, errors = [], []
     for i, event in enumerate(events):
@@ -92,6 +92,8 @@ def to_new_events(events: list[EventIn]) -> list[NewEvent]:
             errors.append(FieldError(f"[{i}].action", f"unknown action {event.action!r}; see GET /api/actions"))
             continue
         details = msgspec.json.encode(event.details) if event.details else None
+        if details is not None and len(details) > max_details_bytes:
+            errors.append(FieldError(f"[{i}].details", f"at most {max_details_bytes:,} bytes of JSON, got {len(details):,}"))
         valid.append(NewEvent(event.id, email, action, datetime_to_ms(event.occurred_at), event.campaign_id, details))
     if errors:
         raise InvalidEvents(errors)

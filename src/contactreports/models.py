@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from datetime import datetime, timedelta, timezone
 from typing import Annotated, Literal
 
@@ -118,7 +119,8 @@ def format_ms(ms: int) -> str:
 
 
 def normalize_email(raw: str) -> str:
-    return raw.strip().lower()
+    """Trimmed and lower-cased, and NFC-normalised so that é typed either way is one address."""
+    return unicodedata.normalize("NFC", raw).strip().lower()
 
 
 def is_plausible_email(email: str) -> bool:
@@ -129,5 +131,6 @@ def is_plausible_email(email: str) -> bool:
         and "@" not in domain
         and "." in domain.strip(".")
         and len(email) <= 320
-        and not any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in email)
+        # No spaces, and no control or invisible format characters (NUL, U+202E, zero-width space...).
+        and not any(ch.isspace() or unicodedata.category(ch) in ("Cc", "Cf") for ch in email)
     )

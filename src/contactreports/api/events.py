@@ -55,7 +55,9 @@ class EventController(Controller):
         if len(data) > limit:
             raise invalid([FieldError("body", f"at most {limit:,} events per request, got {len(data):,}")])
         try:
-            ingested, duplicates = await insert_events(state.db, account.id, to_new_events(data))
+            ingested, duplicates = await insert_events(
+                state.db, account.id, to_new_events(data, state.settings.max_details_bytes)
+            )
         except InvalidEvents as error:
             raise invalid(error.errors) from error
         except UnknownCampaigns as error:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
 from typing import Annotated
 
 from litestar import Controller, Response, delete, get, post
@@ -48,17 +47,17 @@ def report_spec(data: ReportIn, settings: Settings) -> ReportSpec:
         actions.update(CATEGORY_ACTIONS.get(category, ()))
     if not data.actions and not data.categories:
         errors.append(FieldError("actions", "name at least one action or category"))
+    start, end = datetime_to_ms(data.start), datetime_to_ms(data.end)  # what is stored and searched
     out_of_range = [FieldError(name, OUT_OF_RANGE) for name in ("start", "end") if not in_range(getattr(data, name))]
     if out_of_range:
         errors += out_of_range
-    elif data.start >= data.end:
-        errors.append(FieldError("end", "must be after start"))
-    elif data.end - data.start > timedelta(days=settings.max_window_days):
+    elif start >= end:
+        errors.append(FieldError("end", "must be after start (to the millisecond)"))
+    elif end - start > settings.max_window_days * 86_400_000:
         errors.append(FieldError("end", f"the window may span at most {settings.max_window_days} days"))
     if errors:
         raise invalid(errors)
-    return ReportSpec(email, tuple(sorted(actions)), datetime_to_ms(data.start), datetime_to_ms(data.end),
-                      data.include_archived)
+    return ReportSpec(email, tuple(sorted(actions)), start, end, data.include_archived)
 
 
 def _optional_ms(ms: int | None) -> str | None:

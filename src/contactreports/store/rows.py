@@ -11,8 +11,9 @@ from contactreports.models import CampaignRef, ReportRow
 from contactreports.store.database import Database
 
 EMPTY_DETAILS = msgspec.Raw(b"{}")
-# Rows per query when streaming a whole report (exports).
-STREAM_CHUNK = 5_000
+# Rows per query when streaming a whole report (exports): small enough that one chunk's
+# query and formatting never hold up other requests for long (details are capped in size).
+STREAM_CHUNK = 1_000
 
 
 class ReportChanged(Exception):
