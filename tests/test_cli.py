@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from conftest import DEADLINE_SECONDS, service_env, wait_healthy
 from contactreports.embedded_redis import free_port
@@ -127,7 +128,7 @@ def test_up_serves_the_demo_and_the_readme_tour_works_as_printed(tmp_path: Path)
         result = subprocess.run(["bash", "-euo", "pipefail", "-c", tour], cwd=tmp_path, capture_output=True,
                                 text=True, timeout=60)
     finally:
-        up.send_signal(signal.SIGINT)
+        up.send_signal(signal.SIGTERM)  # what a process manager sends
         output, _ = up.communicate(timeout=30)
 
     assert result.returncode == 0, result.stderr
@@ -147,6 +148,9 @@ def test_up_serves_the_demo_and_the_readme_tour_works_as_printed(tmp_path: Path)
     redis_port = int(re.search(r"embedded Redis at redis://127.0.0.1:(\d+)", output)[1])
     with socket.socket() as probe:  # the embedded Redis stopped with `up`
         assert probe.connect_ex(("127.0.0.1", redis_port)) != 0
+    worker_pid = int(re.search(r"started a worker \(pid (\d+)\)", output)[1])
+    with pytest.raises(ProcessLookupError):  # and so did its worker (reaped by `up`)
+        os.kill(worker_pid, 0)
 
 
 

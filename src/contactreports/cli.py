@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -106,6 +107,10 @@ def up(host: str, port: int | None, demo: bool) -> None:
         log.info("started an embedded Redis at %s", redis_url)
     env = {**os.environ, "REDIS_URL": settings.redis_url, "DATABASE_URL": settings.database_url}
     worker_process = subprocess.Popen([sys.executable, "-m", "contactreports", "worker"], env=env)
+    log.info("started a worker (pid %s)", worker_process.pid)
+    # uvicorn re-raises SIGTERM once it has shut down; exit through `finally` then, or the
+    # worker and the embedded Redis would outlive us.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         _print_welcome(f"http://{host}:{port}", seeded)
         from contactreports.api.app import create_app
