@@ -87,6 +87,7 @@ def start_api(env: dict[str, str], logs: Path, name: str) -> tuple[Process, str]
     try:
         wait_healthy(url, process.popen)
     except RuntimeError as error:
+        process.stop()
         raise RuntimeError(f"{error}; its log:\n{process.log.read_text()}") from error
     return process, url
 

@@ -129,7 +129,11 @@ def test_up_serves_the_demo_and_the_readme_tour_works_as_printed(tmp_path: Path)
                                 text=True, timeout=60)
     finally:
         up.send_signal(signal.SIGTERM)  # what a process manager sends
-        output, _ = up.communicate(timeout=30)
+        try:
+            output, _ = up.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            up.kill()
+            raise
 
     assert result.returncode == 0, result.stderr
     print(f"demo start-up: {startup_seconds:.1f} s")
