@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import httpx
+from arq import Worker
 from arq.connections import ArqRedis
+from arq.constants import in_progress_key_prefix
 
 from contactreports.config import Settings
 from contactreports.jobs.generate import generate_report
 from contactreports.jobs.queue import job_id
 from contactreports.jobs.reconcile import reconcile
+from contactreports.jobs.worker import worker_settings
 from contactreports.store.runs import claim_run
 from contactreports.store.database import Database
 from helpers import create_report
@@ -66,5 +69,30 @@ async def test_a_processing_report_whose_heartbeat_stopped_is_retried_under_a_ne
         body = (await paused_client.get(f"/api/reports/{report['id']}")).json()
         assert (body["status"], body["attempts"]) == ("done", 2)
     finally:
+        await forget_test_queue(redis)
+        await redis.aclose()
+
+
+async def test_a_queued_job_held_by_a_dead_worker_is_retried_and_a_real_worker_completes_it(
+    paused_client: httpx.AsyncClient, db: Database, database_url: str, redis_url: str
+) -> None:
+    report = await create_report(paused_client, **SEARCH)
+    redis = ArqRedis.from_url(redis_url)
+    settings = Settings(database_url=database_url, redis_url=redis_url, queue_name=QUEUE, stale_after_seconds=0)
+    # A worker took the job (arq marks it in progress for the job timeout), then was killed.
+    held = f"{in_progress_key_prefix}{job_id(report['id'], 1)}"
+    await redis.set(held, b"1", px=60_000)
+    try:
+        await reconcile({"db": db, "redis": redis, "settings": settings})
+        assert job_id(report["id"], 1, retry_after_attempt=0).encode() in await redis.zrange(QUEUE, 0, -1)
+
+        worker = Worker(**{**worker_settings(settings, db), "redis_pool": redis, "burst": True,
+                           "handle_signals": False, "cron_jobs": [], "on_startup": None})
+        await worker.main()
+
+        body = (await paused_client.get(f"/api/reports/{report['id']}")).json()
+        assert (body["status"], body["attempts"], body["row_count"]) == ("done", 1, 0)
+    finally:
+        await redis.delete(held)
         await forget_test_queue(redis)
         await redis.aclose()

@@ -36,14 +36,15 @@ def report_from_row(row: tuple) -> Report:
 
 async def create_report(db: Database, account_id: int, spec: ReportSpec) -> Report:
     """Insert a queued report; raises ActiveReportExists if the account has an active one."""
+    now = now_ms()
     async with db.transaction() as conn:
         try:
             rows = await conn.execute_fetchall(
                 "INSERT INTO reports (id, account_id, email, actions, start_at, end_at, include_archived,"
-                " status, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', ?)"
+                " status, created_at, queued_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?)"
                 f" RETURNING {REPORT_COLUMNS}",
                 (uuid.uuid4().hex, account_id, spec.email, json.dumps(list(spec.actions)), spec.start, spec.end,
-                 int(spec.include_archived), now_ms()),
+                 int(spec.include_archived), now, now),
             )
         except sqlite3.IntegrityError as error:
             raise await _active_report_error(conn, account_id, error) from error
@@ -55,12 +56,12 @@ async def rerun_report(db: Database, account_id: int, report_id: str) -> Report 
     async with db.transaction() as conn:
         try:
             rows = await conn.execute_fetchall(
-                "UPDATE reports SET status = 'queued', run = run + 1, attempts = 0, scanned = 0, total = NULL,"
+                "UPDATE reports SET status = 'queued', queued_at = ?, run = run + 1, attempts = 0, scanned = 0, total = NULL,"
                 " row_count = NULL, error = NULL, started_at = NULL, finished_at = NULL, heartbeat_at = NULL,"
                 " scan_after_at = NULL, scan_after_seq = NULL"
                 " WHERE account_id = ? AND id = ? AND status IN ('done', 'failed')"
                 f" RETURNING {REPORT_COLUMNS}",
-                (account_id, report_id),
+                (now_ms(), account_id, report_id),
             )
         except sqlite3.IntegrityError as error:
             raise await _active_report_error(conn, account_id, error) from error

@@ -115,10 +115,10 @@ async def fail_run(db: Database, claim: Claim, error: str) -> None:
         await conn.execute("DELETE FROM report_rows WHERE report_pk = ?", (claim.report_pk,))
 
 
-async def queued_runs(db: Database) -> list[tuple[str, int]]:
-    """(report id, run) of every queued report, oldest first."""
-    rows = await db.reader.execute_fetchall("SELECT id, run FROM reports WHERE status = 'queued' ORDER BY pk")
-    return [(row[0], row[1]) for row in rows]
+async def queued_runs(db: Database) -> list[tuple[str, int, int]]:
+    """(report id, run, queued at) of every queued report, oldest first."""
+    rows = await db.reader.execute_fetchall("SELECT id, run, queued_at FROM reports WHERE status = 'queued' ORDER BY pk")
+    return [(row[0], row[1], row[2]) for row in rows]
 
 
 async def abandoned_runs(db: Database, heartbeat_before: int) -> list[tuple[str, int, int]]:

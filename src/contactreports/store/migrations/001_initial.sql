@@ -80,6 +80,8 @@ CREATE TABLE reports (
     row_count INTEGER,
     error TEXT,
     created_at INTEGER NOT NULL,
+    -- When the current run was queued (created or re-run).
+    queued_at INTEGER NOT NULL,
     started_at INTEGER,
     finished_at INTEGER,
     heartbeat_at INTEGER,
