@@ -28,8 +28,12 @@ from contactreports.demo import DEMO_API_KEY, DEMO_CONTACT, seed_demo
 from contactreports.embedded_redis import free_port, start_redis, stop_redis
 from contactreports.store.database import Database
 
-SEARCH = {"email": DEMO_CONTACT, "categories": ["email", "campaign"],
-          "start": "2026-01-01T00:00:00Z", "end": "2027-01-01T00:00:00Z"}
+SEARCH = {
+    "email": DEMO_CONTACT,
+    "categories": ["email", "campaign"],
+    "start": "2026-01-01T00:00:00Z",
+    "end": "2027-01-01T00:00:00Z",
+}
 
 
 def ms(text: str) -> float:
@@ -44,7 +48,9 @@ def plain_sqlite_copy(path: Path) -> float:
     rows = conn.execute(
         "SELECT occurred_at, seq, action, campaign_pk, details FROM events WHERE account_id = 1 AND email = ?"
         " AND occurred_at >= 1767225600000 AND occurred_at < 1798761600000 AND action BETWEEN 1 AND 25"
-        " ORDER BY occurred_at, seq", (DEMO_CONTACT,)).fetchall()
+        " ORDER BY occurred_at, seq",
+        (DEMO_CONTACT,),
+    ).fetchall()
     conn.execute("BEGIN")
     conn.executemany("INSERT INTO copy VALUES (?, ?, ?, ?, ?)", rows)
     conn.execute("COMMIT")
@@ -60,13 +66,20 @@ async def main(runs: int) -> None:
     redis, redis_url = start_redis(work / "redis")
     env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": redis_url}
     port = free_port()
-    processes = [subprocess.Popen([sys.executable, "-m", "contactreports", *args], env=env,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-                 for args in (["serve", "--port", str(port)], ["worker"])]
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-m", "contactreports", *args],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for args in (["serve", "--port", str(port)], ["worker"])
+    ]
     latencies, job_times = [], []
     try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}",
-                                     headers={"Authorization": f"Bearer {DEMO_API_KEY}"}) as http:
+        async with httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Bearer {DEMO_API_KEY}"}
+        ) as http:
             while True:
                 try:
                     if (await http.get("/health")).status_code == 200:
@@ -91,10 +104,14 @@ async def main(runs: int) -> None:
         stop_redis(redis)
     baseline = min(plain_sqlite_copy(work / "bench.db") for _ in range(20)) * 1000
     latencies.sort()
-    print(f"submit -> done over HTTP, {runs} runs, {rows} rows: p50 {statistics.median(latencies):.1f} ms, "
-          f"p99 {latencies[int(len(latencies) * 0.99) - 1]:.1f} ms")
-    print(f"job time (started -> finished) p50 {statistics.median(job_times):.1f} ms; plain sqlite3 "
-          f"read + insert of the same rows {baseline:.2f} ms")
+    print(
+        f"submit -> done over HTTP, {runs} runs, {rows} rows: p50 {statistics.median(latencies):.1f} ms, "
+        f"p99 {latencies[int(len(latencies) * 0.99) - 1]:.1f} ms"
+    )
+    print(
+        f"job time (started -> finished) p50 {statistics.median(job_times):.1f} ms; plain sqlite3 "
+        f"read + insert of the same rows {baseline:.2f} ms"
+    )
 
 
 if __name__ == "__main__":

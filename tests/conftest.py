@@ -53,8 +53,9 @@ class Process:
     def __init__(self, args: list[str], env: dict[str, str], log: Path):
         self.log = log
         with log.open("wb") as out:
-            self.popen = subprocess.Popen([sys.executable, "-m", "contactreports", *args], env=env,
-                                          stdout=out, stderr=subprocess.STDOUT)
+            self.popen = subprocess.Popen(
+                [sys.executable, "-m", "contactreports", *args], env=env, stdout=out, stderr=subprocess.STDOUT
+            )
 
     def stop(self) -> None:
         self.popen.terminate()

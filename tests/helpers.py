@@ -3,21 +3,31 @@
 from __future__ import annotations
 
 import unicodedata
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 
 from conftest import wait_until
 
-ALL_EMAIL = ["email.sent", "email.delivered", "email.opened", "email.clicked", "email.bounced",
-             "email.unsubscribed", "email.spam_reported", "email.forwarded"]
+ALL_EMAIL = [
+    "email.sent",
+    "email.delivered",
+    "email.opened",
+    "email.clicked",
+    "email.bounced",
+    "email.unsubscribed",
+    "email.spam_reported",
+    "email.forwarded",
+]
 
 
-async def put_campaign(client: httpx.AsyncClient, campaign_id: str, name: str, *, archived: bool = False,
-                       channel: str = "email") -> None:
-    response = await client.put(f"/api/campaigns/{campaign_id}",
-                                json={"name": name, "channel": channel, "archived": archived})
+async def put_campaign(
+    client: httpx.AsyncClient, campaign_id: str, name: str, *, archived: bool = False, channel: str = "email"
+) -> None:
+    response = await client.put(
+        f"/api/campaigns/{campaign_id}", json={"name": name, "channel": channel, "archived": archived}
+    )
     assert response.status_code in (200, 201), response.text
 
 
@@ -61,7 +71,7 @@ def parse_ts(text: str) -> datetime:
 
 def show_ts(moment: datetime) -> str:
     """The contract's response format, written out independently of the product's code."""
-    utc = moment.astimezone(timezone.utc)
+    utc = moment.astimezone(UTC)
     return f"{utc.year:04d}-{utc.month:02d}-{utc.day:02d}T{utc:%H:%M:%S}.{utc.microsecond // 1000:03d}Z"
 
 
@@ -70,8 +80,16 @@ def same_address(a: str, b: str) -> bool:
     return unicodedata.normalize("NFC", a).strip().lower() == unicodedata.normalize("NFC", b).strip().lower()
 
 
-def oracle(events: list[dict], campaigns: dict[str, dict], *, email: str, actions: list[str], start: str,
-           end: str, include_archived: bool = False) -> list[dict]:
+def oracle(
+    events: list[dict],
+    campaigns: dict[str, dict],
+    *,
+    email: str,
+    actions: list[str],
+    start: str,
+    end: str,
+    include_archived: bool = False,
+) -> list[dict]:
     """The rows a report must have, straight from the contract's definition.
 
     `events` in ingestion order; `campaigns` maps id -> {"name", "archived"} as they are now.
@@ -84,16 +102,25 @@ def oracle(events: list[dict], campaigns: dict[str, dict], *, email: str, action
             seen_ids.add(event["id"])
         moment = parse_ts(event["occurred_at"])
         campaign = campaigns.get(event.get("campaign_id") or "")
-        if (same_address(event["email"], email) and event["action"] in actions
-                and parse_ts(start) <= moment < parse_ts(end)
-                and (campaign is None or not campaign["archived"] or include_archived)):
+        if (
+            same_address(event["email"], email)
+            and event["action"] in actions
+            and parse_ts(start) <= moment < parse_ts(end)
+            and (campaign is None or not campaign["archived"] or include_archived)
+        ):
             matching.append((moment, position, event, campaign))
     matching.sort(key=lambda item: (item[0], item[1]))
-    return [{
-        "occurred_at": show_ts(moment),
-        "action": event["action"],
-        "category": event["action"].split(".")[0],
-        "campaign": ({"id": event["campaign_id"], "name": campaign["name"], "archived": campaign["archived"]}
-                     if campaign else None),
-        "details": event.get("details") or {},
-    } for moment, _, event, campaign in matching]
+    return [
+        {
+            "occurred_at": show_ts(moment),
+            "action": event["action"],
+            "category": event["action"].split(".")[0],
+            "campaign": (
+                {"id": event["campaign_id"], "name": campaign["name"], "archived": campaign["archived"]}
+                if campaign
+                else None
+            ),
+            "details": event.get("details") or {},
+        }
+        for moment, _, event, campaign in matching
+    ]

@@ -8,8 +8,12 @@ import pytest
 from contactreports.store.database import Database
 from helpers import create_report, ingest, wait_done
 
-SEARCH = {"email": "ann@example.com", "actions": ["email.opened"],
-          "start": "2026-01-01T00:00:00Z", "end": "2027-01-01T00:00:00Z"}
+SEARCH = {
+    "email": "ann@example.com",
+    "actions": ["email.opened"],
+    "start": "2026-01-01T00:00:00Z",
+    "end": "2027-01-01T00:00:00Z",
+}
 
 
 def assert_problem(response: httpx.Response, status: int) -> dict:
@@ -22,12 +26,22 @@ def assert_problem(response: httpx.Response, status: int) -> dict:
     return body
 
 
-@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer nope"}, {"Authorization": "Basic abc"},
-                                     {"Authorization": "Bearer"}])
-@pytest.mark.parametrize(("method", "path"), [
-    ("GET", "/api/actions"), ("GET", "/api/reports"), ("POST", "/api/reports"), ("GET", "/api/reports/x"),
-    ("DELETE", "/api/reports/x"), ("POST", "/api/events"), ("GET", "/api/campaigns"), ("PUT", "/api/campaigns/x"),
-])
+@pytest.mark.parametrize(
+    "headers", [{}, {"Authorization": "Bearer nope"}, {"Authorization": "Basic abc"}, {"Authorization": "Bearer"}]
+)
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/api/actions"),
+        ("GET", "/api/reports"),
+        ("POST", "/api/reports"),
+        ("GET", "/api/reports/x"),
+        ("DELETE", "/api/reports/x"),
+        ("POST", "/api/events"),
+        ("GET", "/api/campaigns"),
+        ("PUT", "/api/campaigns/x"),
+    ],
+)
 async def test_missing_or_unknown_api_key_is_401(api: str, headers: dict, method: str, path: str) -> None:
     async with httpx.AsyncClient(base_url=api) as anonymous:
         response = await anonymous.request(method, path, headers=headers, json={})
@@ -38,14 +52,19 @@ async def test_missing_or_unknown_api_key_is_401(api: str, headers: dict, method
 
 async def test_another_accounts_resources_are_404(client: httpx.AsyncClient, api: str, new_account) -> None:
     await client.put("/api/campaigns/mine", json={"name": "Mine", "channel": "email"})
-    await ingest(client, [{"email": "ann@example.com", "action": "email.opened", "occurred_at": "2026-03-01T00:00:00Z"}])
+    await ingest(
+        client, [{"email": "ann@example.com", "action": "email.opened", "occurred_at": "2026-03-01T00:00:00Z"}]
+    )
     report = await wait_done(client, (await create_report(client, **SEARCH))["id"])
     intruder = await new_account()
     async with httpx.AsyncClient(base_url=api, headers=intruder.headers) as other:
         for method, path in [
-            ("GET", f"/api/reports/{report['id']}"), ("GET", f"/api/reports/{report['id']}/rows"),
-            ("GET", f"/api/reports/{report['id']}/export?format=csv"), ("POST", f"/api/reports/{report['id']}/rerun"),
-            ("DELETE", f"/api/reports/{report['id']}"), ("GET", "/api/campaigns/mine"),
+            ("GET", f"/api/reports/{report['id']}"),
+            ("GET", f"/api/reports/{report['id']}/rows"),
+            ("GET", f"/api/reports/{report['id']}/export?format=csv"),
+            ("POST", f"/api/reports/{report['id']}/rerun"),
+            ("DELETE", f"/api/reports/{report['id']}"),
+            ("GET", "/api/campaigns/mine"),
         ]:
             assert_problem(await other.request(method, path), 404)
         assert (await other.get("/api/reports")).json() == {"items": [], "next_cursor": None}
@@ -53,21 +72,33 @@ async def test_another_accounts_resources_are_404(client: httpx.AsyncClient, api
     assert (await client.get(f"/api/reports/{report['id']}")).json()["status"] == "done"
 
 
-@pytest.mark.parametrize(("change", "errors"), [
-    ({"email": "nobody"}, [{"field": "email", "message": "not an email address"}]),
-    ({"actions": ["email.opened", "email.flown"]},
-     [{"field": "actions[1]", "message": "unknown action 'email.flown'; see GET /api/actions"}]),
-    ({"actions": [], "categories": ["letters"]},
-     [{"field": "categories[0]", "message": "unknown category 'letters'; see GET /api/actions"}]),
-    ({"actions": []}, [{"field": "actions", "message": "name at least one action or category"}]),
-    ({"end": "2026-01-01T00:00:00Z"}, [{"field": "end", "message": "must be after start (to the millisecond)"}]),
-    ({"start": "2026-01-01T00:00:00.0001Z", "end": "2026-01-01T00:00:00.0009Z"},
-     [{"field": "end", "message": "must be after start (to the millisecond)"}]),
-    ({"start": "2020-01-01T00:00:00Z"}, [{"field": "end", "message": "the window may span at most 1098 days"}]),
-    ({"start": "2026-01-01T00:00:00"}, [{"field": "start", "message": "Expected `datetime` with a timezone component"}]),
-    ({"include_archived": "yes"}, [{"field": "include_archived", "message": "Expected `bool`, got `str`"}]),
-    ({"surprise": 1}, [{"field": "surprise", "message": "Object contains unknown field `surprise`"}]),
-])
+@pytest.mark.parametrize(
+    ("change", "errors"),
+    [
+        ({"email": "nobody"}, [{"field": "email", "message": "not an email address"}]),
+        (
+            {"actions": ["email.opened", "email.flown"]},
+            [{"field": "actions[1]", "message": "unknown action 'email.flown'; see GET /api/actions"}],
+        ),
+        (
+            {"actions": [], "categories": ["letters"]},
+            [{"field": "categories[0]", "message": "unknown category 'letters'; see GET /api/actions"}],
+        ),
+        ({"actions": []}, [{"field": "actions", "message": "name at least one action or category"}]),
+        ({"end": "2026-01-01T00:00:00Z"}, [{"field": "end", "message": "must be after start (to the millisecond)"}]),
+        (
+            {"start": "2026-01-01T00:00:00.0001Z", "end": "2026-01-01T00:00:00.0009Z"},
+            [{"field": "end", "message": "must be after start (to the millisecond)"}],
+        ),
+        ({"start": "2020-01-01T00:00:00Z"}, [{"field": "end", "message": "the window may span at most 1098 days"}]),
+        (
+            {"start": "2026-01-01T00:00:00"},
+            [{"field": "start", "message": "Expected `datetime` with a timezone component"}],
+        ),
+        ({"include_archived": "yes"}, [{"field": "include_archived", "message": "Expected `bool`, got `str`"}]),
+        ({"surprise": 1}, [{"field": "surprise", "message": "Object contains unknown field `surprise`"}]),
+    ],
+)
 async def test_an_invalid_search_is_400_naming_the_field_and_stores_nothing(
     client: httpx.AsyncClient, db: Database, account, change: dict, errors: list
 ) -> None:
@@ -83,8 +114,17 @@ async def test_a_malformed_body_is_400(client: httpx.AsyncClient, body: bytes) -
     assert_problem(await client.post("/api/reports", content=body, headers={"Content-Type": "application/json"}), 400)
 
 
-@pytest.mark.parametrize("query", [{"limit": 0}, {"limit": 501}, {"limit": "ten"}, {"cursor": "abc"},
-                                   {"cursor": "WzEwMF0.AAAAAAAAAAAAAAAAAAAAAA"}, {"cursor": "!!.!!"}])
+@pytest.mark.parametrize(
+    "query",
+    [
+        {"limit": 0},
+        {"limit": 501},
+        {"limit": "ten"},
+        {"cursor": "abc"},
+        {"cursor": "WzEwMF0.AAAAAAAAAAAAAAAAAAAAAA"},
+        {"cursor": "!!.!!"},
+    ],
+)
 async def test_bad_limits_and_tampered_cursors_are_400(client: httpx.AsyncClient, query: dict) -> None:
     body = assert_problem(await client.get("/api/reports", params=query), 400)
     assert body["errors"][0]["field"] == next(iter(query))
@@ -106,8 +146,9 @@ async def test_a_cursor_only_works_for_the_account_and_list_that_gave_it(
 
 async def test_a_body_over_the_limit_is_413(client: httpx.AsyncClient) -> None:
     too_big = b"[" + b" " * (16 * 1024 * 1024) + b"]"
-    body = assert_problem(await client.post("/api/events", content=too_big,
-                                            headers={"Content-Type": "application/json"}), 413)
+    body = assert_problem(
+        await client.post("/api/events", content=too_big, headers={"Content-Type": "application/json"}), 413
+    )
     assert body["detail"] == "The request body is larger than this server accepts."
 
 
@@ -122,16 +163,30 @@ OUT_OF_RANGE = "must be from 1900-01-01T00:00:00Z up to 9999-01-01T00:00:00Z"
 EVENT = {"email": "ann@example.com", "action": "email.opened", "occurred_at": "2026-03-01T09:30:00Z"}
 
 
-@pytest.mark.parametrize(("method", "path", "content_type"), [
-    ("POST", "/api/reports", "application/json"), ("PUT", "/api/campaigns/x", "application/json"),
-    ("POST", "/api/events", "application/json"), ("POST", "/api/events", "application/x-ndjson"),
-])
-@pytest.mark.parametrize(("body", "message"), [
-    (b'{"email": "\xff\xfe"}', "not valid UTF-8"),
-    (b'{"details": ' + b'{"a": ' * 100_000 + b"1" + b"}" * 100_000 + b"}", "JSON nested too deeply"),
-])
+@pytest.mark.parametrize(
+    ("method", "path", "content_type"),
+    [
+        ("POST", "/api/reports", "application/json"),
+        ("PUT", "/api/campaigns/x", "application/json"),
+        ("POST", "/api/events", "application/json"),
+        ("POST", "/api/events", "application/x-ndjson"),
+    ],
+)
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b'{"email": "\xff\xfe"}', "not valid UTF-8"),
+        (b'{"details": ' + b'{"a": ' * 100_000 + b"1" + b"}" * 100_000 + b"}", "JSON nested too deeply"),
+    ],
+)
 async def test_unreadable_bodies_are_400(
-    client: httpx.AsyncClient, db: Database, account, method: str, path: str, content_type: str, body: bytes,
+    client: httpx.AsyncClient,
+    db: Database,
+    account,
+    method: str,
+    path: str,
+    content_type: str,
+    body: bytes,
     message: str,
 ) -> None:
     if path == "/api/events" and content_type == "application/json":
@@ -142,8 +197,11 @@ async def test_unreadable_bodies_are_400(
     problem = assert_problem(response, 400)
     assert [error["message"] for error in problem["errors"]] == [message]
     stored = await db.reader.execute_fetchall(
-        "SELECT (SELECT count(*) FROM events WHERE account_id = ?) + (SELECT count(*) FROM campaigns WHERE account_id = ?)"
-        " + (SELECT count(*) FROM reports WHERE account_id = ?)", (account.id,) * 3)
+        "SELECT (SELECT count(*) FROM events WHERE account_id = ?)"
+        " + (SELECT count(*) FROM campaigns WHERE account_id = ?)"
+        " + (SELECT count(*) FROM reports WHERE account_id = ?)",
+        (account.id,) * 3,
+    )
     assert stored == [(0,)]
 
 
@@ -153,8 +211,10 @@ async def test_an_empty_body_is_400_saying_so(client: httpx.AsyncClient) -> None
         assert problem["errors"] == [{"field": "body", "message": "a JSON body is required"}]
 
 
-@pytest.mark.parametrize("moment", ["0001-01-01T00:00:00+01:00", "1899-12-31T23:59:59.999Z",
-                                    "9999-01-01T00:00:00Z", "9999-12-31T23:59:59-01:00"])
+@pytest.mark.parametrize(
+    "moment",
+    ["0001-01-01T00:00:00+01:00", "1899-12-31T23:59:59.999Z", "9999-01-01T00:00:00Z", "9999-12-31T23:59:59-01:00"],
+)
 async def test_timestamps_outside_1900_to_9999_are_400_and_store_nothing(
     client: httpx.AsyncClient, db: Database, account, moment: str
 ) -> None:
@@ -174,8 +234,9 @@ async def test_timestamps_outside_1900_to_9999_are_400_and_store_nothing(
 async def test_the_widest_accepted_timestamps_round_trip(client: httpx.AsyncClient) -> None:
     first, last = "1900-01-01T00:00:00.000Z", "9998-12-31T23:59:59.999Z"
     await ingest(client, [{**EVENT, "occurred_at": first}, {**EVENT, "occurred_at": last}])
-    report = await wait_done(client, (await create_report(client, **{**SEARCH, "start": first,
-                                                                      "end": "1901-01-01T00:00:00Z"}))["id"])
+    report = await wait_done(
+        client, (await create_report(client, **{**SEARCH, "start": first, "end": "1901-01-01T00:00:00Z"}))["id"]
+    )
     rows = (await client.get(f"/api/reports/{report['id']}/rows")).json()["items"]
 
     assert (report["start"], [row["occurred_at"] for row in rows]) == (first, [first])

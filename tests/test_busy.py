@@ -18,8 +18,12 @@ from contactreports.store.database import Database
 from helpers import create_report
 
 EVENT = {"email": "ann@example.com", "action": "email.opened", "occurred_at": "2026-03-01T09:30:00Z"}
-SEARCH = {"email": "ann@example.com", "categories": ["email"], "start": "2026-01-01T00:00:00Z",
-          "end": "2027-01-01T00:00:00Z"}
+SEARCH = {
+    "email": "ann@example.com",
+    "categories": ["email"],
+    "start": "2026-01-01T00:00:00Z",
+    "end": "2027-01-01T00:00:00Z",
+}
 
 
 @contextmanager
@@ -55,7 +59,8 @@ async def test_a_write_that_cannot_get_the_lock_is_503_and_stores_nothing(
     assert busy.headers["content-type"] == "application/problem+json"
     assert busy.headers["retry-after"] == "1"
     assert busy.json()["detail"] == (
-        "The database is busy with a large change; try again in a moment. Nothing was stored.")
+        "The database is busy with a large change; try again in a moment. Nothing was stored."
+    )
     assert stored == []
     assert after.json() == {"ingested": 1, "duplicates": 0}
 

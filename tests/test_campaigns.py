@@ -12,11 +12,21 @@ async def test_put_creates_then_replaces(client: httpx.AsyncClient) -> None:
     replaced = await client.put("/api/campaigns/spring", json={**body, "name": "Spring sale (resent)", "sent_at": None})
 
     assert created.status_code == 201
-    assert created.json() == {"id": "spring", "name": "Spring sale", "channel": "email",
-                              "sent_at": "2026-03-01T09:30:00.000Z", "archived": False}
+    assert created.json() == {
+        "id": "spring",
+        "name": "Spring sale",
+        "channel": "email",
+        "sent_at": "2026-03-01T09:30:00.000Z",
+        "archived": False,
+    }
     assert replaced.status_code == 200
     assert (await client.get("/api/campaigns/spring")).json() == {
-        "id": "spring", "name": "Spring sale (resent)", "channel": "email", "sent_at": None, "archived": False}
+        "id": "spring",
+        "name": "Spring sale (resent)",
+        "channel": "email",
+        "sent_at": None,
+        "archived": False,
+    }
 
 
 async def test_campaigns_are_listed_by_id_with_cursors(client: httpx.AsyncClient) -> None:
@@ -43,7 +53,9 @@ async def test_campaign_errors(client: httpx.AsyncClient) -> None:
 
     no_name = await client.put("/api/campaigns/x", json={"channel": "email"})
     assert no_name.json()["errors"] == [{"field": "name", "message": "Object missing required field `name`"}]
-    naive = await client.put("/api/campaigns/x", json={"name": "X", "channel": "email", "sent_at": "2026-03-01T10:00:00"})
+    naive = await client.put(
+        "/api/campaigns/x", json={"name": "X", "channel": "email", "sent_at": "2026-03-01T10:00:00"}
+    )
     assert naive.status_code == 400
     assert naive.json()["errors"][0]["field"] == "sent_at"
     assert (await client.get("/api/campaigns/x")).status_code == 404

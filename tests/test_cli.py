@@ -20,13 +20,18 @@ from contactreports.embedded_redis import free_port
 from helpers import all_rows, create_report, oracle, put_campaign, wait_done
 
 README = Path(__file__).parents[1] / "README.md"
-SEARCH = {"email": "ann@example.com", "categories": ["email"], "start": "2026-01-01T00:00:00Z",
-          "end": "2027-01-01T00:00:00Z"}
+SEARCH = {
+    "email": "ann@example.com",
+    "categories": ["email"],
+    "start": "2026-01-01T00:00:00Z",
+    "end": "2027-01-01T00:00:00Z",
+}
 
 
 def contactreports(*args: str, env: dict[str, str], cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "contactreports", *args], env=env, cwd=cwd,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "contactreports", *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=120
+    )
 
 
 def test_accounts_create_json_prints_only_the_account_and_its_key(database_url: str, redis_url: str, api: str) -> None:
@@ -44,14 +49,23 @@ async def test_import_ndjson_and_csv_then_report_on_them(
     client: httpx.AsyncClient, account, database_url: str, redis_url: str, tmp_path: Path
 ) -> None:
     await put_campaign(client, "spring", "Spring sale")
-    ndjson_events = [{"id": f"n{n}", "email": "Ann@Example.com", "action": "email.opened",
-                      "occurred_at": f"2026-03-01T10:{n:02d}:00Z", "campaign_id": "spring"} for n in range(30)]
+    ndjson_events = [
+        {
+            "id": f"n{n}",
+            "email": "Ann@Example.com",
+            "action": "email.opened",
+            "occurred_at": f"2026-03-01T10:{n:02d}:00Z",
+            "campaign_id": "spring",
+        }
+        for n in range(30)
+    ]
     (tmp_path / "events.ndjson").write_text("".join(json.dumps(e) + "\n" for e in ndjson_events))
     (tmp_path / "events.csv").write_text(
         "email,action,occurred_at,id,campaign_id,details\n"
         'ann@example.com,email.clicked,2026-03-02T10:00:00Z,c1,,"{""url"": ""https://x.example""}"\n'
         "ann@example.com,email.clicked,2026-03-02T11:00:00+01:00,c2,spring,\n"
-        "ann@example.com,email.opened,2026-03-01T10:00:00Z,n0,spring,\n")  # a duplicate of an NDJSON id
+        "ann@example.com,email.opened,2026-03-01T10:00:00Z,n0,spring,\n"
+    )  # a duplicate of an NDJSON id
     env = service_env(database_url, redis_url)
 
     ndjson = contactreports("import", str(tmp_path / "events.ndjson"), "--account", str(account.id), env=env)
@@ -63,14 +77,29 @@ async def test_import_ndjson_and_csv_then_report_on_them(
     assert "imported 2 events (1 duplicates skipped)" in csv.stdout
     report = await wait_done(client, (await create_report(client, **SEARCH))["id"])
     csv_events = [
-        {"id": "c1", "email": "ann@example.com", "action": "email.clicked", "occurred_at": "2026-03-02T10:00:00Z",
-         "details": {"url": "https://x.example"}},
-        {"id": "c2", "email": "ann@example.com", "action": "email.clicked", "occurred_at": "2026-03-02T11:00:00+01:00",
-         "campaign_id": "spring"},
+        {
+            "id": "c1",
+            "email": "ann@example.com",
+            "action": "email.clicked",
+            "occurred_at": "2026-03-02T10:00:00Z",
+            "details": {"url": "https://x.example"},
+        },
+        {
+            "id": "c2",
+            "email": "ann@example.com",
+            "action": "email.clicked",
+            "occurred_at": "2026-03-02T11:00:00+01:00",
+            "campaign_id": "spring",
+        },
     ]
     assert await all_rows(client, report["id"]) == oracle(
-        ndjson_events + csv_events, {"spring": {"name": "Spring sale", "archived": False}},
-        email="ann@example.com", actions=["email.opened", "email.clicked"], start=SEARCH["start"], end=SEARCH["end"])
+        ndjson_events + csv_events,
+        {"spring": {"name": "Spring sale", "archived": False}},
+        email="ann@example.com",
+        actions=["email.opened", "email.clicked"],
+        start=SEARCH["start"],
+        end=SEARCH["end"],
+    )
 
 
 def test_an_invalid_import_names_the_event_and_stores_nothing(
@@ -94,9 +123,17 @@ def test_an_invalid_import_names_the_event_and_stores_nothing(
     assert nobody.returncode == 1
     assert "no account 999999" in nobody.stderr
     counts = subprocess.run(
-        [sys.executable, "-c", "import sqlite3, sys; print(sqlite3.connect(sys.argv[1]).execute("
-         "'SELECT count(*) FROM events WHERE account_id = ?', (int(sys.argv[2]),)).fetchone()[0])",
-         database_url.removeprefix("sqlite:///"), str(account.id)], capture_output=True, text=True)
+        [
+            sys.executable,
+            "-c",
+            "import sqlite3, sys; print(sqlite3.connect(sys.argv[1]).execute("
+            "'SELECT count(*) FROM events WHERE account_id = ?', (int(sys.argv[2]),)).fetchone()[0])",
+            database_url.removeprefix("sqlite:///"),
+            str(account.id),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert counts.stdout.strip() == "0"
 
 
@@ -114,19 +151,29 @@ def test_readme_opens_with_the_two_commands_and_ci_runs_the_second() -> None:
 
 
 def test_up_serves_the_demo_and_the_readme_tour_works_as_printed(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("DATABASE_URL", "REDIS_URL", "PORT") and not k.startswith("CONTACTREPORTS_")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("DATABASE_URL", "REDIS_URL", "PORT") and not k.startswith("CONTACTREPORTS_")
+    }
     port = free_port()
     started = time.monotonic()
-    up = subprocess.Popen([sys.executable, "-m", "contactreports", "up", "--port", str(port)], cwd=tmp_path, env=env,
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    up = subprocess.Popen(
+        [sys.executable, "-m", "contactreports", "up", "--port", str(port)],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         base = f"http://127.0.0.1:{port}"
         wait_healthy(base, up, timeout=DEADLINE_SECONDS * 3)  # it seeds the demo first
         startup_seconds = time.monotonic() - started
         tour = readme_blocks()[2].replace("BASE=http://127.0.0.1:8000", f"BASE={base}")
-        result = subprocess.run(["bash", "-euo", "pipefail", "-c", tour], cwd=tmp_path, capture_output=True,
-                                text=True, timeout=60)
+        result = subprocess.run(
+            ["bash", "-euo", "pipefail", "-c", tour], cwd=tmp_path, capture_output=True, text=True, timeout=60
+        )
     finally:
         up.send_signal(signal.SIGTERM)  # what a process manager sends
         try:
@@ -157,7 +204,6 @@ def test_up_serves_the_demo_and_the_readme_tour_works_as_printed(tmp_path: Path)
         os.kill(worker_pid, 0)
 
 
-
 def test_bad_configuration_is_a_clear_error(database_url: str, tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "PORT")}
 
@@ -165,8 +211,16 @@ def test_bad_configuration_is_a_clear_error(database_url: str, tmp_path: Path) -
     bad_port = contactreports("serve", env={**env, "REDIS_URL": "redis://127.0.0.1:1", "PORT": "eighty"}, cwd=tmp_path)
     bad_db = contactreports("accounts", "create", "x", env={**env, "DATABASE_URL": "mysql://db/x"}, cwd=tmp_path)
 
-    assert (no_redis.returncode, no_redis.stderr) == (1, "Error: REDIS_URL is not set: point it at a Redis server, "
-                                                         "or run `contactreports up`, which starts one of its own\n")
-    assert (bad_port.returncode, bad_port.stderr) == (1, "Error: bad setting: Expected `int`, got `str` - at `$.port`\n")
+    assert (no_redis.returncode, no_redis.stderr) == (
+        1,
+        "Error: REDIS_URL is not set: point it at a Redis server, "
+        "or run `contactreports up`, which starts one of its own\n",
+    )
+    assert (bad_port.returncode, bad_port.stderr) == (
+        1,
+        "Error: bad setting: Expected `int`, got `str` - at `$.port`\n",
+    )
     assert (bad_db.returncode, bad_db.stderr) == (
-        1, "Error: unsupported DATABASE_URL 'mysql://db/x': expected sqlite:///path\n")
+        1,
+        "Error: unsupported DATABASE_URL 'mysql://db/x': expected sqlite:///path\n",
+    )

@@ -15,13 +15,17 @@ EVENT = {"email": "ann@example.com", "action": "email.opened", "occurred_at": "2
 
 async def stored_events(db: Database, account_id: int) -> int:
     rows = await db.reader.execute_fetchall(
-        "SELECT (SELECT count(*) FROM events WHERE account_id = ?) + (SELECT count(*) FROM archived_events WHERE account_id = ?)",
-        (account_id, account_id))
+        "SELECT (SELECT count(*) FROM events WHERE account_id = ?)"
+        " + (SELECT count(*) FROM archived_events WHERE account_id = ?)",
+        (account_id, account_id),
+    )
     return rows[0][0]
 
 
 async def test_a_json_array_is_ingested_and_duplicates_are_counted(client: httpx.AsyncClient, db, account) -> None:
-    first = await client.post("/api/events", json=[{**EVENT, "id": "a"}, {**EVENT, "id": "b"}, {**EVENT, "id": "a"}, EVENT])
+    first = await client.post(
+        "/api/events", json=[{**EVENT, "id": "a"}, {**EVENT, "id": "b"}, {**EVENT, "id": "a"}, EVENT]
+    )
     assert first.status_code == 200
     assert first.json() == {"ingested": 3, "duplicates": 1}
 
@@ -47,21 +51,36 @@ async def test_event_ids_are_per_account(client: httpx.AsyncClient, api: str, ne
         assert (await other_client.post("/api/events", json=[{**EVENT, "id": "same"}])).json()["ingested"] == 1
 
 
-@pytest.mark.parametrize(("event", "field", "message"), [
-    ({**EVENT, "email": "not-an-email"}, "[1].email", "not an email address"),
-    ({**EVENT, "email": "ann@@example.com"}, "[1].email", "not an email address"),
-    ({**EVENT, "email": "ann\u202e@example.com"}, "[1].email", "not an email address"),
-    ({**EVENT, "email": "ann\u200b@example.com"}, "[1].email", "not an email address"),
-    ({**EVENT, "email": "ann\x00@example.com"}, "[1].email", "not an email address"),
-    ({**EVENT, "details": {"blob": "x" * 16_384}}, "[1].details", "at most 16,384 bytes of JSON, got 16,395"),
-    ({**EVENT, "action": "email.teleported"}, "[1].action", "unknown action 'email.teleported'; see GET /api/actions"),
-    ({**EVENT, "occurred_at": "2026-03-01T09:30:00"}, "[1].occurred_at", "Expected `datetime` with a timezone component"),
-    ({**EVENT, "occurred_at": "yesterday"}, "[1].occurred_at", "Invalid RFC3339 encoded datetime"),
-    ({**EVENT, "campaign_id": "nope"}, "[1].campaign_id", "unknown campaign 'nope'"),
-    ({**EVENT, "details": ["not", "an", "object"]}, "[1].details", "Expected `object | null`, got `array`"),
-    ({**EVENT, "colour": "red"}, "[1].colour", "Object contains unknown field `colour`"),
-    ({"email": "ann@example.com", "action": "email.opened"}, "[1].occurred_at", "Object missing required field `occurred_at`"),
-])
+@pytest.mark.parametrize(
+    ("event", "field", "message"),
+    [
+        ({**EVENT, "email": "not-an-email"}, "[1].email", "not an email address"),
+        ({**EVENT, "email": "ann@@example.com"}, "[1].email", "not an email address"),
+        ({**EVENT, "email": "ann\u202e@example.com"}, "[1].email", "not an email address"),
+        ({**EVENT, "email": "ann\u200b@example.com"}, "[1].email", "not an email address"),
+        ({**EVENT, "email": "ann\x00@example.com"}, "[1].email", "not an email address"),
+        ({**EVENT, "details": {"blob": "x" * 16_384}}, "[1].details", "at most 16,384 bytes of JSON, got 16,395"),
+        (
+            {**EVENT, "action": "email.teleported"},
+            "[1].action",
+            "unknown action 'email.teleported'; see GET /api/actions",
+        ),
+        (
+            {**EVENT, "occurred_at": "2026-03-01T09:30:00"},
+            "[1].occurred_at",
+            "Expected `datetime` with a timezone component",
+        ),
+        ({**EVENT, "occurred_at": "yesterday"}, "[1].occurred_at", "Invalid RFC3339 encoded datetime"),
+        ({**EVENT, "campaign_id": "nope"}, "[1].campaign_id", "unknown campaign 'nope'"),
+        ({**EVENT, "details": ["not", "an", "object"]}, "[1].details", "Expected `object | null`, got `array`"),
+        ({**EVENT, "colour": "red"}, "[1].colour", "Object contains unknown field `colour`"),
+        (
+            {"email": "ann@example.com", "action": "email.opened"},
+            "[1].occurred_at",
+            "Object missing required field `occurred_at`",
+        ),
+    ],
+)
 async def test_one_invalid_event_rejects_the_batch_naming_it(
     client: httpx.AsyncClient, db, account, event: dict, field: str, message: str
 ) -> None:

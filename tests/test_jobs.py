@@ -13,10 +13,21 @@ from contactreports.jobs.queue import enqueue_run, job_id
 from contactreports.store.database import Database
 from helpers import all_rows, create_report, ingest, oracle
 
-SEARCH = {"email": "ann@example.com", "categories": ["email"],
-          "start": "2026-01-01T00:00:00Z", "end": "2027-01-01T00:00:00Z"}
-EVENTS = [{"email": "ann@example.com", "action": "email.clicked",
-           "occurred_at": f"2026-06-{1 + n % 28:02d}T08:{n % 60:02d}:00Z", "details": {"n": n}} for n in range(1_200)]
+SEARCH = {
+    "email": "ann@example.com",
+    "categories": ["email"],
+    "start": "2026-01-01T00:00:00Z",
+    "end": "2027-01-01T00:00:00Z",
+}
+EVENTS = [
+    {
+        "email": "ann@example.com",
+        "action": "email.clicked",
+        "occurred_at": f"2026-06-{1 + n % 28:02d}T08:{n % 60:02d}:00Z",
+        "details": {"n": n},
+    }
+    for n in range(1_200)
+]
 
 
 def job_context(db: Database, database_url: str) -> dict:
@@ -30,13 +41,13 @@ async def test_a_duplicated_job_leaves_no_duplicate_or_missing_rows(
     await ingest(paused_client, EVENTS)
     report = await create_report(paused_client, **SEARCH)  # stays queued: we run its job ourselves
 
-    results = await asyncio.gather(*(generate_report(job_context(db, database_url), report["id"], 1)
-                                     for _ in range(2)))
+    results = await asyncio.gather(*(generate_report(job_context(db, database_url), report["id"], 1) for _ in range(2)))
 
     assert sorted(results) == ["done: 1200 rows", "stale"]
     rows = await all_rows(paused_client, report["id"])
-    assert rows == oracle(EVENTS, {}, email="ann@example.com", actions=["email.clicked"],
-                          start=SEARCH["start"], end=SEARCH["end"])
+    assert rows == oracle(
+        EVENTS, {}, email="ann@example.com", actions=["email.clicked"], start=SEARCH["start"], end=SEARCH["end"]
+    )
     body = (await paused_client.get(f"/api/reports/{report['id']}")).json()
     assert (body["status"], body["row_count"], body["attempts"]) == ("done", 1200, 2)
     # A third copy arriving late finds the run finished and writes nothing.

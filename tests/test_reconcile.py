@@ -12,12 +12,16 @@ from contactreports.jobs.generate import generate_report
 from contactreports.jobs.queue import job_id
 from contactreports.jobs.reconcile import reconcile
 from contactreports.jobs.worker import worker_settings
-from contactreports.store.runs import claim_run
 from contactreports.store.database import Database
+from contactreports.store.runs import claim_run
 from helpers import create_report
 
-SEARCH = {"email": "ann@example.com", "categories": ["sms"],
-          "start": "2026-01-01T00:00:00Z", "end": "2027-01-01T00:00:00Z"}
+SEARCH = {
+    "email": "ann@example.com",
+    "categories": ["sms"],
+    "start": "2026-01-01T00:00:00Z",
+    "end": "2027-01-01T00:00:00Z",
+}
 QUEUE = "contactreports:reconcile-test"
 
 
@@ -86,8 +90,16 @@ async def test_a_queued_job_held_by_a_dead_worker_is_retried_and_a_real_worker_c
         await reconcile({"db": db, "redis": redis, "settings": settings})
         assert job_id(report["id"], 1, retry_after_attempt=0).encode() in await redis.zrange(QUEUE, 0, -1)
 
-        worker = Worker(**{**worker_settings(settings, db), "redis_pool": redis, "burst": True,
-                           "handle_signals": False, "cron_jobs": [], "on_startup": None})
+        worker = Worker(
+            **{
+                **worker_settings(settings, db),
+                "redis_pool": redis,
+                "burst": True,
+                "handle_signals": False,
+                "cron_jobs": [],
+                "on_startup": None,
+            }
+        )
         await worker.main()
 
         body = (await paused_client.get(f"/api/reports/{report['id']}")).json()

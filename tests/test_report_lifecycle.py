@@ -11,8 +11,12 @@ from conftest import wait_until
 from contactreports.store.database import Database
 from helpers import all_rows, create_report, ingest, wait_done
 
-SEARCH = {"email": "ann@example.com", "categories": ["email"],
-          "start": "2026-01-01T00:00:00Z", "end": "2027-01-01T00:00:00Z"}
+SEARCH = {
+    "email": "ann@example.com",
+    "categories": ["email"],
+    "start": "2026-01-01T00:00:00Z",
+    "end": "2027-01-01T00:00:00Z",
+}
 
 
 def opened(minute: int, email: str = "ann@example.com") -> dict:
@@ -36,9 +40,7 @@ async def test_a_second_report_while_one_is_queued_is_409_naming_it(paused_clien
     assert rerun.json()["active_report_id"] == first["id"]
 
 
-async def test_thirty_concurrent_creates_across_two_api_processes_give_one_202(
-    paused_apis: list[str], account
-) -> None:
+async def test_thirty_concurrent_creates_across_two_api_processes_give_one_202(paused_apis: list[str], account) -> None:
     clients = [httpx.AsyncClient(base_url=url, headers=account.headers, timeout=30) for url in paused_apis]
     try:
         responses = await asyncio.gather(*(clients[n % 2].post("/api/reports", json=SEARCH) for n in range(30)))
@@ -79,8 +81,10 @@ async def test_deleting_a_running_report_stops_its_job_and_removes_its_rows(
     client: httpx.AsyncClient, db: Database, account
 ) -> None:
     # 40,000 events copied 500 a chunk (the test worker's setting): long enough to catch it processing.
-    events = [opened(0) | {"occurred_at": f"2026-05-{1 + n % 28:02d}T{n % 24:02d}:{n % 60:02d}:{n // 1440 % 60:02d}Z"}
-              for n in range(40_000)]
+    events = [
+        opened(0) | {"occurred_at": f"2026-05-{1 + n % 28:02d}T{n % 24:02d}:{n % 60:02d}:{n // 1440 % 60:02d}Z"}
+        for n in range(40_000)
+    ]
     for start in range(0, len(events), 10_000):
         await ingest(client, events[start : start + 10_000])
     report = await create_report(client, **SEARCH)
@@ -94,14 +98,17 @@ async def test_deleting_a_running_report_stops_its_job_and_removes_its_rows(
     assert (await client.delete(f"/api/reports/{report['id']}")).status_code == 204
 
     leftover = await db.reader.execute_fetchall(
-        "SELECT count(*) FROM report_rows r JOIN reports p ON p.pk = r.report_pk WHERE p.account_id = ?",
-        (account.id,))
+        "SELECT count(*) FROM report_rows r JOIN reports p ON p.pk = r.report_pk WHERE p.account_id = ?", (account.id,)
+    )
     orphans = await db.reader.execute_fetchall(
-        "SELECT count(*) FROM report_rows WHERE report_pk NOT IN (SELECT pk FROM reports)")
+        "SELECT count(*) FROM report_rows WHERE report_pk NOT IN (SELECT pk FROM reports)"
+    )
     assert leftover == [(0,)]
     assert orphans == [(0,)]
     # The worker moved on: the next report runs to the end.
-    follow_up = await wait_done(client, (await create_report(client, **{**SEARCH, "end": "2026-05-02T00:00:00Z"}))["id"])
+    follow_up = await wait_done(
+        client, (await create_report(client, **{**SEARCH, "end": "2026-05-02T00:00:00Z"}))["id"]
+    )
     assert follow_up["status"] == "done"
     assert follow_up["row_count"] == sum(1 for e in events if e["occurred_at"] < "2026-05-02")
 
@@ -124,7 +131,11 @@ async def test_rerun_recomputes_the_same_report_from_the_events_as_they_are_now(
     assert again["attempts"] == 1
     assert again["row_count"] == 4
     assert [row["occurred_at"] for row in await all_rows(client, report["id"])] == [
-        "2026-05-01T10:00:00.000Z", "2026-05-01T10:01:00.000Z", "2026-05-01T10:02:00.000Z", "2026-05-01T10:03:00.000Z"]
+        "2026-05-01T10:00:00.000Z",
+        "2026-05-01T10:01:00.000Z",
+        "2026-05-01T10:02:00.000Z",
+        "2026-05-01T10:03:00.000Z",
+    ]
 
 
 async def test_rerun_of_an_unknown_report_is_404(client: httpx.AsyncClient) -> None:
@@ -158,8 +169,13 @@ async def test_progress_moves_up_honestly_while_a_report_runs(client: httpx.Asyn
     # 40,000 events copied 500 a chunk (the test worker's setting): many progress steps to watch.
     days = random.Random(1).sample(range(1, 29), 28)
     for batch in range(4):
-        await ingest(client, [opened(0) | {"occurred_at": f"2026-06-{days[n % 28]:02d}T{n % 24:02d}:{n % 60:02d}:{batch:02d}Z"}
-                              for n in range(10_000)])
+        await ingest(
+            client,
+            [
+                opened(0) | {"occurred_at": f"2026-06-{days[n % 28]:02d}T{n % 24:02d}:{n % 60:02d}:{batch:02d}Z"}
+                for n in range(10_000)
+            ],
+        )
     report = await create_report(client, **SEARCH)
     seen = []
 

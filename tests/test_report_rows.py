@@ -9,40 +9,122 @@ from conftest import ApiAccount
 from helpers import all_rows, create_report, ingest, oracle, put_campaign, wait_done
 
 START, END = "2026-03-01T00:00:00Z", "2026-04-01T00:00:00Z"
-CAMPAIGNS = {"spring": {"name": "Spring sale", "archived": False},
-             "old": {"name": "Old newsletter", "archived": True}}
+CAMPAIGNS = {"spring": {"name": "Spring sale", "archived": False}, "old": {"name": "Old newsletter", "archived": True}}
 EVENTS = [
     # Boundaries: start is inclusive, end exclusive.
-    {"email": "ann@example.com", "action": "email.opened", "occurred_at": "2026-02-28T23:59:59.999Z", "campaign_id": "spring"},
-    {"email": "ann@example.com", "action": "email.opened", "occurred_at": "2026-03-01T00:00:00Z", "campaign_id": "spring"},
-    {"email": "ann@example.com", "action": "email.clicked", "occurred_at": "2026-03-31T23:59:59.999Z",
-     "campaign_id": "spring", "details": {"url": "https://shop.example.com/spring"}},
-    {"email": "ann@example.com", "action": "email.clicked", "occurred_at": "2026-04-01T00:00:00Z", "campaign_id": "spring"},
+    {
+        "email": "ann@example.com",
+        "action": "email.opened",
+        "occurred_at": "2026-02-28T23:59:59.999Z",
+        "campaign_id": "spring",
+    },
+    {
+        "email": "ann@example.com",
+        "action": "email.opened",
+        "occurred_at": "2026-03-01T00:00:00Z",
+        "campaign_id": "spring",
+    },
+    {
+        "email": "ann@example.com",
+        "action": "email.clicked",
+        "occurred_at": "2026-03-31T23:59:59.999Z",
+        "campaign_id": "spring",
+        "details": {"url": "https://shop.example.com/spring"},
+    },
+    {
+        "email": "ann@example.com",
+        "action": "email.clicked",
+        "occurred_at": "2026-04-01T00:00:00Z",
+        "campaign_id": "spring",
+    },
     # The email is matched after trimming and lower-casing, and a time offset is honoured.
-    {"email": "  ANN@Example.COM ", "action": "email.opened", "occurred_at": "2026-03-02T12:00:00+02:00", "campaign_id": "spring"},
+    {
+        "email": "  ANN@Example.COM ",
+        "action": "email.opened",
+        "occurred_at": "2026-03-02T12:00:00+02:00",
+        "campaign_id": "spring",
+    },
     # Unicode: é written as e + combining accent is the same address as é (NFC).
     {"email": "jose\u0301@example.com", "action": "email.opened", "occurred_at": "2026-03-02T13:00:00Z"},
     # No campaign: always included.
-    {"email": "ann@example.com", "action": "campaign.profile_updated", "occurred_at": "2026-03-03T08:00:00Z",
-     "details": {"field": "city", "from": "Oslo", "to": "Bergen"}},
+    {
+        "email": "ann@example.com",
+        "action": "campaign.profile_updated",
+        "occurred_at": "2026-03-03T08:00:00Z",
+        "details": {"field": "city", "from": "Oslo", "to": "Bergen"},
+    },
     # An archived campaign: only with include_archived.
     {"email": "ann@example.com", "action": "email.opened", "occurred_at": "2026-03-04T08:00:00Z", "campaign_id": "old"},
-    {"email": "ann@example.com", "action": "email.bounced", "occurred_at": "2026-03-04T09:00:00Z", "campaign_id": "old",
-     "details": {"bounce_type": "hard"}},
+    {
+        "email": "ann@example.com",
+        "action": "email.bounced",
+        "occurred_at": "2026-03-04T09:00:00Z",
+        "campaign_id": "old",
+        "details": {"bounce_type": "hard"},
+    },
     # Ties in time keep ingestion order.
-    {"email": "ann@example.com", "action": "email.clicked", "occurred_at": "2026-03-05T10:00:00Z", "campaign_id": "spring", "details": {"n": 1}},
-    {"email": "ann@example.com", "action": "email.opened", "occurred_at": "2026-03-05T10:00:00Z", "campaign_id": "spring", "details": {"n": 2}},
-    {"email": "ann@example.com", "action": "email.clicked", "occurred_at": "2026-03-05T10:00:00Z", "campaign_id": "spring", "details": {"n": 3}},
+    {
+        "email": "ann@example.com",
+        "action": "email.clicked",
+        "occurred_at": "2026-03-05T10:00:00Z",
+        "campaign_id": "spring",
+        "details": {"n": 1},
+    },
+    {
+        "email": "ann@example.com",
+        "action": "email.opened",
+        "occurred_at": "2026-03-05T10:00:00Z",
+        "campaign_id": "spring",
+        "details": {"n": 2},
+    },
+    {
+        "email": "ann@example.com",
+        "action": "email.clicked",
+        "occurred_at": "2026-03-05T10:00:00Z",
+        "campaign_id": "spring",
+        "details": {"n": 3},
+    },
     # An action not searched for, another contact, a duplicate id.
     {"email": "ann@example.com", "action": "sms.sent", "occurred_at": "2026-03-06T08:00:00Z"},
-    {"email": "bob@example.com", "action": "email.opened", "occurred_at": "2026-03-06T08:00:00Z", "campaign_id": "spring"},
-    {"id": "evt-1", "email": "ann@example.com", "action": "email.opened", "occurred_at": "2026-03-07T08:00:00Z", "details": {"copy": 1}},
-    {"id": "evt-1", "email": "ann@example.com", "action": "email.opened", "occurred_at": "2026-03-07T09:00:00Z", "details": {"copy": 2}},
+    {
+        "email": "bob@example.com",
+        "action": "email.opened",
+        "occurred_at": "2026-03-06T08:00:00Z",
+        "campaign_id": "spring",
+    },
+    {
+        "id": "evt-1",
+        "email": "ann@example.com",
+        "action": "email.opened",
+        "occurred_at": "2026-03-07T08:00:00Z",
+        "details": {"copy": 1},
+    },
+    {
+        "id": "evt-1",
+        "email": "ann@example.com",
+        "action": "email.opened",
+        "occurred_at": "2026-03-07T09:00:00Z",
+        "details": {"copy": 2},
+    },
 ]
-SEARCH = {"email": "Ann@Example.com", "actions": ["email.opened", "email.clicked", "email.bounced"],
-          "categories": ["campaign"], "start": START, "end": END}
-SEARCHED = ["email.opened", "email.clicked", "email.bounced", "campaign.sent", "campaign.profile_updated",
-            "campaign.form_submitted", "campaign.subscribed", "campaign.optin_requested", "campaign.optin_confirmed"]
+SEARCH = {
+    "email": "Ann@Example.com",
+    "actions": ["email.opened", "email.clicked", "email.bounced"],
+    "categories": ["campaign"],
+    "start": START,
+    "end": END,
+}
+SEARCHED = [
+    "email.opened",
+    "email.clicked",
+    "email.bounced",
+    "campaign.sent",
+    "campaign.profile_updated",
+    "campaign.form_submitted",
+    "campaign.subscribed",
+    "campaign.optin_requested",
+    "campaign.optin_confirmed",
+]
 
 
 @pytest.fixture
@@ -54,8 +136,9 @@ async def ann(client: httpx.AsyncClient, new_account, api: str) -> httpx.AsyncCl
     other: ApiAccount = await new_account()
     async with httpx.AsyncClient(base_url=api, headers=other.headers) as other_client:
         await put_campaign(other_client, "spring", "Someone else's campaign")
-        await ingest(other_client, [{**event, "campaign_id": "spring" if event.get("campaign_id") else None}
-                                    for event in EVENTS])
+        await ingest(
+            other_client, [{**event, "campaign_id": "spring" if event.get("campaign_id") else None} for event in EVENTS]
+        )
     return client
 
 
@@ -81,11 +164,14 @@ async def test_rows_are_exactly_the_matching_events(ann: httpx.AsyncClient) -> N
 async def test_archived_campaigns_are_included_when_asked(ann: httpx.AsyncClient) -> None:
     _, rows = await report_rows(ann, **SEARCH, include_archived=True)
 
-    expected = oracle(EVENTS, CAMPAIGNS, email="ann@example.com", actions=SEARCHED, start=START, end=END,
-                      include_archived=True)
+    expected = oracle(
+        EVENTS, CAMPAIGNS, email="ann@example.com", actions=SEARCHED, start=START, end=END, include_archived=True
+    )
     assert rows == expected
     assert [row["action"] for row in rows if row["campaign"] and row["campaign"]["archived"]] == [
-        "email.opened", "email.bounced"]
+        "email.opened",
+        "email.bounced",
+    ]
 
 
 async def test_rows_filter_by_action_and_page_with_cursors(ann: httpx.AsyncClient) -> None:

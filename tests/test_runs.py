@@ -17,8 +17,16 @@ SEARCH = {"email": "ann@example.com", "categories": ["email"], "start": START, "
 
 
 def events(count: int, campaign_id: str | None = None, email: str = "ann@example.com") -> list[dict]:
-    return [{"email": email, "action": "email.opened", "occurred_at": f"2026-07-{1 + n % 28:02d}T{n % 24:02d}:00:00Z",
-             "campaign_id": campaign_id, "details": {"n": n}} for n in range(count)]
+    return [
+        {
+            "email": email,
+            "action": "email.opened",
+            "occurred_at": f"2026-07-{1 + n % 28:02d}T{n % 24:02d}:00:00Z",
+            "campaign_id": campaign_id,
+            "details": {"n": n},
+        }
+        for n in range(count)
+    ]
 
 
 def context(db: Database, database_url: str, chunk_rows: int = 10) -> dict:
@@ -40,8 +48,9 @@ async def test_a_run_interrupted_after_some_chunks_resumes_without_gaps_or_dupli
 
     assert await generate_report(context(db, database_url), report["id"], 1) == "done: 95 rows"
 
-    assert await all_rows(paused_client, report["id"]) == oracle(sent, {}, email="ann@example.com",
-                                                                  actions=["email.opened"], start=START, end=END)
+    assert await all_rows(paused_client, report["id"]) == oracle(
+        sent, {}, email="ann@example.com", actions=["email.opened"], start=START, end=END
+    )
     assert (await paused_client.get(f"/api/reports/{report['id']}")).json()["attempts"] == 2
     with pytest.raises(StaleRun):  # the first attempt, were it alive after all, may not write
         await copy_chunk(db, first, 10)
@@ -84,7 +93,8 @@ async def test_a_campaign_archived_or_restored_mid_run_leaves_the_archived_searc
     assert await generate_report(context(db, database_url), report["id"], 1) == "done: 60 rows"
     campaigns = {"spring": {"name": "Spring", "archived": archive_mid_run}}
     assert await all_rows(paused_client, report["id"]) == oracle(
-        sent, campaigns, email="ann@example.com", actions=["email.opened"], start=START, end=END, include_archived=True)
+        sent, campaigns, email="ann@example.com", actions=["email.opened"], start=START, end=END, include_archived=True
+    )
 
 
 async def test_a_run_that_keeps_dying_fails_with_a_reason_and_frees_the_account(

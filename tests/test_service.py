@@ -9,11 +9,29 @@ import httpx
 from conftest import Process, service_env, wait_until
 from contactreports.embedded_redis import free_port
 
-PATHS = {
-    "/api/actions": {"get"}, "/api/campaigns": {"get"}, "/api/campaigns/{campaign_id}": {"get", "put"},
-    "/api/events": {"post"}, "/api/reports": {"get", "post"}, "/api/reports/{report_id}": {"get", "delete"},
-    "/api/reports/{report_id}/rows": {"get"}, "/api/reports/{report_id}/export": {"get"},
-    "/api/reports/{report_id}/rerun": {"post"}, "/health": {"get"},
+JSON, PROBLEM = "application/json", "application/problem+json"
+ERRORS = {"400": PROBLEM, "401": PROBLEM}
+# Every operation: its responses and their content types, as the running API gives them.
+OPERATIONS = {
+    ("get", "/api/actions"): {"200": JSON, **ERRORS},
+    ("get", "/api/campaigns"): {"200": JSON, **ERRORS},
+    ("get", "/api/campaigns/{campaign_id}"): {"200": JSON, **ERRORS, "404": PROBLEM},
+    ("put", "/api/campaigns/{campaign_id}"): {"200": JSON, "201": JSON, **ERRORS, "413": PROBLEM, "503": PROBLEM},
+    ("post", "/api/events"): {"200": JSON, **ERRORS, "413": PROBLEM, "503": PROBLEM},
+    ("get", "/api/reports"): {"200": JSON, **ERRORS},
+    ("post", "/api/reports"): {"202": JSON, **ERRORS, "409": PROBLEM, "413": PROBLEM, "503": PROBLEM},
+    ("get", "/api/reports/{report_id}"): {"200": JSON, **ERRORS, "404": PROBLEM},
+    ("delete", "/api/reports/{report_id}"): {"204": None, **ERRORS, "404": PROBLEM, "503": PROBLEM},
+    ("get", "/api/reports/{report_id}/rows"): {"200": JSON, **ERRORS, "404": PROBLEM, "409": PROBLEM},
+    ("get", "/api/reports/{report_id}/export"): {
+        "200": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet application/x-ndjson text/csv",
+        **ERRORS,
+        "404": PROBLEM,
+        "409": PROBLEM,
+        "422": PROBLEM,
+    },
+    ("post", "/api/reports/{report_id}/rerun"): {"202": JSON, **ERRORS, "404": PROBLEM, "409": PROBLEM, "503": PROBLEM},
+    ("get", "/health"): {"200": JSON, "503": JSON},
 }
 
 
@@ -30,6 +48,7 @@ async def test_health_is_503_naming_redis_when_it_is_down(database_url: str, log
     server = Process(["serve", "--port", str(port)], service_env(database_url, nobody_listens), logs / "no-redis.log")
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+
             async def answered() -> httpx.Response | None:
                 try:
                     return await http.get("/health")
@@ -44,19 +63,37 @@ async def test_health_is_503_naming_redis_when_it_is_down(database_url: str, log
     assert response.json() == {"status": "unavailable", "database": "ok", "redis": "down"}
 
 
-async def test_the_openapi_document_covers_every_endpoint(api: str) -> None:
+async def test_the_openapi_document_describes_every_response(api: str) -> None:
     async with httpx.AsyncClient(base_url=api) as http:
         document = (await http.get("/schema/openapi.json")).json()
         browsable = await http.get("/schema")
 
-    assert {path: set(item) for path, item in document["paths"].items()} == PATHS
+    described = {
+        (method, path): {
+            code: " ".join(sorted(response.get("content", {}))) or None
+            for code, response in operation["responses"].items()
+        }
+        for path, item in document["paths"].items()
+        for method, operation in item.items()
+    }
+    assert described == OPERATIONS
+    paths = document["paths"]
+    assert sorted(paths["/api/events"]["post"]["requestBody"]["content"]) == [
+        "application/json",
+        "application/x-ndjson",
+    ]
+    assert list(paths["/api/reports"]["post"]["responses"]["202"]["headers"]) == ["Location"]
+    assert list(paths["/api/reports/{report_id}/export"]["get"]["responses"]["200"]["headers"]) == [
+        "Content-Disposition"
+    ]
     assert document["components"]["securitySchemes"]["BearerAuth"] == {
-        "type": "http", "scheme": "bearer", "description": "An account's API key."}
-    create = document["paths"]["/api/reports"]["post"]
-    assert set(create["responses"]) == {"202", "400", "401", "409"}
-    assert create["responses"]["409"]["content"]["application/problem+json"]["schema"] == {
-        "$ref": "#/components/schemas/Problem"}
-    assert "active_report_id" in document["components"]["schemas"]["Problem"]["properties"]
+        "type": "http",
+        "scheme": "bearer",
+        "description": "An account's API key.",
+    }
+    problem = document["components"]["schemas"]["Problem"]
+    assert sorted(problem["required"]) == ["detail", "status", "title", "type"]
+    assert problem["properties"]["active_report_id"] == {"oneOf": [{"type": "string"}]}
     assert browsable.status_code == 200
     assert "text/html" in browsable.headers["content-type"]
 
@@ -69,13 +106,19 @@ async def test_the_action_catalogue_lists_every_category_and_action(client) -> N
     assert [c["name"] for c in categories] == ["email", "campaign", "sms", "automation"]
     names = {c["name"]: [a["name"] for a in c["actions"]] for c in categories}
     assert names == {
-        "email": [f"email.{a}" for a in ("sent", "delivered", "opened", "clicked", "bounced", "unsubscribed",
-                                          "spam_reported", "forwarded")],
-        "campaign": [f"campaign.{a}" for a in ("sent", "profile_updated", "form_submitted", "subscribed",
-                                                "optin_requested", "optin_confirmed")],
+        "email": [
+            f"email.{a}"
+            for a in ("sent", "delivered", "opened", "clicked", "bounced", "unsubscribed", "spam_reported", "forwarded")
+        ],
+        "campaign": [
+            f"campaign.{a}"
+            for a in ("sent", "profile_updated", "form_submitted", "subscribed", "optin_requested", "optin_confirmed")
+        ],
         "sms": [f"sms.{a}" for a in ("sent", "delivered", "clicked", "failed", "opted_out")],
-        "automation": [f"automation.{a}" for a in ("entered", "step_completed", "filtered", "stopped", "expired",
-                                                    "cancelled", "failed", "completed")],
+        "automation": [
+            f"automation.{a}"
+            for a in ("entered", "step_completed", "filtered", "stopped", "expired", "cancelled", "failed", "completed")
+        ],
     }
     assert categories[0]["label"] == "Email"
     assert categories[0]["actions"][2] == {"name": "email.opened", "label": "Opened"}

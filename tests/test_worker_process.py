@@ -55,5 +55,3 @@ async def test_the_worker_survives_a_redis_restart_then_stops_on_sigterm(tmp_pat
 async def _done(db: Database, account_id: int, report_id: str):
     report = await get_report(db, account_id, report_id)
     return report if report.status == "done" else None
-
-

@@ -22,41 +22,57 @@ class Category(msgspec.Struct, frozen=True):
 
 # (category, label, ((code, action, label), ...))
 _CATALOGUE = (
-    ("email", "Email", (
-        (1, "sent", "Sent"),
-        (2, "delivered", "Delivered"),
-        (3, "opened", "Opened"),
-        (4, "clicked", "Clicked"),
-        (5, "bounced", "Bounced"),
-        (6, "unsubscribed", "Unsubscribed"),
-        (7, "spam_reported", "Reported as spam"),
-        (8, "forwarded", "Forwarded"),
-    )),
-    ("campaign", "Campaign", (
-        (20, "sent", "Sent"),
-        (21, "profile_updated", "Profile updated"),
-        (22, "form_submitted", "Form submitted"),
-        (23, "subscribed", "Subscribed"),
-        (24, "optin_requested", "Opt-in requested"),
-        (25, "optin_confirmed", "Opt-in confirmed"),
-    )),
-    ("sms", "SMS", (
-        (40, "sent", "Sent"),
-        (41, "delivered", "Delivered"),
-        (42, "clicked", "Clicked"),
-        (43, "failed", "Failed"),
-        (44, "opted_out", "Opted out"),
-    )),
-    ("automation", "Automation", (
-        (60, "entered", "Entered"),
-        (61, "step_completed", "Step completed"),
-        (62, "filtered", "Filtered"),
-        (63, "stopped", "Stopped"),
-        (64, "expired", "Expired"),
-        (65, "cancelled", "Cancelled"),
-        (66, "failed", "Failed"),
-        (67, "completed", "Completed"),
-    )),
+    (
+        "email",
+        "Email",
+        (
+            (1, "sent", "Sent"),
+            (2, "delivered", "Delivered"),
+            (3, "opened", "Opened"),
+            (4, "clicked", "Clicked"),
+            (5, "bounced", "Bounced"),
+            (6, "unsubscribed", "Unsubscribed"),
+            (7, "spam_reported", "Reported as spam"),
+            (8, "forwarded", "Forwarded"),
+        ),
+    ),
+    (
+        "campaign",
+        "Campaign",
+        (
+            (20, "sent", "Sent"),
+            (21, "profile_updated", "Profile updated"),
+            (22, "form_submitted", "Form submitted"),
+            (23, "subscribed", "Subscribed"),
+            (24, "optin_requested", "Opt-in requested"),
+            (25, "optin_confirmed", "Opt-in confirmed"),
+        ),
+    ),
+    (
+        "sms",
+        "SMS",
+        (
+            (40, "sent", "Sent"),
+            (41, "delivered", "Delivered"),
+            (42, "clicked", "Clicked"),
+            (43, "failed", "Failed"),
+            (44, "opted_out", "Opted out"),
+        ),
+    ),
+    (
+        "automation",
+        "Automation",
+        (
+            (60, "entered", "Entered"),
+            (61, "step_completed", "Step completed"),
+            (62, "filtered", "Filtered"),
+            (63, "stopped", "Stopped"),
+            (64, "expired", "Expired"),
+            (65, "cancelled", "Cancelled"),
+            (66, "failed", "Failed"),
+            (67, "completed", "Completed"),
+        ),
+    ),
 )
 
 CATEGORIES: tuple[Category, ...] = tuple(

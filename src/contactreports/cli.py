@@ -32,8 +32,9 @@ def _settings(*, need_redis: bool = False) -> Settings:
     except ConfigError as error:
         raise click.ClickException(str(error)) from error
     if need_redis and settings.redis_url is None:
-        raise click.ClickException("REDIS_URL is not set: point it at a Redis server, or run `contactreports up`, "
-                                   "which starts one of its own")
+        raise click.ClickException(
+            "REDIS_URL is not set: point it at a Redis server, or run `contactreports up`, which starts one of its own"
+        )
     return settings
 
 
@@ -78,15 +79,21 @@ def create_account_command(name: str, as_json: bool) -> None:
 @main.command("import")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--account", "account_id", type=int, required=True, help="The account's id.")
-@click.option("--format", "file_format", type=click.Choice(["ndjson", "csv"]),
-              help="Defaults to the file's extension (.csv, else NDJSON).")
+@click.option(
+    "--format",
+    "file_format",
+    type=click.Choice(["ndjson", "csv"]),
+    help="Defaults to the file's extension (.csv, else NDJSON).",
+)
 def import_command(file: Path, account_id: int, file_format: str | None) -> None:
     """Import events (NDJSON or CSV, the POST /api/events shape): all checked first, then stored."""
     from contactreports.importer import import_file
 
     file_format = file_format or ("csv" if file.suffix.lower() == ".csv" else "ndjson")
     settings = _settings()
-    asyncio.run(_with_db(settings, lambda db: import_file(db, account_id, file, file_format, settings.max_details_bytes)))
+    asyncio.run(
+        _with_db(settings, lambda db: import_file(db, account_id, file, file_format, settings.max_details_bytes))
+    )
 
 
 @main.command()
@@ -144,8 +151,8 @@ def _print_welcome(url: str, has_demo: bool) -> None:
         click.echo(
             f"  curl -s -X POST {url}/api/reports -H 'Authorization: Bearer {DEMO_API_KEY}' \\\n"
             "    -H 'Content-Type: application/json' \\\n"
-            f"    -d '{{\"email\": \"{DEMO_CONTACT}\", \"categories\": [\"email\", \"campaign\"],"
-            " \"start\": \"2026-01-01T00:00:00Z\", \"end\": \"2027-01-01T00:00:00Z\"}'\n"
+            f'    -d \'{{"email": "{DEMO_CONTACT}", "categories": ["email", "campaign"],'
+            ' "start": "2026-01-01T00:00:00Z", "end": "2027-01-01T00:00:00Z"}\'\n'
         )
     click.echo("Press Ctrl+C to stop.\n")
 

@@ -67,4 +67,4 @@ def sqlite_path(database_url: str) -> Path:
     prefix = "sqlite:///"
     if not database_url.startswith(prefix):
         raise ConfigError(f"unsupported DATABASE_URL {database_url!r}: expected sqlite:///path")
-    return Path(database_url[len(prefix):])
+    return Path(database_url[len(prefix) :])

@@ -7,7 +7,7 @@ as printed on any machine, any day.
 from __future__ import annotations
 
 import random
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import msgspec
 
@@ -20,27 +20,57 @@ from contactreports.store.events import insert_events
 
 DEMO_API_KEY = "cr_demo_local_only_2b7f9d3c"
 DEMO_CONTACT = "ann@example.com"
-DEMO_START = int(datetime(2026, 1, 1, tzinfo=timezone.utc).timestamp() * 1000)
-DEMO_END = int(datetime(2026, 11, 1, tzinfo=timezone.utc).timestamp() * 1000)
+DEMO_START = int(datetime(2026, 1, 1, tzinfo=UTC).timestamp() * 1000)
+DEMO_END = int(datetime(2026, 11, 1, tzinfo=UTC).timestamp() * 1000)
 CONTACTS = 2_000
 EVENTS_PER_CONTACT = 25
 _BATCH = 10_000
-_THEMES = ("Spring sale", "Product news", "Welcome series", "Webinar invite", "Summer clearance",
-           "Loyalty points", "Black Friday preview", "Customer survey", "New arrivals", "Re-engagement")
+_THEMES = (
+    "Spring sale",
+    "Product news",
+    "Welcome series",
+    "Webinar invite",
+    "Summer clearance",
+    "Loyalty points",
+    "Black Friday preview",
+    "Customer survey",
+    "New arrivals",
+    "Re-engagement",
+)
 # What usually happens to one contact after a send, per channel: (action, chance, details).
 _JOURNEYS = {
-    "email": (("email.sent", 1.0, None), ("email.delivered", 0.97, None), ("email.opened", 0.5, "open"),
-              ("email.clicked", 0.2, "click"), ("email.bounced", 0.03, "bounce"),
-              ("email.unsubscribed", 0.02, None), ("email.spam_reported", 0.005, None),
-              ("email.forwarded", 0.01, None)),
-    "sms": (("sms.sent", 1.0, None), ("sms.delivered", 0.95, None), ("sms.clicked", 0.15, "click"),
-            ("sms.failed", 0.03, None), ("sms.opted_out", 0.01, None)),
-    "automation": (("automation.entered", 1.0, None), ("automation.step_completed", 0.8, None),
-                   ("automation.filtered", 0.1, None), ("automation.completed", 0.6, None),
-                   ("automation.expired", 0.05, None)),
+    "email": (
+        ("email.sent", 1.0, None),
+        ("email.delivered", 0.97, None),
+        ("email.opened", 0.5, "open"),
+        ("email.clicked", 0.2, "click"),
+        ("email.bounced", 0.03, "bounce"),
+        ("email.unsubscribed", 0.02, None),
+        ("email.spam_reported", 0.005, None),
+        ("email.forwarded", 0.01, None),
+    ),
+    "sms": (
+        ("sms.sent", 1.0, None),
+        ("sms.delivered", 0.95, None),
+        ("sms.clicked", 0.15, "click"),
+        ("sms.failed", 0.03, None),
+        ("sms.opted_out", 0.01, None),
+    ),
+    "automation": (
+        ("automation.entered", 1.0, None),
+        ("automation.step_completed", 0.8, None),
+        ("automation.filtered", 0.1, None),
+        ("automation.completed", 0.6, None),
+        ("automation.expired", 0.05, None),
+    ),
 }
-_PROFILE_ACTIONS = ("campaign.profile_updated", "campaign.form_submitted", "campaign.subscribed",
-                    "campaign.optin_requested", "campaign.optin_confirmed")
+_PROFILE_ACTIONS = (
+    "campaign.profile_updated",
+    "campaign.form_submitted",
+    "campaign.subscribed",
+    "campaign.optin_requested",
+    "campaign.optin_confirmed",
+)
 
 
 def _campaigns(rng: random.Random) -> list[Campaign]:
@@ -57,8 +87,12 @@ def _campaigns(rng: random.Random) -> list[Campaign]:
 
 def _details(kind: str | None, rng: random.Random, campaign: Campaign) -> bytes | None:
     if kind == "click":
-        return msgspec.json.encode({"url": f"https://shop.example.com/{campaign.id}?utm_source={campaign.channel}",
-                                    "user_agent": rng.choice(("Mozilla/5.0 (iPhone)", "Mozilla/5.0 (Windows NT 10.0)"))})
+        return msgspec.json.encode(
+            {
+                "url": f"https://shop.example.com/{campaign.id}?utm_source={campaign.channel}",
+                "user_agent": rng.choice(("Mozilla/5.0 (iPhone)", "Mozilla/5.0 (Windows NT 10.0)")),
+            }
+        )
     if kind == "open":
         return msgspec.json.encode({"machine_open": rng.random() < 0.3})
     if kind == "bounce":
@@ -73,12 +107,27 @@ def _contact_events(email: str, sends: int, rng: random.Random, campaigns: list[
         for action, chance, kind in _JOURNEYS[campaign.channel]:
             if rng.random() < chance:
                 moment += rng.randrange(1_000, 36 * 3_600_000)
-                events.append(NewEvent(None, email, ACTION_CODES[action], min(moment, DEMO_END - 1), campaign.id,
-                                       _details(kind, rng, campaign)))
+                events.append(
+                    NewEvent(
+                        None,
+                        email,
+                        ACTION_CODES[action],
+                        min(moment, DEMO_END - 1),
+                        campaign.id,
+                        _details(kind, rng, campaign),
+                    )
+                )
     for _ in range(rng.randrange(0, 4)):  # profile changes belong to no campaign
-        events.append(NewEvent(None, email, ACTION_CODES[rng.choice(_PROFILE_ACTIONS)],
-                               rng.randrange(DEMO_START, DEMO_END), None,
-                               msgspec.json.encode({"source": rng.choice(("preference centre", "signup form"))})))
+        events.append(
+            NewEvent(
+                None,
+                email,
+                ACTION_CODES[rng.choice(_PROFILE_ACTIONS)],
+                rng.randrange(DEMO_START, DEMO_END),
+                None,
+                msgspec.json.encode({"source": rng.choice(("preference centre", "signup form"))}),
+            )
+        )
     return events
 
 

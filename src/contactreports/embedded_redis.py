@@ -38,8 +38,23 @@ def start_redis(directory: Path, port: int | None = None) -> tuple[subprocess.Po
     directory.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
     process = subprocess.Popen(
-        [redis_server_binary(), "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-         "--dir", str(directory), "--logfile", str(directory / "redis.log"), "--protected-mode", "yes"],
+        [
+            redis_server_binary(),
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(directory),
+            "--logfile",
+            str(directory / "redis.log"),
+            "--protected-mode",
+            "yes",
+        ],
         stdout=subprocess.DEVNULL,
     )
     _wait_until_listening(process, port)

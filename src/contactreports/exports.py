@@ -8,7 +8,7 @@ import io
 import os
 import tempfile
 from collections.abc import AsyncIterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, BinaryIO, Literal
 
 import msgspec
@@ -126,7 +126,9 @@ async def _write_xlsx(path: str, batches: AsyncIterator[list[ReportRow]]) -> Non
     sheet, written = None, 0
 
     def new_sheet() -> Any:
-        sheet = workbook.add_worksheet("Rows" if not workbook.worksheets() else f"Rows {len(workbook.worksheets()) + 1}")
+        sheet = workbook.add_worksheet(
+            "Rows" if not workbook.worksheets() else f"Rows {len(workbook.worksheets()) + 1}"
+        )
         sheet.set_column(0, 0, 24)
         sheet.set_column(1, 2, 28)
         sheet.set_column(3, 3, 60)
@@ -139,13 +141,14 @@ async def _write_xlsx(path: str, batches: AsyncIterator[list[ReportRow]]) -> Non
             if sheet is None or written % XLSX_ROWS_PER_SHEET == 0:
                 sheet = new_sheet()
             line = written % XLSX_ROWS_PER_SHEET + 1
-            moment = datetime.fromtimestamp(row.occurred_at / 1000, timezone.utc).replace(tzinfo=None)
+            moment = datetime.fromtimestamp(row.occurred_at / 1000, UTC).replace(tzinfo=None)
             sheet.write_datetime(line, 0, moment, when)
             for column, cell in enumerate(_cells(row), start=1):
                 if len(cell) > XLSX_CELL_CHARS:
                     raise ExportTooLarge(
                         f"the row of {format_ms(row.occurred_at)} has a {COLUMNS[column]} of {len(cell):,} characters; "
-                        f"an Excel cell holds at most {XLSX_CELL_CHARS:,}: export as CSV or NDJSON instead")
+                        f"an Excel cell holds at most {XLSX_CELL_CHARS:,}: export as CSV or NDJSON instead"
+                    )
                 if cell:  # no campaign: a blank cell, not an empty string
                     # write_string stores text as text: a leading "=" is never run as a formula in XLSX.
                     sheet.write_string(line, column, cell)

@@ -11,11 +11,19 @@ import click
 import msgspec
 from tqdm import tqdm
 
-from contactreports.ingest import UNDECODABLE, EventIn, InvalidEvents, decode_line, field_error, to_new_events, undecodable
+from contactreports.ingest import (
+    UNDECODABLE,
+    EventIn,
+    InvalidEvents,
+    decode_line,
+    field_error,
+    to_new_events,
+    undecodable,
+)
 from contactreports.models import FieldError
 from contactreports.store.accounts import account_exists
-from contactreports.store.database import Database
 from contactreports.store.campaigns import known_campaign_ids
+from contactreports.store.database import Database
 from contactreports.store.events import insert_events
 
 BATCH = 10_000
@@ -58,8 +66,12 @@ def _batches(path: Path, file_format: str) -> Iterator[list[EventIn]]:
 
 def _shift(errors: list[FieldError], offset: int) -> list[FieldError]:
     """Batch-relative `[3].email` -> file-relative `[10003].email`."""
-    return [FieldError(f"[{int(e.field[1:].split(']')[0]) + offset}]{e.field.split(']', 1)[1]}", e.message)
-            if e.field.startswith("[") else e for e in errors]
+    return [
+        FieldError(f"[{int(e.field[1:].split(']')[0]) + offset}]{e.field.split(']', 1)[1]}", e.message)
+        if e.field.startswith("[")
+        else e
+        for e in errors
+    ]
 
 
 async def import_file(db: Database, account_id: int, path: Path, file_format: str, max_details_bytes: int) -> None:
@@ -86,8 +98,10 @@ async def import_file(db: Database, account_id: int, path: Path, file_format: st
             ingested, duplicates = ingested + added, duplicates + skipped
             bar.update(len(batch))
     seconds = time.perf_counter() - started
-    click.echo(f"imported {ingested:,} events ({duplicates:,} duplicates skipped) in {seconds:.1f} s: "
-               f"{count / seconds if seconds else 0:,.0f} events/s")
+    click.echo(
+        f"imported {ingested:,} events ({duplicates:,} duplicates skipped) in {seconds:.1f} s: "
+        f"{count / seconds if seconds else 0:,.0f} events/s"
+    )
 
 
 def _describe(errors: list[FieldError]) -> str:

@@ -9,7 +9,14 @@ import msgspec
 
 from contactreports.catalogue import ACTION_CODES
 from contactreports.models import (
-    OUT_OF_RANGE, FieldError, NewEvent, Timestamp, datetime_to_ms, in_range, is_plausible_email, normalize_email,
+    OUT_OF_RANGE,
+    FieldError,
+    NewEvent,
+    Timestamp,
+    datetime_to_ms,
+    in_range,
+    is_plausible_email,
+    normalize_email,
 )
 
 
@@ -93,7 +100,9 @@ def to_new_events(events: list[EventIn], max_details_bytes: int) -> list[NewEven
             continue
         details = msgspec.json.encode(event.details) if event.details else None
         if details is not None and len(details) > max_details_bytes:
-            errors.append(FieldError(f"[{i}].details", f"at most {max_details_bytes:,} bytes of JSON, got {len(details):,}"))
+            errors.append(
+                FieldError(f"[{i}].details", f"at most {max_details_bytes:,} bytes of JSON, got {len(details):,}")
+            )
         valid.append(NewEvent(event.id, email, action, datetime_to_ms(event.occurred_at), event.campaign_id, details))
     if errors:
         raise InvalidEvents(errors)

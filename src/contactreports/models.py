@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import unicodedata
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal
 
 import msgspec
@@ -90,17 +90,17 @@ class ReportRow(msgspec.Struct, frozen=True):
     details: msgspec.Raw
 
 
-EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MS = timedelta(milliseconds=1)
 # Accepted timestamps: wide enough for any real event, narrow enough that every one has a
 # four-digit year in UTC and a date a spreadsheet can show.
-EARLIEST = datetime(1900, 1, 1, tzinfo=timezone.utc)
-LATEST = datetime(9999, 1, 1, tzinfo=timezone.utc)
+EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
+LATEST = datetime(9999, 1, 1, tzinfo=UTC)
 OUT_OF_RANGE = "must be from 1900-01-01T00:00:00Z up to 9999-01-01T00:00:00Z"
 
 
 def now_ms() -> int:
-    return datetime_to_ms(datetime.now(timezone.utc))
+    return datetime_to_ms(datetime.now(UTC))
 
 
 def datetime_to_ms(value: datetime) -> int:

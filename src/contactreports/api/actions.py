@@ -8,9 +8,9 @@ from contactreports.api.errors import problem_responses
 from contactreports.api.schemas import ActionOut, Catalogue, CategoryOut
 from contactreports.catalogue import CATEGORIES
 
-_CATALOGUE = Catalogue([
-    CategoryOut(c.name, c.label, [ActionOut(a.name, a.label) for a in c.actions]) for c in CATEGORIES
-])
+_CATALOGUE = Catalogue(
+    [CategoryOut(c.name, c.label, [ActionOut(a.name, a.label) for a in c.actions]) for c in CATEGORIES]
+)
 
 
 @get("/actions", tags=["actions"], responses=problem_responses(), summary="The action catalogue")

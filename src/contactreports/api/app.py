@@ -64,8 +64,10 @@ def create_app(settings: Settings | None = None) -> Litestar:
             description="What exactly happened with one contact: contact reports computed as background jobs.",
             path="/schema",
             render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin(path="/swagger")],
-            components=Components(security_schemes={
-                "BearerAuth": SecurityScheme(type="http", scheme="bearer", description="An account's API key."),
-            }),
+            components=Components(
+                security_schemes={
+                    "BearerAuth": SecurityScheme(type="http", scheme="bearer", description="An account's API key."),
+                }
+            ),
         ),
     )

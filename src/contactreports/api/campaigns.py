@@ -6,6 +6,7 @@ from typing import Annotated
 
 from litestar import Controller, Response, get, put
 from litestar.datastructures import State
+from litestar.openapi import ResponseSpec
 from litestar.params import Parameter
 
 from contactreports.api.errors import invalid, not_found, problem_responses
@@ -14,6 +15,7 @@ from contactreports.api.schemas import CampaignIn, CampaignOut
 from contactreports.models import OUT_OF_RANGE, Account, Campaign, FieldError, datetime_to_ms, format_ms, in_range
 from contactreports.store.campaigns import get_campaign, list_campaigns, put_campaign
 
+CREATED = ResponseSpec(CampaignOut, description="Created", generate_examples=False)
 CampaignId = Annotated[str, Parameter(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")]
 
 
@@ -26,11 +28,18 @@ class CampaignController(Controller):
     path = "/campaigns"
     tags = ["campaigns"]
 
-    @put("/{campaign_id:str}", responses=problem_responses(400), summary="Create or replace a campaign", description=(
-        "`201` when new, `200` when replaced. Archiving moves the campaign's events out of the hot store; "
-        "un-archiving moves them back."
-    ))
-    async def replace(self, campaign_id: CampaignId, data: CampaignIn, account: Account, state: State) -> Response[CampaignOut]:
+    @put(
+        "/{campaign_id:str}",
+        responses={**problem_responses(413, 503), 201: CREATED},
+        summary="Create or replace a campaign",
+        description=(
+            "`201` when new, `200` when replaced. Archiving moves the campaign's events out of the hot store; "
+            "un-archiving moves them back."
+        ),
+    )
+    async def replace(
+        self, campaign_id: CampaignId, data: CampaignIn, account: Account, state: State
+    ) -> Response[CampaignOut]:
         if data.sent_at is not None and not in_range(data.sent_at):
             raise invalid([FieldError("sent_at", OUT_OF_RANGE)])
         sent_at = datetime_to_ms(data.sent_at) if data.sent_at is not None else None
@@ -38,15 +47,17 @@ class CampaignController(Controller):
         created = await put_campaign(state.db, account.id, campaign)
         return Response(campaign_out(campaign), status_code=201 if created else 200)
 
-    @get("/{campaign_id:str}", responses=problem_responses(400, 404), summary="A campaign")
+    @get("/{campaign_id:str}", responses=problem_responses(404), summary="A campaign")
     async def read(self, campaign_id: CampaignId, account: Account, state: State) -> CampaignOut:
         campaign = await get_campaign(state.db, account.id, campaign_id)
         if campaign is None:
             raise not_found("campaign")
         return campaign_out(campaign)
 
-    @get("/", responses=problem_responses(400), summary="Campaigns, by id")
-    async def index(self, account: Account, state: State, limit: Limit = 50, cursor: Cursor = None) -> Page[CampaignOut]:
+    @get("/", responses=problem_responses(), summary="Campaigns, by id")
+    async def index(
+        self, account: Account, state: State, limit: Limit = 50, cursor: Cursor = None
+    ) -> Page[CampaignOut]:
         scope = f"campaigns:{account.id}"
         position = state.cursors.decode(scope, cursor)
         campaigns = await list_campaigns(state.db, account.id, position[0] if position else None, limit + 1)

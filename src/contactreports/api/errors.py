@@ -19,13 +19,14 @@ log = logging.getLogger(__name__)
 PROBLEM_JSON = "application/problem+json"
 
 
-class Problem(msgspec.Struct, omit_defaults=True, kw_only=True):
+class Problem(msgspec.Struct, kw_only=True):
     type: str  # always "about:blank": the status and title say what happened
     title: str
     status: int
     detail: str
-    errors: list[FieldError] | None = None
-    active_report_id: str | None = None
+    # Only on validation errors and 409s; left out, not null, elsewhere.
+    errors: list[FieldError] | msgspec.UnsetType = msgspec.UNSET
+    active_report_id: str | msgspec.UnsetType = msgspec.UNSET
 
 
 def problem(status: int, detail: str, **extra: object) -> Problem:
@@ -33,20 +34,31 @@ def problem(status: int, detail: str, **extra: object) -> Problem:
 
 
 def problem_responses(*statuses: int) -> dict[int, ResponseSpec]:
-    """OpenAPI entries for the problems a handler answers with (401 is on every /api handler)."""
+    """OpenAPI entries for the problems a handler answers with; every /api handler can give 400 and 401."""
     return {
-        status: ResponseSpec(Problem, description=HTTPStatus(status).phrase, media_type=PROBLEM_JSON)
-        for status in (401, *statuses)
+        status: ResponseSpec(
+            Problem, description=HTTPStatus(status).phrase, media_type=PROBLEM_JSON, generate_examples=False
+        )
+        for status in (400, 401, *statuses)
     }
 
 
 class ProblemError(Exception):
     """Raise anywhere in a handler to answer with a problem body."""
 
-    def __init__(self, status: int, detail: str, *, errors: list[FieldError] | None = None,
-                 active_report_id: str | None = None, headers: dict[str, str] | None = None):
+    def __init__(
+        self,
+        status: int,
+        detail: str,
+        *,
+        errors: list[FieldError] | None = None,
+        active_report_id: str | None = None,
+        headers: dict[str, str] | None = None,
+    ):
         super().__init__(detail)
-        self.problem = problem(status, detail, errors=errors, active_report_id=active_report_id)
+        self.problem = problem(
+            status, detail, errors=errors or msgspec.UNSET, active_report_id=active_report_id or msgspec.UNSET
+        )
         self.headers = headers or {}
 
 
@@ -83,7 +95,7 @@ def handle_validation(_: Request, error: ValidationException) -> Response[Proble
     if missing := _MISSING_PARAMETER.match(error.detail):
         errors.append(FieldError(missing[2], f"a required {missing[1]} parameter"))
     detail = "The request is invalid: see `errors`." if errors else error.detail
-    return _problem_response(problem(400, detail, errors=errors or None))
+    return _problem_response(problem(400, detail, errors=errors or msgspec.UNSET))
 
 
 def handle_http(_: Request, error: HTTPException) -> Response[Problem]:

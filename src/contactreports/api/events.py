@@ -8,13 +8,12 @@ from litestar import Controller, post
 from litestar.datastructures import State
 
 from contactreports.api.errors import invalid, problem_responses
+from contactreports.api.openapi import NDJSON, EventBatchOperation
 from contactreports.api.requests import ApiRequest
 from contactreports.api.schemas import IngestResult
 from contactreports.ingest import EventIn, InvalidEvents, decode_array, decode_line, to_new_events
 from contactreports.models import Account, FieldError
 from contactreports.store.events import UnknownCampaigns, insert_events
-
-NDJSON = "application/x-ndjson"
 
 
 class EventBatchRequest(ApiRequest):
@@ -42,7 +41,8 @@ class EventController(Controller):
         "/",
         status_code=200,
         request_class=EventBatchRequest,
-        responses=problem_responses(400, 413),
+        responses=problem_responses(413, 503),
+        operation_class=EventBatchOperation,
         summary="Ingest events",
         description=(
             "A JSON array, or NDJSON (`Content-Type: application/x-ndjson`, one event a line), of at most "
@@ -61,8 +61,10 @@ class EventController(Controller):
         except InvalidEvents as error:
             raise invalid(error.errors) from error
         except UnknownCampaigns as error:
-            raise invalid([
-                FieldError(f"[{i}].campaign_id", f"unknown campaign {campaign!r}")
-                for i, campaign in sorted(error.unknown.items())
-            ]) from error
+            raise invalid(
+                [
+                    FieldError(f"[{i}].campaign_id", f"unknown campaign {campaign!r}")
+                    for i, campaign in sorted(error.unknown.items())
+                ]
+            ) from error
         return IngestResult(ingested, duplicates)

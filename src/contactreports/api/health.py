@@ -21,8 +21,12 @@ async def _check(probe) -> str:
     return "ok"
 
 
-@get("/health", tags=["service"], summary="Service health",
-     responses={503: ResponseSpec(Health, description="The database or Redis is down")})
+@get(
+    "/health",
+    tags=["service"],
+    summary="Service health",
+    responses={503: ResponseSpec(Health, description="The database or Redis is down")},
+)
 async def health(state: State) -> Response[Health]:
     database = await _check(state.db.ping())
     redis = await _check(state.redis.ping())

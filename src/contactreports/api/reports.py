@@ -6,27 +6,45 @@ import logging
 from typing import Annotated
 
 from litestar import Controller, Response, delete, get, post
-from litestar.datastructures import State
+from litestar.datastructures import ResponseHeader, State
 from litestar.params import Parameter
 from litestar.response import Stream
 
 from contactreports.api.errors import ProblemError, invalid, not_found, problem_responses
+from contactreports.api.openapi import ExportOperation
 from contactreports.api.pagination import Cursor, Limit, Page
 from contactreports.api.schemas import Progress, ReportIn, ReportOut
 from contactreports.catalogue import ACTION_CODES, CATEGORY_ACTIONS
 from contactreports.config import Settings
 from contactreports.exports import (
-    MEDIA_TYPES, STREAMED, ExportTooLarge, Format, RowView, file_chunks, row_view, write_xlsx,
+    MEDIA_TYPES,
+    STREAMED,
+    ExportTooLarge,
+    Format,
+    RowView,
+    file_chunks,
+    row_view,
+    write_xlsx,
 )
 from contactreports.jobs.queue import enqueue_run
 from contactreports.models import (
-    OUT_OF_RANGE, Account, FieldError, Report, ReportSpec, Status, datetime_to_ms, format_ms, in_range,
-    is_plausible_email, normalize_email,
+    OUT_OF_RANGE,
+    Account,
+    FieldError,
+    Report,
+    ReportSpec,
+    Status,
+    datetime_to_ms,
+    format_ms,
+    in_range,
+    is_plausible_email,
+    normalize_email,
 )
 from contactreports.store import reports as store
 from contactreports.store.rows import ReportChanged, page_rows, stream_rows
 
 log = logging.getLogger(__name__)
+LOCATION = ResponseHeader(name="Location", description="/api/reports/{id}: poll it", documentation_only=True)
 ReportId = Annotated[str, Parameter(max_length=64)]
 
 
@@ -78,18 +96,29 @@ def progress(report: Report) -> Progress:
 def report_out(report: Report) -> ReportOut:
     spec = report.spec
     return ReportOut(
-        id=report.id, email=spec.email, actions=list(spec.actions), start=format_ms(spec.start),
-        end=format_ms(spec.end), include_archived=spec.include_archived, status=report.status,
-        progress=progress(report), row_count=report.row_count, error=report.error, attempts=report.attempts,
-        created_at=format_ms(report.created_at), started_at=_optional_ms(report.started_at),
+        id=report.id,
+        email=spec.email,
+        actions=list(spec.actions),
+        start=format_ms(spec.start),
+        end=format_ms(spec.end),
+        include_archived=spec.include_archived,
+        status=report.status,
+        progress=progress(report),
+        row_count=report.row_count,
+        error=report.error,
+        attempts=report.attempts,
+        created_at=format_ms(report.created_at),
+        started_at=_optional_ms(report.started_at),
         finished_at=_optional_ms(report.finished_at),
     )
 
 
 def _conflict(active_report_id: str) -> ProblemError:
     return ProblemError(
-        409, f"Report {active_report_id} is still queued or processing; one report per account may be active. "
-        "Wait for it to finish, or delete it.", active_report_id=active_report_id,
+        409,
+        f"Report {active_report_id} is still queued or processing; one report per account may be active. "
+        "Wait for it to finish, or delete it.",
+        active_report_id=active_report_id,
     )
 
 
@@ -117,10 +146,17 @@ class ReportController(Controller):
     path = "/reports"
     tags = ["reports"]
 
-    @post("/", status_code=202, responses=problem_responses(400, 409), summary="Create a contact report", description=(
-        "Queues a search; poll `GET /api/reports/{id}` until `done`. `409` with `active_report_id` while the "
-        "account has a report queued or processing."
-    ))
+    @post(
+        "/",
+        status_code=202,
+        responses=problem_responses(409, 413, 503),
+        response_headers=[LOCATION],
+        summary="Create a contact report",
+        description=(
+            "Queues a search; poll `GET /api/reports/{id}` until `done`. `409` with `active_report_id` while the "
+            "account has a report queued or processing."
+        ),
+    )
     async def create(self, data: ReportIn, account: Account, state: State) -> Response[ReportOut]:
         spec = report_spec(data, state.settings)
         try:
@@ -130,7 +166,7 @@ class ReportController(Controller):
         await _enqueue(state, report)
         return _accepted(report)
 
-    @get("/", responses=problem_responses(400), summary="Reports, newest first")
+    @get("/", responses=problem_responses(), summary="Reports, newest first")
     async def list(
         self, account: Account, state: State, status: Status | None = None, limit: Limit = 50, cursor: Cursor = None
     ) -> Page[ReportOut]:
@@ -147,11 +183,15 @@ class ReportController(Controller):
             raise not_found("report")
         return report_out(report)
 
-    @get("/{report_id:str}/rows", responses=problem_responses(400, 404, 409), summary="A done report's rows, oldest first")
+    @get("/{report_id:str}/rows", responses=problem_responses(404, 409), summary="A done report's rows, oldest first")
     async def rows(
-        self, report_id: ReportId, account: Account, state: State,
+        self,
+        report_id: ReportId,
+        account: Account,
+        state: State,
         action: Annotated[list[str] | None, Parameter(description="Only these actions (repeatable).")] = None,
-        limit: Limit = 50, cursor: Cursor = None,
+        limit: Limit = 50,
+        cursor: Cursor = None,
     ) -> Page[RowView]:
         actions = sorted(set(action or ()))
         unknown = [FieldError("action", f"unknown action {name!r}") for name in actions if name not in ACTION_CODES]
@@ -160,16 +200,23 @@ class ReportController(Controller):
         report = await _done_report(state, account, report_id)
         scope = f"rows:{account.id}:{report.id}:{report.run}:{','.join(actions)}"
         position = state.cursors.decode(scope, cursor)
-        rows = await page_rows(state.db, report.pk, report.run, actions, tuple(position) if position else None,
-                               limit + 1)
+        rows = await page_rows(
+            state.db, report.pk, report.run, actions, tuple(position) if position else None, limit + 1
+        )
         last = rows[limit - 1] if len(rows) > limit else None
         next_cursor = state.cursors.encode(scope, [last.occurred_at, last.seq]) if last else None
         return Page([row_view(row) for row in rows[:limit]], next_cursor)
 
-    @get("/{report_id:str}/export", responses=problem_responses(400, 404, 409, 422), summary="Download a done report's rows", description=(
-        "CSV (`timestamp,campaign,action,details`, formula-like cells neutralised), NDJSON (the `/rows` "
-        "objects) or XLSX, streamed as an attachment."
-    ))
+    @get(
+        "/{report_id:str}/export",
+        responses=problem_responses(404, 409, 422),
+        operation_class=ExportOperation,
+        summary="Download a done report's rows",
+        description=(
+            "CSV (`timestamp,campaign,action,details`, formula-like cells neutralised), NDJSON (the `/rows` "
+            "objects) or XLSX, streamed as an attachment."
+        ),
+    )
     async def export(self, report_id: ReportId, account: Account, state: State, format: Format) -> Stream:
         report = await _done_report(state, account, report_id)
         rows = stream_rows(state.db, report.pk, report.run)
@@ -188,12 +235,23 @@ class ReportController(Controller):
             headers={"Content-Disposition": f'attachment; filename="contact-report-{report.id}.{format}"'},
         )
 
-    @delete("/{report_id:str}", status_code=204, responses=problem_responses(404), summary="Delete a report and its rows")
+    @delete(
+        "/{report_id:str}",
+        status_code=204,
+        responses=problem_responses(404, 503),
+        summary="Delete a report and its rows",
+    )
     async def remove(self, report_id: ReportId, account: Account, state: State) -> None:
         if not await store.delete_report(state.db, account.id, report_id):
             raise not_found("report")
 
-    @post("/{report_id:str}/rerun", status_code=202, responses=problem_responses(404, 409), summary="Compute a report again from the events as they are now")
+    @post(
+        "/{report_id:str}/rerun",
+        status_code=202,
+        responses=problem_responses(404, 409, 503),
+        response_headers=[LOCATION],
+        summary="Compute a report again from the events as they are now",
+    )
     async def rerun(self, report_id: ReportId, account: Account, state: State) -> Response[ReportOut]:
         try:
             report = await store.rerun_report(state.db, account.id, report_id)

@@ -48,4 +48,3 @@ def worker_settings(settings: Settings, db: Database) -> dict[str, Any]:
         # short life only lets the reconciler retry a run whose job died before claiming it.
         "keep_result": 60,
     }
-

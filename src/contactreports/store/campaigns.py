@@ -21,8 +21,7 @@ async def put_campaign(db: Database, account_id: int, campaign: Campaign) -> boo
         values = (campaign.name, campaign.channel, campaign.sent_at, int(campaign.archived))
         if not rows:
             await conn.execute(
-                "INSERT INTO campaigns (account_id, id, name, channel, sent_at, archived)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT INTO campaigns (account_id, id, name, channel, sent_at, archived) VALUES (?, ?, ?, ?, ?, ?)",
                 (account_id, campaign.id, *values),
             )
             return True
@@ -61,6 +60,9 @@ async def list_campaigns(db: Database, account_id: int, after_id: str | None, li
 async def known_campaign_ids(db: Database, account_id: int, ids: set[str]) -> set[str]:
     """Those of `ids` that are campaigns of the account."""
     rows = await select_in(
-        db.reader, "SELECT id FROM campaigns WHERE account_id = ? AND id IN ({placeholders})", (account_id,), sorted(ids)
+        db.reader,
+        "SELECT id FROM campaigns WHERE account_id = ? AND id IN ({placeholders})",
+        (account_id,),
+        sorted(ids),
     )
     return {row[0] for row in rows}

@@ -130,8 +130,7 @@ async def _migrate(conn: aiosqlite.Connection) -> None:
                 for statement in _statements(script):
                     await conn.execute(statement)
                 await conn.execute(
-                    "INSERT INTO schema_migrations (version, name, applied_at)"
-                    " VALUES (?, ?, datetime('now'))",
+                    "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, datetime('now'))",
                     (version, name),
                 )
         except BaseException:

@@ -51,16 +51,21 @@ async def insert_events(db: Database, account_id: int, events: Sequence[NewEvent
 
 async def _campaigns_by_id(conn: aiosqlite.Connection, account_id: int, ids: set[str]) -> dict[str, tuple[int, bool]]:
     rows = await select_in(
-        conn, "SELECT id, pk, archived FROM campaigns WHERE account_id = ? AND id IN ({placeholders})",
-        (account_id,), sorted(ids),
+        conn,
+        "SELECT id, pk, archived FROM campaigns WHERE account_id = ? AND id IN ({placeholders})",
+        (account_id,),
+        sorted(ids),
     )
     return {row[0]: (row[1], bool(row[2])) for row in rows}
 
 
-async def _without_duplicates(conn: aiosqlite.Connection, account_id: int, events: Sequence[NewEvent]) -> list[NewEvent]:
+async def _without_duplicates(
+    conn: aiosqlite.Connection, account_id: int, events: Sequence[NewEvent]
+) -> list[NewEvent]:
     ids = sorted({e.event_id for e in events if e.event_id is not None})
-    rows = await select_in(conn, "SELECT id FROM event_ids WHERE account_id = ? AND id IN ({placeholders})",
-                           (account_id,), ids)
+    rows = await select_in(
+        conn, "SELECT id FROM event_ids WHERE account_id = ? AND id IN ({placeholders})", (account_id,), ids
+    )
     seen = {row[0] for row in rows}
     fresh = []
     for event in events:

@@ -28,9 +28,20 @@ class ActiveReportExists(Exception):
 def report_from_row(row: tuple) -> Report:
     spec = ReportSpec(row[3], tuple(json.loads(row[4])), row[5], row[6], bool(row[7]))
     return Report(
-        pk=row[0], id=row[1], account_id=row[2], spec=spec, status=row[8], run=row[9], attempts=row[10],
-        scanned=row[11], total=row[12], row_count=row[13], error=row[14],
-        created_at=row[15], started_at=row[16], finished_at=row[17],
+        pk=row[0],
+        id=row[1],
+        account_id=row[2],
+        spec=spec,
+        status=row[8],
+        run=row[9],
+        attempts=row[10],
+        scanned=row[11],
+        total=row[12],
+        row_count=row[13],
+        error=row[14],
+        created_at=row[15],
+        started_at=row[16],
+        finished_at=row[17],
     )
 
 
@@ -43,8 +54,17 @@ async def create_report(db: Database, account_id: int, spec: ReportSpec) -> Repo
                 "INSERT INTO reports (id, account_id, email, actions, start_at, end_at, include_archived,"
                 " status, created_at, queued_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?)"
                 f" RETURNING {REPORT_COLUMNS}",
-                (uuid.uuid4().hex, account_id, spec.email, json.dumps(list(spec.actions)), spec.start, spec.end,
-                 int(spec.include_archived), now, now),
+                (
+                    uuid.uuid4().hex,
+                    account_id,
+                    spec.email,
+                    json.dumps(list(spec.actions)),
+                    spec.start,
+                    spec.end,
+                    int(spec.include_archived),
+                    now,
+                    now,
+                ),
             )
         except sqlite3.IntegrityError as error:
             raise await _active_report_error(conn, account_id, error) from error
@@ -56,7 +76,8 @@ async def rerun_report(db: Database, account_id: int, report_id: str) -> Report 
     async with db.transaction() as conn:
         try:
             rows = await conn.execute_fetchall(
-                "UPDATE reports SET status = 'queued', queued_at = ?, run = run + 1, attempts = 0, scanned = 0, total = NULL,"
+                "UPDATE reports SET status = 'queued', queued_at = ?, run = run + 1, attempts = 0, scanned = 0,"
+                " total = NULL,"
                 " row_count = NULL, error = NULL, started_at = NULL, finished_at = NULL, heartbeat_at = NULL,"
                 " scan_after_at = NULL, scan_after_seq = NULL"
                 " WHERE account_id = ? AND id = ? AND status IN ('done', 'failed')"
@@ -112,4 +133,3 @@ async def delete_report(db: Database, account_id: int, report_id: str) -> bool:
         if rows:
             await conn.execute("DELETE FROM report_rows WHERE report_pk = ?", (rows[0][0],))
     return bool(rows)
-

@@ -65,8 +65,15 @@ async def claim_run(db: Database, report_id: str, run: int) -> Claim | None:
                 (total, after_at, after_seq, pk),
             )
     return Claim(
-        report_id=report_id, report_pk=pk, run=run, attempts=attempts, account_id=account_id, spec=spec,
-        scanned=scanned, total=total, after=(after_at, after_seq),
+        report_id=report_id,
+        report_pk=pk,
+        run=run,
+        attempts=attempts,
+        account_id=account_id,
+        spec=spec,
+        scanned=scanned,
+        total=total,
+        after=(after_at, after_seq),
     )
 
 
@@ -93,9 +100,9 @@ async def finish_run(db: Database, claim: Claim) -> int:
     """Mark the run done, making its rows visible; returns the row count."""
     async with db.transaction() as conn:
         await _check_owner(conn, claim)
-        (row_count,) = (await conn.execute_fetchall(
-            "SELECT count(*) FROM report_rows WHERE report_pk = ?", (claim.report_pk,)
-        ))[0]
+        (row_count,) = (
+            await conn.execute_fetchall("SELECT count(*) FROM report_rows WHERE report_pk = ?", (claim.report_pk,))
+        )[0]
         await conn.execute(
             "UPDATE reports SET status = 'done', row_count = ?, scanned = ?, total = ?, finished_at = ?,"
             " heartbeat_at = NULL WHERE pk = ?",
@@ -117,7 +124,9 @@ async def fail_run(db: Database, claim: Claim, error: str) -> None:
 
 async def queued_runs(db: Database) -> list[tuple[str, int, int]]:
     """(report id, run, queued at) of every queued report, oldest first."""
-    rows = await db.reader.execute_fetchall("SELECT id, run, queued_at FROM reports WHERE status = 'queued' ORDER BY pk")
+    rows = await db.reader.execute_fetchall(
+        "SELECT id, run, queued_at FROM reports WHERE status = 'queued' ORDER BY pk"
+    )
     return [(row[0], row[1], row[2]) for row in rows]
 
 
@@ -132,8 +141,10 @@ async def abandoned_runs(db: Database, heartbeat_before: int) -> list[tuple[str,
 
 def _match(table: str, spec: ReportSpec) -> str:
     codes = ", ".join(str(ACTION_CODES[action]) for action in spec.actions)  # catalogue integers, not input
-    return f"SELECT occurred_at, seq, action, campaign_pk, details FROM {table}" \
-           f" WHERE account_id = ? AND email = ? AND occurred_at < ? AND action IN ({codes})"
+    return (
+        f"SELECT occurred_at, seq, action, campaign_pk, details FROM {table}"
+        f" WHERE account_id = ? AND email = ? AND occurred_at < ? AND action IN ({codes})"
+    )
 
 
 def _tables(spec: ReportSpec) -> tuple[str, ...]:
@@ -144,7 +155,9 @@ async def _count_matching(conn: aiosqlite.Connection, account_id: int, spec: Rep
     total = 0
     for table in _tables(spec):
         query = _match(table, spec).replace("occurred_at, seq, action, campaign_pk, details", "count(*)", 1)
-        rows = await conn.execute_fetchall(f"{query} AND occurred_at >= ?", (account_id, spec.email, spec.end, spec.start))
+        rows = await conn.execute_fetchall(
+            f"{query} AND occurred_at >= ?", (account_id, spec.email, spec.end, spec.start)
+        )
         total += rows[0][0]
     return total
 
@@ -157,17 +170,23 @@ def _copy_statement(claim: Claim, limit: int) -> tuple[str, tuple]:
     its events between the tables with their keys, so the one resume point stays right.
     """
     spec, after = claim.spec, claim.after
-    scans = [f"{_match(table, spec)} AND (occurred_at, seq) > (?, ?) ORDER BY occurred_at, seq LIMIT ?"
-             for table in _tables(spec)]
+    scans = [
+        f"{_match(table, spec)} AND (occurred_at, seq) > (?, ?) ORDER BY occurred_at, seq LIMIT ?"
+        for table in _tables(spec)
+    ]
     params = [claim.account_id, spec.email, spec.end, *after, limit] * len(scans)
     if len(scans) == 1:
         source = scans[0]
     else:
-        source = ("SELECT * FROM (" + " UNION ALL ".join(f"SELECT * FROM ({scan})" for scan in scans)
-                  + ") ORDER BY occurred_at, seq LIMIT ?")
+        source = (
+            "SELECT * FROM ("
+            + " UNION ALL ".join(f"SELECT * FROM ({scan})" for scan in scans)
+            + ") ORDER BY occurred_at, seq LIMIT ?"
+        )
         params.append(limit)
     return (
-        f"INSERT INTO report_rows (report_pk, occurred_at, seq, action, campaign_pk, details) SELECT ?, * FROM ({source})"
+        "INSERT INTO report_rows (report_pk, occurred_at, seq, action, campaign_pk, details)"
+        f" SELECT ?, * FROM ({source})"
         " RETURNING occurred_at, seq",
         (claim.report_pk, *params),
     )
