@@ -31,8 +31,8 @@ EVENTS = [
 
 
 def job_context(db: Database, database_url: str) -> dict:
-    # Chunks of 100: two copies of the job interleave many times over 1,200 rows.
-    return {"db": db, "settings": Settings(database_url=database_url, chunk_rows=100)}
+    # Chunks of 10: the two copies' transactions interleave over 1,200 rows.
+    return {"db": db, "settings": Settings(database_url=database_url, chunk_rows=10)}
 
 
 async def test_a_duplicated_job_leaves_no_duplicate_or_missing_rows(
@@ -40,16 +40,24 @@ async def test_a_duplicated_job_leaves_no_duplicate_or_missing_rows(
 ) -> None:
     await ingest(paused_client, EVENTS)
     report = await create_report(paused_client, **SEARCH)  # stays queued: we run its job ourselves
+    # Two workers, each with its own connection, as two processes would have.
+    other_db = await Database.open(database_url)
+    try:
+        results = await asyncio.gather(
+            *(generate_report(job_context(database, database_url), report["id"], 1) for database in (db, other_db))
+        )
+    finally:
+        await other_db.close()
 
-    results = await asyncio.gather(*(generate_report(job_context(db, database_url), report["id"], 1) for _ in range(2)))
-
+    # Whichever claimed the run last owns it; the other stops at its next chunk, or finds it done.
     assert sorted(results) == ["done: 1200 rows", "stale"]
     rows = await all_rows(paused_client, report["id"])
     assert rows == oracle(
         EVENTS, {}, email="ann@example.com", actions=["email.clicked"], start=SEARCH["start"], end=SEARCH["end"]
     )
     body = (await paused_client.get(f"/api/reports/{report['id']}")).json()
-    assert (body["status"], body["row_count"], body["attempts"]) == ("done", 1200, 2)
+    assert (body["status"], body["row_count"]) == ("done", 1200)
+    assert body["attempts"] in (1, 2)  # 2 if the second took over mid-run (test_runs.py pins that case down)
     # A third copy arriving late finds the run finished and writes nothing.
     assert await generate_report(job_context(db, database_url), report["id"], 1) == "stale"
     assert await all_rows(paused_client, report["id"]) == rows

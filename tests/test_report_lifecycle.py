@@ -6,8 +6,12 @@ import asyncio
 import random
 
 import httpx
+from arq.connections import ArqRedis
+from arq.jobs import Job
 
-from conftest import wait_until
+from conftest import DEADLINE_SECONDS, wait_until
+from contactreports.config import Settings
+from contactreports.jobs.queue import job_id
 from contactreports.store.database import Database
 from helpers import all_rows, create_report, ingest, wait_done
 
@@ -78,7 +82,7 @@ async def test_deleting_a_queued_report_frees_the_account_at_once(paused_client:
 
 
 async def test_deleting_a_running_report_stops_its_job_and_removes_its_rows(
-    client: httpx.AsyncClient, db: Database, account
+    client: httpx.AsyncClient, db: Database, account, redis_url: str
 ) -> None:
     # 40,000 events copied 500 a chunk (the test worker's setting): long enough to catch it processing.
     events = [
@@ -97,6 +101,13 @@ async def test_deleting_a_running_report_stops_its_job_and_removes_its_rows(
     await wait_until(processing)
     assert (await client.delete(f"/api/reports/{report['id']}")).status_code == 204
 
+    # The job itself noticed and stopped, writing nothing more.
+    redis = ArqRedis.from_url(redis_url)
+    try:
+        job = Job(job_id(report["id"], 1), redis, _queue_name=Settings().queue_name)
+        assert await job.result(timeout=DEADLINE_SECONDS, poll_delay=0.05) == "stale"
+    finally:
+        await redis.aclose()
     leftover = await db.reader.execute_fetchall(
         "SELECT count(*) FROM report_rows r JOIN reports p ON p.pk = r.report_pk WHERE p.account_id = ?", (account.id,)
     )
