@@ -101,7 +101,7 @@ def logs(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def worker(database_url: str, redis_url: str, logs: Path) -> Iterator[Process]:
     # Small chunks, so a report over a few thousand events runs long enough to be caught processing.
-    process = Process(["worker"], service_env(database_url, redis_url, chunk_rows=500), logs / "worker.log")
+    process = Process(["worker"], service_env(database_url, redis_url, chunk_rows=100), logs / "worker.log")
     yield process
     process.stop()
 

@@ -84,7 +84,7 @@ async def test_deleting_a_queued_report_frees_the_account_at_once(paused_client:
 async def test_deleting_a_running_report_stops_its_job_and_removes_its_rows(
     client: httpx.AsyncClient, db: Database, account, redis_url: str
 ) -> None:
-    # 40,000 events copied 500 a chunk (the test worker's setting): long enough to catch it processing.
+    # 40,000 events copied 100 a chunk (the test worker's setting): long enough to catch it processing.
     events = [
         opened(0) | {"occurred_at": f"2026-05-{1 + n % 28:02d}T{n % 24:02d}:{n % 60:02d}:{n // 1440 % 60:02d}Z"}
         for n in range(40_000)
@@ -183,7 +183,7 @@ async def test_reports_are_listed_newest_first_with_a_status_filter(client: http
 
 
 async def test_progress_moves_up_honestly_while_a_report_runs(client: httpx.AsyncClient) -> None:
-    # 40,000 events copied 500 a chunk (the test worker's setting): many progress steps to watch.
+    # 40,000 events copied 100 a chunk (the test worker's setting): many progress steps to watch.
     days = random.Random(1).sample(range(1, 29), 28)
     for batch in range(4):
         await ingest(

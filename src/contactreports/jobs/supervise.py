@@ -35,6 +35,8 @@ def _run_once(worker: Worker) -> bool:
     """Run the worker; True when it was stopped by a signal, False when it lost Redis."""
     try:
         worker.run()
+    except asyncio.CancelledError:
+        return True  # a signal cancelled a job that was still running; it is run again later
     except (RedisError, OSError) as error:
         if worker.main_task is not None and worker.main_task.cancelled():
             return True  # a signal stopped it, and Redis was down while it closed

@@ -44,6 +44,9 @@ def worker_settings(settings: Settings, db: Database) -> dict[str, Any]:
         # A 1M-row report takes well under a minute; an hour is a generous ceiling. arq's
         # in-progress key outlives a killed worker by this much, so our heartbeat recovers sooner.
         "job_timeout": 3600,
+        # On SIGTERM, stop taking jobs and give running ones this long to finish; one still
+        # running then is cancelled mid-chunk (rolled back) and resumes later from its last chunk.
+        "job_completion_wait": 5,
         # A result key blocks re-enqueueing the same job id; runs are ids of their own, so a
         # short life only lets the reconciler retry a run whose job died before claiming it.
         "keep_result": 60,
