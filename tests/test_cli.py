@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from conftest import DEADLINE_SECONDS, service_env, wait_healthy
+from contactreports.config import Settings
 from contactreports.embedded_redis import free_port
 from helpers import all_rows, create_report, oracle, put_campaign, wait_done
 
@@ -224,3 +225,17 @@ def test_bad_configuration_is_a_clear_error(database_url: str, tmp_path: Path) -
         1,
         "Error: unsupported DATABASE_URL 'mysql://db/x': expected sqlite:///path\n",
     )
+
+
+def test_the_readme_lists_every_setting_with_its_default() -> None:
+    rows = re.findall(r"^\| `(\w+)` \| (.*?) \|", README.read_text(), re.MULTILINE)
+    table = {name: default.strip("`") for name, default in rows}
+    plain = {"database_url": "DATABASE_URL", "redis_url": "REDIS_URL", "port": "PORT"}
+    defaults = Settings()
+
+    for field in Settings.__struct_fields__:
+        name = plain.get(field, f"CONTACTREPORTS_{field.upper()}")
+        assert name in table, f"{name} is not in the README's configuration table"
+        if field not in plain:
+            assert table[name] == str(getattr(defaults, field)), name
+    assert table["DATABASE_URL"] == defaults.database_url
