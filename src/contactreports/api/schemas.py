@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 import msgspec
 
-from contactreports.models import CampaignRef, Channel, Status, Timestamp
+from contactreports.models import Channel, Status, Timestamp
 
 # Responses: UTC, `Z`, millisecond precision.
 TimestampOut = Annotated[str, msgspec.Meta(examples=["2026-03-01T09:30:00.000Z"])]
@@ -80,14 +80,6 @@ class ReportOut(msgspec.Struct):
     created_at: TimestampOut
     started_at: TimestampOut | None
     finished_at: TimestampOut | None
-
-
-class RowOut(msgspec.Struct):
-    occurred_at: TimestampOut
-    action: str
-    category: str
-    campaign: CampaignRef | None
-    details: dict[str, Any]
 
 
 class Health(msgspec.Struct):
