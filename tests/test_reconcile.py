@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 import httpx
+import pytest
 from arq import Worker
 from arq.connections import ArqRedis
 from arq.constants import in_progress_key_prefix
@@ -25,70 +28,70 @@ SEARCH = {
 QUEUE = "contactreports:reconcile-test"
 
 
-async def forget_test_queue(redis: ArqRedis) -> None:
-    """Drop the test queue and its jobs' keys, so no job id stays taken for the real worker."""
-    jobs = [f"arq:job:{member.decode()}" for member in await redis.zrange(QUEUE, 0, -1)]
-    await redis.delete(QUEUE, *jobs)
+@pytest.fixture
+async def redis(redis_url: str) -> AsyncIterator[ArqRedis]:
+    """The session's Redis; afterwards the test queue and its jobs' keys are gone, so no job id
+    stays taken for the real worker."""
+    client = ArqRedis.from_url(redis_url)
+    yield client
+    jobs = [f"arq:job:{member.decode()}" for member in await client.zrange(QUEUE, 0, -1)]
+    await client.delete(QUEUE, *jobs)
+    await client.aclose()
+
+
+async def queued(redis: ArqRedis) -> list[bytes]:
+    return await redis.zrange(QUEUE, 0, -1)
 
 
 async def test_a_queued_report_whose_job_was_lost_is_enqueued_again(
-    paused_client: httpx.AsyncClient, db: Database, database_url: str, redis_url: str
+    paused_client: httpx.AsyncClient, db: Database, database_url: str, redis: ArqRedis
 ) -> None:
     report = await create_report(paused_client, **SEARCH)
-    redis = ArqRedis.from_url(redis_url)
     ctx = {"db": db, "redis": redis, "settings": Settings(database_url=database_url, queue_name=QUEUE)}
-    ours = job_id(report["id"], 1).encode()
-    try:
-        await reconcile(ctx)
-        assert ours not in await redis.zrange(QUEUE, 0, -1)  # its job is still in Redis: nothing to do
-        await redis.delete(f"arq:job:{job_id(report['id'], 1)}")  # as a FLUSHALL or eviction would
+    ours = job_id(report["id"], 1)
 
-        await reconcile(ctx)
+    await reconcile(ctx)
+    assert ours.encode() not in await queued(redis)  # its job is still in Redis: nothing to do
+    await redis.delete(f"arq:job:{ours}")  # as a FLUSHALL or eviction would
 
-        assert ours in await redis.zrange(QUEUE, 0, -1)
-        assert await redis.exists(f"arq:job:{job_id(report['id'], 1)}") == 1
-    finally:
-        await forget_test_queue(redis)
-        await redis.aclose()
+    await reconcile(ctx)
+
+    assert ours.encode() in await queued(redis)
+    assert await redis.exists(f"arq:job:{ours}") == 1
 
 
 async def test_a_processing_report_whose_heartbeat_stopped_is_retried_under_a_new_job_id(
-    paused_client: httpx.AsyncClient, db: Database, database_url: str, redis_url: str
+    paused_client: httpx.AsyncClient, db: Database, database_url: str, redis: ArqRedis
 ) -> None:
     report = await create_report(paused_client, **SEARCH)
     assert await claim_run(db, report["id"], 1) is not None  # a worker took it, then died
-    redis = ArqRedis.from_url(redis_url)
     # Nothing is stale after 30 s yet; with 0 s, the dead worker's heartbeat already is.
     patient = {"db": db, "redis": redis, "settings": Settings(database_url=database_url, queue_name=QUEUE)}
     impatient = {**patient, "settings": Settings(database_url=database_url, queue_name=QUEUE, stale_after_seconds=0)}
-    retry = job_id(report["id"], 1, retry_after_attempt=1)
-    try:
-        await reconcile(patient)
-        assert retry.encode() not in await redis.zrange(QUEUE, 0, -1)
+    retry = job_id(report["id"], 1, retry_after_attempt=1).encode()
 
-        await reconcile(impatient)
+    await reconcile(patient)
+    assert retry not in await queued(redis)
 
-        assert retry.encode() in await redis.zrange(QUEUE, 0, -1)
-        assert await generate_report({"db": db, "settings": impatient["settings"]}, report["id"], 1) == "done: 0 rows"
-        body = (await paused_client.get(f"/api/reports/{report['id']}")).json()
-        assert (body["status"], body["attempts"]) == ("done", 2)
-    finally:
-        await forget_test_queue(redis)
-        await redis.aclose()
+    await reconcile(impatient)
+
+    assert retry in await queued(redis)
+    assert await generate_report({"db": db, "settings": impatient["settings"]}, report["id"], 1) == "done: 0 rows"
+    body = (await paused_client.get(f"/api/reports/{report['id']}")).json()
+    assert (body["status"], body["attempts"]) == ("done", 2)
 
 
 async def test_a_queued_job_held_by_a_dead_worker_is_retried_and_a_real_worker_completes_it(
-    paused_client: httpx.AsyncClient, db: Database, database_url: str, redis_url: str
+    paused_client: httpx.AsyncClient, db: Database, database_url: str, redis_url: str, redis: ArqRedis
 ) -> None:
     report = await create_report(paused_client, **SEARCH)
-    redis = ArqRedis.from_url(redis_url)
     settings = Settings(database_url=database_url, redis_url=redis_url, queue_name=QUEUE, stale_after_seconds=0)
     # A worker took the job (arq marks it in progress for the job timeout), then was killed.
     held = f"{in_progress_key_prefix}{job_id(report['id'], 1)}"
     await redis.set(held, b"1", px=60_000)
     try:
         await reconcile({"db": db, "redis": redis, "settings": settings})
-        assert job_id(report["id"], 1, retry_after_attempt=0).encode() in await redis.zrange(QUEUE, 0, -1)
+        assert job_id(report["id"], 1, retry_after_attempt=0).encode() in await queued(redis)
 
         worker = Worker(
             **{
@@ -106,5 +109,3 @@ async def test_a_queued_job_held_by_a_dead_worker_is_retried_and_a_real_worker_c
         assert (body["status"], body["attempts"], body["row_count"]) == ("done", 1, 0)
     finally:
         await redis.delete(held)
-        await forget_test_queue(redis)
-        await redis.aclose()
