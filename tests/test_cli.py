@@ -109,13 +109,16 @@ def test_an_invalid_import_names_the_event_and_stores_nothing(
     good = {"email": "ann@example.com", "action": "email.opened", "occurred_at": "2026-03-01T10:00:00Z"}
     lines = [good] * 12_000 + [{**good, "action": "email.lost"}]
     (tmp_path / "bad.ndjson").write_text("".join(json.dumps(e) + "\n" for e in lines))
+    (tmp_path / "broken.ndjson").write_text("\n".join([json.dumps(good)] * 12_000 + ["{not json"] + [json.dumps(good)]))
     (tmp_path / "unknown.ndjson").write_text(json.dumps({**good, "campaign_id": "nope"}) + "\n")
     env = service_env(database_url, redis_url)
 
     bad = contactreports("import", str(tmp_path / "bad.ndjson"), "--account", str(account.id), env=env)
+    broken = contactreports("import", str(tmp_path / "broken.ndjson"), "--account", str(account.id), env=env)
     unknown = contactreports("import", str(tmp_path / "unknown.ndjson"), "--account", str(account.id), env=env)
     nobody = contactreports("import", str(tmp_path / "bad.ndjson"), "--account", "999999", env=env)
 
+    assert (broken.returncode, broken.stderr.count("event [12000]: not valid JSON")) == (1, 1)
     assert bad.returncode == 1
     assert "event [12000].action: unknown action 'email.lost'" in bad.stderr
     assert "nothing was stored" in bad.stderr

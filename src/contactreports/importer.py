@@ -81,11 +81,14 @@ async def import_file(db: Database, account_id: int, path: Path, file_format: st
     count, campaigns = 0, set()
     try:
         for batch in tqdm(_batches(path, file_format), desc="checking", unit=" batches", leave=False):
-            to_new_events(batch, max_details_bytes)
+            try:
+                to_new_events(batch, max_details_bytes)
+            except InvalidEvents as error:  # its indexes count from the batch's start, the readers' from the file's
+                raise InvalidEvents(_shift(error.errors, count)) from error
             campaigns.update(event.campaign_id for event in batch if event.campaign_id)
             count += len(batch)
     except InvalidEvents as error:
-        raise click.ClickException(_describe(_shift(error.errors, count))) from error
+        raise click.ClickException(_describe(error.errors)) from error
     except UnicodeDecodeError as error:  # a CSV file is read as text
         raise click.ClickException(f"{path} is not UTF-8 text ({error}); nothing was stored") from error
     unknown = campaigns - await known_campaign_ids(db, account_id, campaigns)
