@@ -64,7 +64,13 @@ async def main(runs: int) -> None:
     await seed_demo(db)
     await db.close()
     redis, redis_url = start_redis(work / "redis")
-    env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": redis_url}
+    # One account submits every run: lift its report rate limit out of the way.
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
+        "CONTACTREPORTS_REPORT_RATE_LIMIT": "1000000/minute",
+    }
     port = free_port()
     processes = [
         subprocess.Popen(

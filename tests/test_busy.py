@@ -14,6 +14,7 @@ from arq import Retry
 from conftest import service_env, start_api
 from contactreports.config import Settings
 from contactreports.jobs.generate import generate_report
+from contactreports.jobs.worker import job_context
 from contactreports.store.database import Database
 from helpers import create_report
 
@@ -70,7 +71,7 @@ async def test_a_job_that_cannot_get_the_lock_is_retried_not_failed(
 ) -> None:
     report = await create_report(paused_client, **SEARCH)
     db = await Database.open(database_url, busy_timeout_ms=200)
-    ctx = {"db": db, "settings": Settings(database_url=database_url)}
+    ctx = job_context(Settings(database_url=database_url), db)
     try:
         with write_lock_held(database_url), pytest.raises(Retry):
             await generate_report(ctx, report["id"], 1)

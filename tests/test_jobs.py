@@ -10,6 +10,7 @@ from arq.connections import ArqRedis
 from contactreports.config import Settings
 from contactreports.jobs.generate import generate_report
 from contactreports.jobs.queue import enqueue_run, job_id
+from contactreports.jobs.worker import job_context
 from contactreports.store.database import Database
 from helpers import all_rows, create_report, ingest, oracle
 
@@ -30,9 +31,9 @@ EVENTS = [
 ]
 
 
-def job_context(db: Database, database_url: str) -> dict:
+def small_chunks_context(db: Database, database_url: str) -> dict:
     # Chunks of 10: the two copies' transactions interleave over 1,200 rows.
-    return {"db": db, "settings": Settings(database_url=database_url, chunk_rows=10)}
+    return job_context(Settings(database_url=database_url, chunk_rows=10), db)
 
 
 async def test_a_duplicated_job_leaves_no_duplicate_or_missing_rows(
@@ -44,7 +45,10 @@ async def test_a_duplicated_job_leaves_no_duplicate_or_missing_rows(
     other_db = await Database.open(database_url)
     try:
         results = await asyncio.gather(
-            *(generate_report(job_context(database, database_url), report["id"], 1) for database in (db, other_db))
+            *(
+                generate_report(small_chunks_context(database, database_url), report["id"], 1)
+                for database in (db, other_db)
+            )
         )
     finally:
         await other_db.close()
@@ -59,7 +63,7 @@ async def test_a_duplicated_job_leaves_no_duplicate_or_missing_rows(
     assert (body["status"], body["row_count"]) == ("done", 1200)
     assert body["attempts"] in (1, 2)  # 2 if the second took over mid-run (test_runs.py pins that case down)
     # A third copy arriving late finds the run finished and writes nothing.
-    assert await generate_report(job_context(db, database_url), report["id"], 1) == "stale"
+    assert await generate_report(small_chunks_context(db, database_url), report["id"], 1) == "stale"
     assert await all_rows(paused_client, report["id"]) == rows
 
 
@@ -68,15 +72,15 @@ async def test_a_job_for_a_rerun_or_deleted_report_stops_without_writing(
 ) -> None:
     await ingest(paused_client, EVENTS[:10])
     report = await create_report(paused_client, **SEARCH)
-    assert await generate_report(job_context(db, database_url), report["id"], 1) == "done: 10 rows"
+    assert await generate_report(small_chunks_context(db, database_url), report["id"], 1) == "done: 10 rows"
     assert (await paused_client.post(f"/api/reports/{report['id']}/rerun")).status_code == 202
 
-    assert await generate_report(job_context(db, database_url), report["id"], 1) == "stale"
+    assert await generate_report(small_chunks_context(db, database_url), report["id"], 1) == "stale"
     body = (await paused_client.get(f"/api/reports/{report['id']}")).json()
     assert (body["status"], body["attempts"]) == ("queued", 0)
 
     assert (await paused_client.delete(f"/api/reports/{report['id']}")).status_code == 204
-    assert await generate_report(job_context(db, database_url), report["id"], 2) == "stale"
+    assert await generate_report(small_chunks_context(db, database_url), report["id"], 2) == "stale"
 
 
 async def test_arq_drops_a_second_enqueue_of_the_same_run(redis_url: str) -> None:

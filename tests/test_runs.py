@@ -7,6 +7,7 @@ import pytest
 
 from contactreports.config import Settings
 from contactreports.jobs.generate import generate_report
+from contactreports.jobs.worker import job_context
 from contactreports.store.database import Database
 from contactreports.store.rows import ReportChanged, page_rows, stream_rows
 from contactreports.store.runs import StaleRun, claim_run, copy_chunk
@@ -30,7 +31,7 @@ def events(count: int, campaign_id: str | None = None, email: str = "ann@example
 
 
 def context(db: Database, database_url: str, chunk_rows: int = 10) -> dict:
-    return {"db": db, "settings": Settings(database_url=database_url, chunk_rows=chunk_rows)}
+    return job_context(Settings(database_url=database_url, chunk_rows=chunk_rows), db)
 
 
 async def test_a_run_interrupted_after_some_chunks_resumes_without_gaps_or_duplicates(

@@ -17,9 +17,9 @@ OPERATIONS = {
     ("get", "/api/campaigns"): {"200": JSON, **ERRORS},
     ("get", "/api/campaigns/{campaign_id}"): {"200": JSON, **ERRORS, "404": PROBLEM},
     ("put", "/api/campaigns/{campaign_id}"): {"200": JSON, "201": JSON, **ERRORS, "413": PROBLEM, "503": PROBLEM},
-    ("post", "/api/events"): {"200": JSON, **ERRORS, "413": PROBLEM, "503": PROBLEM},
+    ("post", "/api/events"): {"200": JSON, **ERRORS, "413": PROBLEM, "429": PROBLEM, "503": PROBLEM},
     ("get", "/api/reports"): {"200": JSON, **ERRORS},
-    ("post", "/api/reports"): {"202": JSON, **ERRORS, "409": PROBLEM, "413": PROBLEM, "503": PROBLEM},
+    ("post", "/api/reports"): {"202": JSON, **ERRORS, "409": PROBLEM, "413": PROBLEM, "429": PROBLEM, "503": PROBLEM},
     ("get", "/api/reports/{report_id}"): {"200": JSON, **ERRORS, "404": PROBLEM},
     ("delete", "/api/reports/{report_id}"): {"204": None, **ERRORS, "404": PROBLEM, "503": PROBLEM},
     ("get", "/api/reports/{report_id}/rows"): {"200": JSON, **ERRORS, "404": PROBLEM, "409": PROBLEM},
@@ -30,7 +30,14 @@ OPERATIONS = {
         "409": PROBLEM,
         "422": PROBLEM,
     },
-    ("post", "/api/reports/{report_id}/rerun"): {"202": JSON, **ERRORS, "404": PROBLEM, "409": PROBLEM, "503": PROBLEM},
+    ("post", "/api/reports/{report_id}/rerun"): {
+        "202": JSON,
+        **ERRORS,
+        "404": PROBLEM,
+        "409": PROBLEM,
+        "429": PROBLEM,
+        "503": PROBLEM,
+    },
     ("get", "/health"): {"200": JSON, "503": JSON},
 }
 

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import msgspec
+from limits import parse as parse_rate_limit
 
 DEFAULT_DATABASE_URL = "sqlite:///contactreports.db"
 
@@ -28,9 +29,26 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     chunk_rows: int = 2_000
     # A `processing` report whose heartbeat is older than this is taken to be lost.
     stale_after_seconds: float = 30.0
+    # How often each worker compares the database with the queue (1 to 60).
+    reconcile_every_seconds: int = 10
     max_attempts: int = 3
+    # A search matching more events than this ends `failed` at once, saying to narrow it.
+    max_report_rows: int = 2_000_000
+    # Per account, shared by all API processes: "N/second|minute|hour|day".
+    report_rate_limit: str = "60/minute"
+    ingest_rate_limit: str = "1200/minute"
     # arq polls Redis for new jobs this often: it is the floor of submit-to-start latency.
     poll_delay_seconds: float = 0.05
+
+    def __post_init__(self) -> None:
+        # msgspec turns these ValueErrors into a ValidationError naming the bad value.
+        if not 1 <= self.reconcile_every_seconds <= 60:
+            raise ValueError(f"reconcile_every_seconds must be 1 to 60, got {self.reconcile_every_seconds}")
+        for limit in (self.report_rate_limit, self.ingest_rate_limit):
+            try:
+                parse_rate_limit(limit)
+            except ValueError:
+                raise ValueError(f"{limit!r} is not a rate limit like '60/minute'") from None
 
 
 class ConfigError(ValueError):

@@ -19,6 +19,7 @@ from contactreports.api.campaigns import CampaignController
 from contactreports.api.errors import EXCEPTION_HANDLERS
 from contactreports.api.events import EventController
 from contactreports.api.health import health
+from contactreports.api.limits import RateLimits
 from contactreports.api.pagination import Cursors
 from contactreports.api.reports import ReportController
 from contactreports.api.requests import ApiRequest
@@ -37,7 +38,13 @@ def create_app(settings: Settings | None = None) -> Litestar:
         db = await Database.open(settings.database_url, settings.busy_timeout_ms)
         # Connects lazily: the API starts (and /health says so) even while Redis is down.
         redis = ArqRedis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=5)
-        app.state.update(db=db, redis=redis, settings=settings, cursors=Cursors(await cursor_secret(db)))
+        app.state.update(
+            db=db,
+            redis=redis,
+            settings=settings,
+            cursors=Cursors(await cursor_secret(db)),
+            rate_limits=RateLimits(redis, settings),
+        )
         try:
             yield
         finally:

@@ -8,6 +8,7 @@ from litestar import Controller, post
 from litestar.datastructures import State
 
 from contactreports.api.errors import invalid, problem_responses
+from contactreports.api.limits import limit_ingestion
 from contactreports.api.openapi import NDJSON, EventBatchOperation
 from contactreports.api.requests import ApiRequest
 from contactreports.api.schemas import IngestResult
@@ -41,7 +42,8 @@ class EventController(Controller):
         "/",
         status_code=200,
         request_class=EventBatchRequest,
-        responses=problem_responses(413, 503),
+        guards=[limit_ingestion],
+        responses=problem_responses(413, 429, 503),
         operation_class=EventBatchOperation,
         summary="Ingest events",
         description=(

@@ -11,6 +11,7 @@ from litestar.params import Parameter
 from litestar.response import Stream
 
 from contactreports.api.errors import ProblemError, invalid, not_found, problem_responses
+from contactreports.api.limits import limit_report_creation
 from contactreports.api.openapi import ExportOperation
 from contactreports.api.pagination import Cursor, Limit, Page
 from contactreports.api.schemas import Progress, ReportIn, ReportOut
@@ -149,7 +150,8 @@ class ReportController(Controller):
     @post(
         "/",
         status_code=202,
-        responses=problem_responses(409, 413, 503),
+        guards=[limit_report_creation],
+        responses=problem_responses(409, 413, 429, 503),
         response_headers=[LOCATION],
         summary="Create a contact report",
         description=(
@@ -248,7 +250,8 @@ class ReportController(Controller):
     @post(
         "/{report_id:str}/rerun",
         status_code=202,
-        responses=problem_responses(404, 409, 503),
+        guards=[limit_report_creation],
+        responses=problem_responses(404, 409, 429, 503),
         response_headers=[LOCATION],
         summary="Compute a report again from the events as they are now",
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -9,7 +10,7 @@ from arq import Retry
 
 from contactreports.config import Settings
 from contactreports.store.database import Database, StoreBusy
-from contactreports.store.runs import StaleRun, claim_run, copy_chunk, fail_run, finish_run
+from contactreports.store.runs import Claim, StaleRun, claim_run, copy_chunk, fail_run, finish_run, release_run
 
 log = logging.getLogger(__name__)
 RETRY_BUSY_AFTER_SECONDS = 2
@@ -18,7 +19,7 @@ RETRY_BUSY_AFTER_SECONDS = 2
 async def generate_report(ctx: dict[str, Any], report_id: str, run: int) -> str:
     """Compute run `run` of a report. Safe to run twice: only the latest claimant writes."""
     try:
-        return await _generate(ctx["db"], ctx["settings"], report_id, run)
+        return await _generate(ctx["db"], ctx["settings"], ctx["stopping"], report_id, run)
     except StaleRun:
         return "stale"
     except StoreBusy as error:
@@ -28,20 +29,44 @@ async def generate_report(ctx: dict[str, Any], report_id: str, run: int) -> str:
         raise Retry(defer=RETRY_BUSY_AFTER_SECONDS) from error
 
 
-async def _generate(db: Database, settings: Settings, report_id: str, run: int) -> str:
+async def _generate(db: Database, settings: Settings, stopping: asyncio.Event, report_id: str, run: int) -> str:
     claim = await claim_run(db, report_id, run)
     if claim is None:
         return "stale"
-    if claim.attempts > settings.max_attempts:
-        await fail_run(db, claim, f"gave up after {settings.max_attempts} attempts")
+    if reason := _refusal(claim, settings):
+        await fail_run(db, claim, reason)
         return "failed"
     try:
-        while await copy_chunk(db, claim, settings.chunk_rows):
-            pass
+        if not await _copy_all(db, claim, settings.chunk_rows, stopping):
+            await release_run(db, claim)
+            log.info("report %s run %s: handed back after %s rows (worker stopping)", report_id, run, claim.scanned)
+            raise Retry()  # back on the queue at once, for another worker or this one's successor
         return f"done: {await finish_run(db, claim)} rows"
-    except (StaleRun, StoreBusy):
+    except (StaleRun, StoreBusy, Retry):
         raise
     except Exception as error:  # a bug or a broken database: say so on the report, not only in a log
         log.exception("report %s run %s failed", report_id, run)
         await fail_run(db, claim, f"internal error: {type(error).__name__}: {error}")
         return "failed"
+
+
+def _refusal(claim: Claim, settings: Settings) -> str | None:
+    """Why this run must not go on, if it must not."""
+    if claim.attempts > settings.max_attempts:
+        return f"gave up after {settings.max_attempts} attempts"
+    if claim.total > settings.max_report_rows:
+        return (
+            f"the search matches {claim.total:,} events, more than the {settings.max_report_rows:,} rows a report "
+            "may hold; narrow the time window or the actions"
+        )
+    return None
+
+
+async def _copy_all(db: Database, claim: Claim, chunk_rows: int, stopping: asyncio.Event) -> bool:
+    """Copy chunk after chunk; False if the worker began to shut down before the last one."""
+    while await copy_chunk(db, claim, chunk_rows):
+        # Checked between chunks: each chunk is one short transaction, so SIGTERM never has to
+        # cut one off, and the report is handed back at a clean resume point.
+        if stopping.is_set():
+            return False
+    return True

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 import time
 
 from arq import Worker
@@ -23,12 +24,26 @@ def run_worker_forever(settings: Settings) -> None:
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     db = loop.run_until_complete(Database.open(settings.database_url, settings.busy_timeout_ms))
+    stopping = asyncio.Event()
     try:
-        while not _run_once(Worker(**worker_settings(settings, db))):
+        while not _run_once(_worker(settings, db, stopping)):
             time.sleep(RESTART_DELAY_SECONDS)
     finally:
         loop.run_until_complete(db.close())
         loop.close()
+
+
+def _worker(settings: Settings, db: Database, stopping: asyncio.Event) -> Worker:
+    worker = Worker(**worker_settings(settings, db, stopping))
+
+    def stop(signum: signal.Signals) -> None:
+        stopping.set()  # running jobs hand their reports back after the chunk in hand
+        worker.handle_sig_wait_for_completion(signum)
+
+    # In place of arq's own handlers, which only wait for jobs or cancel them.
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        asyncio.get_event_loop().add_signal_handler(signum, stop, signum)
+    return worker
 
 
 def _run_once(worker: Worker) -> bool:

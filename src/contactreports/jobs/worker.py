@@ -1,7 +1,8 @@
-"""The arq worker's settings: `contactreports worker` runs `arq.Worker(**worker_settings(settings, db))`."""
+"""The arq worker's settings: `contactreports worker` runs `arq.Worker(**worker_settings(...))`."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from typing import Any
 
@@ -13,8 +14,6 @@ from contactreports.jobs.generate import generate_report
 from contactreports.jobs.reconcile import reconcile
 from contactreports.store.database import Database
 
-RECONCILE_EVERY_SECONDS = 10
-
 
 def redis_settings(settings: Settings) -> RedisSettings:
     if settings.redis_url is None:
@@ -23,31 +22,43 @@ def redis_settings(settings: Settings) -> RedisSettings:
     return dataclasses.replace(RedisSettings.from_dsn(settings.redis_url), conn_retries=60, conn_retry_delay=1)
 
 
-def worker_settings(settings: Settings, db: Database) -> dict[str, Any]:
+def job_context(settings: Settings, db: Database, stopping: asyncio.Event | None = None) -> dict[str, Any]:
+    """What every job receives; `stopping` is set once the worker is asked to shut down, and
+    `held_jobs` is the reconciler's memory between passes."""
+    return {"settings": settings, "db": db, "stopping": stopping or asyncio.Event(), "held_jobs": {}}
+
+
+def worker_settings(settings: Settings, db: Database, stopping: asyncio.Event) -> dict[str, Any]:
     """Keyword arguments for arq's Worker, tuned for short, database-bound jobs.
 
     The caller owns `db`: arq skips on_shutdown when Redis is down while it closes, and an
-    unclosed aiosqlite connection's thread would keep the process alive.
+    unclosed aiosqlite connection's thread would keep the process alive. The caller also sets
+    `stopping` on SIGTERM, so running jobs hand their reports back between chunks.
     """
+    every = settings.reconcile_every_seconds
     return {
         "functions": [generate_report],
-        "cron_jobs": [cron(reconcile, second=set(range(0, 60, RECONCILE_EVERY_SECONDS)), run_at_startup=False)],
+        "cron_jobs": [cron(reconcile, second=set(range(0, 60, every)), run_at_startup=False)],
         "queue_name": settings.queue_name,
         "redis_settings": redis_settings(settings),
         "on_startup": reconcile,
-        "ctx": {"settings": settings, "db": db},
+        "ctx": job_context(settings, db, stopping),
         # The poll delay is the floor of submit-to-start latency: 50 ms keeps a small
         # report well under 100 ms end to end, at the cost of ~20 cheap Redis calls a second.
         "poll_delay": settings.poll_delay_seconds,
         # Jobs share one SQLite writer; more than a few at once only queue on its lock.
         "max_jobs": 4,
         # A 1M-row report takes well under a minute; an hour is a generous ceiling. arq's
-        # in-progress key outlives a killed worker by this much, so our heartbeat recovers sooner.
+        # in-progress mark outlives a killed worker by this much; the reconciler clears it sooner.
         "job_timeout": 3600,
-        # On SIGTERM, stop taking jobs and give running ones this long to finish; one still
-        # running then is cancelled mid-chunk (rolled back) and resumes later from its last chunk.
+        # On SIGTERM, stop taking jobs and give running ones this long to hand their reports back
+        # after the chunk in hand (milliseconds). One stuck longer, say on a write lock, is then
+        # cancelled: its chunk rolls back and arq queues it again to resume from the last one.
         "job_completion_wait": 5,
-        # A result key blocks re-enqueueing the same job id; runs are ids of their own, so a
-        # short life only lets the reconciler retry a run whose job died before claiming it.
+        # A result key blocks re-enqueueing the same job id. Results are kept only so tests and
+        # operators can read what a job said; a minute bounds how long one can delay a retry.
         "keep_result": 60,
+        # Hand-backs (SIGTERM, a busy database) are arq retries of the same job, as are re-runs
+        # after a worker died; our own `max_attempts` decides when a run has failed, not arq.
+        "max_tries": 1_000_000,
     }

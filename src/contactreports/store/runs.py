@@ -1,7 +1,7 @@
 """A report run as the worker sees it: claim, copy matching events in chunks, finish.
 
 Only the latest claimant of a run may write: every write checks the report's id, run and
-attempt, so a duplicated or stale job (the report was deleted, re-run or taken over)
+lease, so a duplicated or stale job (the report was deleted, re-run or taken over)
 stops without writing. Rows are visible only once the report is `done`, so a run's rows
 appear all at once.
 """
@@ -27,6 +27,7 @@ class Claim(msgspec.Struct, kw_only=True):
     report_id: str
     report_pk: int
     run: int
+    lease: int
     attempts: int
     account_id: int
     spec: ReportSpec
@@ -44,16 +45,18 @@ async def claim_run(db: Database, report_id: str, run: int) -> Claim | None:
     now = now_ms()
     async with db.transaction() as conn:
         rows = await conn.execute_fetchall(
-            "UPDATE reports SET status = 'processing', attempts = attempts + 1,"
+            "UPDATE reports SET status = 'processing', lease = lease + 1, attempts = attempts + 1,"
             " started_at = coalesce(started_at, ?), heartbeat_at = ?"
             " WHERE id = ? AND run = ? AND status IN ('queued', 'processing')"
-            " RETURNING pk, attempts, account_id, email, actions, start_at, end_at, include_archived,"
+            " RETURNING pk, lease, attempts, account_id, email, actions, start_at, end_at, include_archived,"
             " scanned, total, scan_after_at, scan_after_seq",
             (now, now, report_id, run),
         )
         if not rows:
             return None
-        (pk, attempts, account_id, email, actions, start, end, archived, scanned, total, after_at, after_seq) = rows[0]
+        (pk, lease, attempts, account_id, email, actions, start, end, archived, scanned, total, after_at, after_seq) = (
+            rows[0]
+        )
         spec = ReportSpec(email, tuple(msgspec.json.decode(actions)), start, end, bool(archived))
         if after_at is None:  # a fresh run: forget the rows of earlier runs
             await conn.execute("DELETE FROM report_rows WHERE report_pk = ?", (pk,))
@@ -68,6 +71,7 @@ async def claim_run(db: Database, report_id: str, run: int) -> Claim | None:
         report_id=report_id,
         report_pk=pk,
         run=run,
+        lease=lease,
         attempts=attempts,
         account_id=account_id,
         spec=spec,
@@ -111,6 +115,20 @@ async def finish_run(db: Database, claim: Claim) -> int:
     return row_count
 
 
+async def release_run(db: Database, claim: Claim) -> None:
+    """Hand an unfinished run back to the queue: its worker is shutting down, not failing.
+
+    The attempt is not counted, so restarts and deploys never use up a report's attempts; the
+    next claim resumes after the last committed chunk.
+    """
+    async with db.transaction() as conn:
+        await _check_owner(conn, claim)
+        await conn.execute(
+            "UPDATE reports SET status = 'queued', attempts = attempts - 1, heartbeat_at = NULL WHERE pk = ?",
+            (claim.report_pk,),
+        )
+
+
 async def fail_run(db: Database, claim: Claim, error: str) -> None:
     """Mark the run failed with a reason, if this claim still owns it."""
     async with db.transaction() as conn:
@@ -122,21 +140,20 @@ async def fail_run(db: Database, claim: Claim, error: str) -> None:
         await conn.execute("DELETE FROM report_rows WHERE report_pk = ?", (claim.report_pk,))
 
 
-async def queued_runs(db: Database) -> list[tuple[str, int, int]]:
-    """(report id, run, queued at) of every queued report, oldest first."""
-    rows = await db.reader.execute_fetchall(
-        "SELECT id, run, queued_at FROM reports WHERE status = 'queued' ORDER BY pk"
-    )
-    return [(row[0], row[1], row[2]) for row in rows]
+class UnfinishedRun(msgspec.Struct, frozen=True):
+    report_id: str
+    run: int
+    status: str
+    lease: int
+    heartbeat_at: int | None
 
 
-async def abandoned_runs(db: Database, heartbeat_before: int) -> list[tuple[str, int, int]]:
-    """(report id, run, attempts) of processing reports whose heartbeat stopped before then."""
+async def unfinished_runs(db: Database) -> list[UnfinishedRun]:
+    """Every queued or processing run, oldest report first (at most one per account)."""
     rows = await db.reader.execute_fetchall(
-        "SELECT id, run, attempts FROM reports WHERE status = 'processing' AND heartbeat_at < ? ORDER BY pk",
-        (heartbeat_before,),
+        "SELECT id, run, status, lease, heartbeat_at FROM reports WHERE status IN ('queued', 'processing') ORDER BY pk"
     )
-    return [(row[0], row[1], row[2]) for row in rows]
+    return [UnfinishedRun(*row) for row in rows]
 
 
 def _match(table: str, spec: ReportSpec) -> str:
@@ -194,8 +211,8 @@ def _copy_statement(claim: Claim, limit: int) -> tuple[str, tuple]:
 
 async def _check_owner(conn: aiosqlite.Connection, claim: Claim) -> None:
     rows = await conn.execute_fetchall(
-        "SELECT 1 FROM reports WHERE pk = ? AND id = ? AND run = ? AND attempts = ? AND status = 'processing'",
-        (claim.report_pk, claim.report_id, claim.run, claim.attempts),
+        "SELECT 1 FROM reports WHERE pk = ? AND id = ? AND run = ? AND lease = ? AND status = 'processing'",
+        (claim.report_pk, claim.report_id, claim.run, claim.lease),
     )
     if not rows:
         raise StaleRun()

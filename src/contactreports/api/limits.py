@@ -1,0 +1,71 @@
+"""Per-account rate limits on the requests that make work: creating reports and ingesting events.
+
+The `limits` library counts hits in Redis with atomic scripts, so every API process shares one
+count per account. A limit is a moving window ("60/minute" is at most 60 in any 60 seconds).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+
+from arq.connections import ArqRedis
+from limits import parse
+from limits.aio.storage import RedisStorage
+from limits.aio.strategies import MovingWindowRateLimiter
+from limits.errors import StorageError
+from litestar.connection import ASGIConnection
+from litestar.handlers import BaseRouteHandler
+
+from contactreports.api.errors import ProblemError
+from contactreports.config import Settings
+
+log = logging.getLogger(__name__)
+
+
+class RateLimits:
+    def __init__(self, redis: ArqRedis, settings: Settings):
+        storage = RedisStorage(
+            f"async+{settings.redis_url}",
+            implementation="redispy",
+            connection_pool=redis.connection_pool,  # the API's own pool: closed with it
+            key_prefix="contactreports:limits",
+            wrap_exceptions=True,
+        )
+        self._limiter = MovingWindowRateLimiter(storage)
+        self.limits = {"reports": parse(settings.report_rate_limit), "events": parse(settings.ingest_rate_limit)}
+
+    async def retry_after(self, kind: str, account_id: int) -> int | None:
+        """Count one request; None if it is within the limit, else the seconds until one is."""
+        limit = self.limits[kind]
+        try:
+            if await self._limiter.hit(limit, kind, str(account_id)):
+                return None
+            reset_at, _ = await self._limiter.get_window_stats(limit, kind, str(account_id))
+        except StorageError:
+            # Without Redis the count is unknown; refusing would stop ingestion, which needs only SQLite.
+            log.warning("rate limit for %s not checked: Redis is unavailable", kind, exc_info=True)
+            return None
+        return max(1, math.ceil(reset_at - time.time()))
+
+
+def rate_limited(kind: str, what: str):
+    """A guard (after the API key guard) refusing `what` with 429 past the account's `kind` limit."""
+
+    async def guard(connection: ASGIConnection, _: BaseRouteHandler) -> None:
+        limits: RateLimits = connection.app.state.rate_limits
+        seconds = await limits.retry_after(kind, connection.state.account.id)
+        if seconds is not None:
+            raise ProblemError(
+                429,
+                f"Too many {what}: this account may make {limits.limits[kind]}. "
+                f"Try again in {seconds} s; nothing was stored.",
+                headers={"Retry-After": str(seconds)},
+            )
+
+    return guard
+
+
+limit_report_creation = rate_limited("reports", "reports created")
+limit_ingestion = rate_limited("events", "event batches")
