@@ -9,10 +9,12 @@ import msgspec
 
 from contactreports.catalogue import ACTION_CODES
 from contactreports.models import (
+    CONTROL_CHARACTERS,
     OUT_OF_RANGE,
     FieldError,
     NewEvent,
     Timestamp,
+    control_characters_in,
     datetime_to_ms,
     in_range,
     is_plausible_email,
@@ -94,6 +96,9 @@ def to_new_events(events: list[EventIn], max_details_bytes: int) -> list[NewEven
             errors.append(FieldError(f"[{i}].email", "not an email address"))
         if not in_range(event.occurred_at):
             errors.append(FieldError(f"[{i}].occurred_at", OUT_OF_RANGE))
+        for field, text in (("id", event.id), ("campaign_id", event.campaign_id)):
+            if control_characters_in(text):
+                errors.append(FieldError(f"[{i}].{field}", CONTROL_CHARACTERS))
         action = ACTION_CODES.get(event.action)
         if action is None:
             errors.append(FieldError(f"[{i}].action", f"unknown action {event.action!r}; see GET /api/actions"))

@@ -123,6 +123,14 @@ def normalize_email(raw: str) -> str:
     return unicodedata.normalize("NFC", raw).strip().lower()
 
 
+CONTROL_CHARACTERS = "control characters (NUL, tab, newline...) are not allowed"
+
+
+def control_characters_in(*texts: str | None) -> bool:
+    """Ids and names never need them, and they break CSV and XLSX cells and terminals."""
+    return any(unicodedata.category(ch) == "Cc" for text in texts if text for ch in text)
+
+
 def is_plausible_email(email: str) -> bool:
     """One @, something on both sides, a dot in the domain, no spaces or control characters."""
     local, at, domain = email.partition("@")

@@ -12,7 +12,17 @@ from litestar.params import Parameter
 from contactreports.api.errors import invalid, not_found, problem_responses
 from contactreports.api.pagination import Cursor, Limit, Page
 from contactreports.api.schemas import CampaignIn, CampaignOut
-from contactreports.models import OUT_OF_RANGE, Account, Campaign, FieldError, datetime_to_ms, format_ms, in_range
+from contactreports.models import (
+    CONTROL_CHARACTERS,
+    OUT_OF_RANGE,
+    Account,
+    Campaign,
+    FieldError,
+    control_characters_in,
+    datetime_to_ms,
+    format_ms,
+    in_range,
+)
 from contactreports.store.campaigns import get_campaign, list_campaigns, put_campaign
 
 CREATED = ResponseSpec(CampaignOut, description="Created", generate_examples=False)
@@ -40,8 +50,15 @@ class CampaignController(Controller):
     async def replace(
         self, campaign_id: CampaignId, data: CampaignIn, account: Account, state: State
     ) -> Response[CampaignOut]:
+        errors = [
+            FieldError(field, CONTROL_CHARACTERS)
+            for field, text in (("campaign_id", campaign_id), ("name", data.name))
+            if control_characters_in(text)
+        ]
         if data.sent_at is not None and not in_range(data.sent_at):
-            raise invalid([FieldError("sent_at", OUT_OF_RANGE)])
+            errors.append(FieldError("sent_at", OUT_OF_RANGE))
+        if errors:
+            raise invalid(errors)
         sent_at = datetime_to_ms(data.sent_at) if data.sent_at is not None else None
         campaign = Campaign(campaign_id, data.name, data.channel, sent_at, data.archived)
         created = await put_campaign(state.db, account.id, campaign)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Request
+from litestar.exceptions import SerializationException
 
 from contactreports.api.errors import invalid
 from contactreports.ingest import UNDECODABLE, undecodable
@@ -15,5 +16,7 @@ class ApiRequest(Request):
     async def json(self) -> Any:
         try:
             return await super().json()
-        except UNDECODABLE as error:  # Litestar itself handles only msgspec's DecodeError
+        except SerializationException as error:  # Litestar's wrapping of msgspec's DecodeError
+            raise invalid([FieldError("body", undecodable(error.__cause__ or error))]) from error
+        except UNDECODABLE as error:  # what Litestar does not wrap
             raise invalid([FieldError("body", undecodable(error))]) from error
