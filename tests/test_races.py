@@ -313,6 +313,9 @@ def expected_rows(all_events: list[dict]) -> list[list[dict]]:
 async def test_a_storm_on_paused_apis_keeps_one_active_report_and_a_job_for_each_queued_one(
     paused_apis: list[str], api: str, account: ApiAccount, db: Database, redis: ArqRedis
 ) -> None:
+    """No worker reads the paused queue, so reports stay queued until deleted. (The session worker's
+    reconciler may still enqueue one on its own queue in the instant between a paused API's commit
+    and its enqueue: every queued report is the worker's to take. The checks hold either way.)"""
     storm = Storm(
         paused_apis,
         account.headers,
