@@ -143,6 +143,32 @@ async def _done_report(state: State, account: Account, report_id: str) -> Report
     return report
 
 
+def _resume_after(report: Report, position: list | None) -> tuple[int, int] | None:
+    """The row key a page starts after. A cursor names the run it was given for: one given before a
+    rerun is a 409 (the rows may differ now), not a 400 as if it were tampered with."""
+    if position is None:
+        return None
+    run, occurred_at, seq = position
+    if run != report.run:
+        raise ProblemError(
+            409, f"Report {report.id} was re-run since this cursor was given; read its rows again from the first page."
+        )
+    return occurred_at, seq
+
+
+async def _check_still_done(state: State, account: Account, report: Report) -> None:
+    """An empty page is also what a rerun or delete committed after `report` was read gives (the rows
+    query only sees the run while it is done): answer what the report is now, never an empty page
+    that looks like a complete report."""
+    now = await store.get_report(state.db, account.id, report.id)
+    if now is None:
+        raise not_found("report")
+    if (now.run, now.status) != (report.run, "done"):
+        raise ProblemError(
+            409, f"Report {report.id} was re-run while its rows were read; read them again once it is done."
+        )
+
+
 class ReportController(Controller):
     path = "/reports"
     tags = ["reports"]
@@ -185,7 +211,15 @@ class ReportController(Controller):
             raise not_found("report")
         return report_out(report)
 
-    @get("/{report_id:str}/rows", responses=problem_responses(404, 409), summary="A done report's rows, oldest first")
+    @get(
+        "/{report_id:str}/rows",
+        responses=problem_responses(404, 409),
+        summary="A done report's rows, oldest first",
+        description=(
+            "`409` while the report is not done, and for a cursor given before the report was re-run: "
+            "read its rows again from the first page."
+        ),
+    )
     async def rows(
         self,
         report_id: ReportId,
@@ -200,13 +234,13 @@ class ReportController(Controller):
         if unknown:
             raise invalid(unknown)
         report = await _done_report(state, account, report_id)
-        scope = f"rows:{account.id}:{report.id}:{report.run}:{','.join(actions)}"
-        position = state.cursors.decode(scope, cursor)
-        rows = await page_rows(
-            state.db, report.pk, report.run, actions, tuple(position) if position else None, limit + 1
-        )
+        scope = f"rows:{account.id}:{report.id}:{','.join(actions)}"
+        after = _resume_after(report, state.cursors.decode(scope, cursor))
+        rows = await page_rows(state.db, report.pk, report.run, actions, after, limit + 1)
+        if not rows:
+            await _check_still_done(state, account, report)
         last = rows[limit - 1] if len(rows) > limit else None
-        next_cursor = state.cursors.encode(scope, [last.occurred_at, last.seq]) if last else None
+        next_cursor = state.cursors.encode(scope, [report.run, last.occurred_at, last.seq]) if last else None
         return Page([row_view(row) for row in rows[:limit]], next_cursor)
 
     @get(
