@@ -41,8 +41,14 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     return f"sqlite:///{tmp_path_factory.mktemp('db') / 'contactreports.db'}"
 
 
+# Race and fault tests hammer one account from many clients; test_limits.py sets the low
+# limits it tests, and `up` in test_cli.py runs with the defaults.
+LIFTED_RATE_LIMITS = {"report_rate_limit": "1000000/minute", "ingest_rate_limit": "1000000/minute"}
+
+
 def service_env(database_url: str, redis_url: str, **settings: Any) -> dict[str, str]:
     env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": redis_url}
+    settings = {**LIFTED_RATE_LIMITS, **settings}
     env.update({f"CONTACTREPORTS_{name.upper()}": str(value) for name, value in settings.items()})
     return env
 

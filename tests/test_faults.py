@@ -87,9 +87,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, logs: Path) -> Iterator[Stac
 
 @pytest.fixture(scope="module")
 def faults_api(stack: Stack) -> Iterator[str]:
-    process, url = start_api(
-        stack.env(report_rate_limit="100000/minute", ingest_rate_limit="100000/minute"), stack.logs, "faults-api"
-    )
+    process, url = start_api(stack.env(), stack.logs, "faults-api")
     yield url
     process.stop()
 

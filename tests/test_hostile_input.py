@@ -25,7 +25,8 @@ CAMPAIGN = {"name": "Spring sale", "channel": "email", "archived": False}
 MEGABYTE = "x" * 1_000_000
 
 NOT_JSON = "not valid JSON: "  # msgspec then says what: a lone surrogate, an unpaired escape...
-CONTROL = "control characters (NUL, tab, newline...) are not allowed"
+CONTROL = "control characters (NUL, ESC, tab, newline...) are not allowed"
+CONTROL_IN_TEXT = "control characters other than tab and line breaks are not allowed"
 
 # (what is sent, its field, a hostile value, the field the error names, how its message starts)
 CASES = [
@@ -45,8 +46,9 @@ CASES = [
     ("report", "email", MEGABYTE + "@example.com", "email", "Expected `str` of length <= 320"),
     ("report", "categories", ["email"] * 100_000, "categories", "Expected `array` of length <= "),
     ("campaign", "name", "Spring\ud800", "body", NOT_JSON),
-    ("campaign", "name", "Spring\x00sale", "name", CONTROL),
-    ("campaign", "name", "Spring\nsale", "name", CONTROL),
+    ("campaign", "name", "Spring\x00sale", "name", CONTROL_IN_TEXT),
+    ("campaign", "name", "\x1b]8;;https://evil.example\x07Spring", "name", CONTROL_IN_TEXT),
+    ("campaign", "campaign_id", None, "campaign_id", "Expected `str` matching regex"),
     ("campaign", "name", MEGABYTE, "name", "Expected `str` of length <= 200"),
 ]
 
@@ -57,6 +59,8 @@ async def send(client: httpx.AsyncClient, where: str, field: str, value: object)
         "report": ("POST", "/api/reports", {**SEARCH, field: value}),
         "campaign": ("PUT", "/api/campaigns/spring", {**CAMPAIGN, field: value}),
     }[where]
+    if field == "campaign_id" and where == "campaign":  # in the path
+        path, body = "/api/campaigns/spring%1B%5B2J", CAMPAIGN
     # json.dumps escapes a lone surrogate as \ud800: valid JSON text, though not a character.
     content = json.dumps(body).encode()
     return await client.request(method, path, content=content, headers={"Content-Type": "application/json"})

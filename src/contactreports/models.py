@@ -123,12 +123,16 @@ def normalize_email(raw: str) -> str:
     return unicodedata.normalize("NFC", raw).strip().lower()
 
 
-CONTROL_CHARACTERS = "control characters (NUL, tab, newline...) are not allowed"
+CONTROL_CHARACTERS = "control characters (NUL, ESC, tab, newline...) are not allowed"
+# Text such as a campaign name may hold tabs and line breaks (CSV quotes them, XLSX keeps them),
+# but not the other control characters, which are not even allowed in XLSX's XML.
+TEXT_CONTROLS = "\t\n\r"
+CONTROL_CHARACTERS_IN_TEXT = "control characters other than tab and line breaks are not allowed"
 
 
-def control_characters_in(*texts: str | None) -> bool:
-    """Ids and names never need them, and they break CSV and XLSX cells and terminals."""
-    return any(unicodedata.category(ch) == "Cc" for text in texts if text for ch in text)
+def control_characters_in(text: str | None, allowed: str = "") -> bool:
+    """Ids never need control characters, and they break terminals, logs, CSV and XLSX."""
+    return any(unicodedata.category(ch) == "Cc" and ch not in allowed for ch in text or "")
 
 
 def is_plausible_email(email: str) -> bool:

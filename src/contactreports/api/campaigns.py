@@ -13,8 +13,9 @@ from contactreports.api.errors import invalid, not_found, problem_responses
 from contactreports.api.pagination import Cursor, Limit, Page
 from contactreports.api.schemas import CampaignIn, CampaignOut
 from contactreports.models import (
-    CONTROL_CHARACTERS,
+    CONTROL_CHARACTERS_IN_TEXT,
     OUT_OF_RANGE,
+    TEXT_CONTROLS,
     Account,
     Campaign,
     FieldError,
@@ -50,11 +51,9 @@ class CampaignController(Controller):
     async def replace(
         self, campaign_id: CampaignId, data: CampaignIn, account: Account, state: State
     ) -> Response[CampaignOut]:
-        errors = [
-            FieldError(field, CONTROL_CHARACTERS)
-            for field, text in (("campaign_id", campaign_id), ("name", data.name))
-            if control_characters_in(text)
-        ]
+        errors = []  # the id's pattern already keeps control characters out of it
+        if control_characters_in(data.name, allowed=TEXT_CONTROLS):
+            errors.append(FieldError("name", CONTROL_CHARACTERS_IN_TEXT))
         if data.sent_at is not None and not in_range(data.sent_at):
             errors.append(FieldError("sent_at", OUT_OF_RANGE))
         if errors:
