@@ -72,14 +72,15 @@ class Process:
             self.popen.wait()
 
 
-def wait_healthy(url: str, popen: subprocess.Popen, timeout: float = DEADLINE_SECONDS) -> None:
-    """Poll `url`/health until it answers 200; fail if the process exits or the deadline passes."""
+def wait_healthy(url: str, popen: subprocess.Popen, timeout: float = DEADLINE_SECONDS, *, redis: bool = True) -> None:
+    """Poll `url`/health until it answers 200 (or 503 for Redis, when `redis` is False: it is down);
+    fail if the process exits or the deadline passes."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if popen.poll() is not None:
             raise RuntimeError(f"{popen.args} exited with {popen.returncode} before {url} was healthy")
         try:
-            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+            if httpx.get(f"{url}/health", timeout=1).status_code == (200 if redis else 503):
                 return
         except httpx.TransportError:
             pass
@@ -87,12 +88,13 @@ def wait_healthy(url: str, popen: subprocess.Popen, timeout: float = DEADLINE_SE
     raise RuntimeError(f"{url} was not healthy within {timeout} s")
 
 
-def start_api(env: dict[str, str], logs: Path, name: str) -> tuple[Process, str]:
+def start_api(env: dict[str, str], logs: Path, name: str, *, redis: bool = True) -> tuple[Process, str]:
+    """An API process, once it answers; `redis=False` for one started with Redis down."""
     port = free_port()
     process = Process(["serve", "--port", str(port)], env, logs / f"{name}.log")
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_healthy(url, process.popen)
+        wait_healthy(url, process.popen, redis=redis)
     except RuntimeError as error:
         process.stop()
         raise RuntimeError(f"{error}; its log:\n{process.log.read_text()}") from error

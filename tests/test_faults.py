@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import re
 import signal
 import sqlite3
 import time
@@ -21,14 +22,20 @@ from typing import Any
 
 import httpx
 import pytest
+from arq.connections import ArqRedis
+from arq.constants import in_progress_key_prefix
 from redis.asyncio import Redis
 
 from conftest import ApiAccount, Process, service_env, start_api, wait_until
-from contactreports.config import sqlite_path
+from contactreports.config import Settings, sqlite_path
 from contactreports.embedded_redis import free_port, start_redis, stop_redis
+from contactreports.jobs.queue import enqueue_run, job_id
+from contactreports.jobs.reconcile import IN_PROGRESS_MARK_MS
+from contactreports.models import ReportSpec, datetime_to_ms
 from contactreports.store.accounts import create_account
 from contactreports.store.database import Database
-from helpers import ALL_EMAIL, all_rows, create_report, ingest, oracle, put_campaign
+from contactreports.store.reports import create_report as store_create_report
+from helpers import ALL_EMAIL, all_rows, create_report, ingest, oracle, parse_ts, put_campaign
 
 CONTACT = "ann@example.com"
 CAMPAIGNS = {
@@ -47,6 +54,9 @@ WORKER_SETTINGS = {
     "max_attempts": 1_000,
 }
 RECOVERY_DEADLINE_SECONDS = 60.0
+QUEUE = Settings().queue_name
+# arq's log line for a reconciler pass that recovered runs.
+RECOVERED = re.compile(r"cron:reconcile ● [1-9]")
 
 
 @dataclass
@@ -72,8 +82,8 @@ class Stack:
     def stop_redis(self) -> None:
         stop_redis(self.redis_process)
 
-    def start_worker(self, name: str = "worker") -> Process:
-        return Process(["worker"], self.env(**WORKER_SETTINGS), self.logs / f"faults-{name}.log")
+    def start_worker(self, name: str = "worker", **settings: Any) -> Process:
+        return Process(["worker"], self.env(**{**WORKER_SETTINGS, **settings}), self.logs / f"faults-{name}.log")
 
 
 @pytest.fixture(scope="module")
@@ -103,9 +113,15 @@ async def faults_db(stack: Stack) -> AsyncIterator[Database]:
 class Contact:
     """An account whose one contact has EVENTS_PER_CONTACT events, and the search on them."""
 
+    account_id: int
     client: httpx.AsyncClient
     events: list[dict]
     search: dict[str, Any]
+
+    def spec(self) -> ReportSpec:
+        """The search as the store takes it."""
+        moments = [datetime_to_ms(parse_ts(self.search[bound])) for bound in ("start", "end")]
+        return ReportSpec(CONTACT, tuple(self.search["actions"]), *moments, self.search["include_archived"])
 
     def expected_rows(self) -> list[dict]:
         return oracle(self.events, CAMPAIGNS, **self.search)
@@ -131,14 +147,14 @@ async def contacts(faults_api: str, faults_db: Database) -> AsyncIterator[list[C
     """Six accounts with a contact each; half of the searches include archived campaigns."""
     made = []
     for n in range(6):
-        _, api_key = await create_account(faults_db, f"faults-{n}")
+        account, api_key = await create_account(faults_db, f"faults-{n}")
         client = httpx.AsyncClient(base_url=faults_api, headers=ApiAccount(0, api_key).headers, timeout=30)
         for campaign_id, campaign in CAMPAIGNS.items():
             await put_campaign(client, campaign_id, campaign["name"], archived=campaign["archived"])
         events = contact_events(seed=n)
         await ingest(client, events)
         search = {"email": CONTACT, "actions": ALL_EMAIL, **WINDOW, "include_archived": n % 2 == 0}
-        made.append(Contact(client, events, search))
+        made.append(Contact(account.id, client, events, search))
     yield made
     for contact in made:
         await contact.client.aclose()
@@ -252,6 +268,7 @@ async def test_flushall_with_reports_queued_and_processing_loses_none(
         lost_for = await seconds_until_all_done(faults_db, report_ids)
     finally:
         worker.stop()
+    assert RECOVERED.search(worker.log.read_text())  # the reconciler put the flushed jobs back
     compared = await assert_rows_exact(contacts, report_ids)
     assert_database_intact(stack)
     print(f"\nafter FLUSHALL: {len(report_ids)} reports done within {lost_for:.1f} s; {compared} rows compared")
@@ -284,7 +301,7 @@ async def test_sigterm_hands_the_running_report_back_after_its_chunk(
     stack: Stack, contacts: list[Contact], faults_db: Database
 ) -> None:
     contact = contacts[0]
-    worker = stack.start_worker("sigterm")
+    worker = stack.start_worker("sigterm", chunk_rows=5)  # 600 chunks: SIGTERM lands mid-run
     report_id = (await create_report(contact.client, **contact.search))["id"]
 
     async def part_way() -> bool:
@@ -341,3 +358,45 @@ async def test_kill_9_of_the_api_mid_ingest_stores_a_batch_whole_or_not_at_all(
     assert outcomes.count(0) >= 3 and outcomes.count(EVENTS_PER_CONTACT) >= 3, outcomes
     assert_database_intact(stack)
     print(f"\nAPI killed mid-ingest {len(outcomes)} times: {outcomes.count(0)} batches absent, the rest whole")
+
+
+async def test_a_job_taken_by_a_worker_that_died_is_recovered_by_a_running_workers_reconciler(
+    stack: Stack, contacts: list[Contact], faults_db: Database
+) -> None:
+    contact = contacts[0]
+    worker = stack.start_worker("reconciler")
+    redis = ArqRedis.from_url(stack.redis_url)
+    try:
+        await wait_until(lambda: redis.exists(f"{QUEUE}:health-check"))  # up and polling
+        report = await store_create_report(faults_db, contact.account_id, contact.spec())
+        # Another worker took its job just now, then died: arq marks it in progress for an hour.
+        held = in_progress_key_prefix + job_id(report.id, report.run)
+        await redis.set(held, b"1", px=IN_PROGRESS_MARK_MS)
+        assert await enqueue_run(redis, QUEUE, report.id, report.run)
+
+        await wait_all_done(faults_db, [report.id])
+    finally:
+        worker.stop()
+        await redis.aclose()
+    assert RECOVERED.search(worker.log.read_text())
+    await assert_rows_exact([contact], [report.id])
+
+
+async def test_sigterm_while_redis_is_down_stops_the_worker(stack: Stack) -> None:
+    worker = stack.start_worker("sigterm-no-redis")
+    redis = ArqRedis.from_url(stack.redis_url)
+    await wait_until(lambda: redis.exists(f"{QUEUE}:health-check"))  # up and polling
+    await redis.aclose()
+    stack.stop_redis()
+    try:
+
+        async def noticed() -> bool:
+            return "worker lost Redis" in worker.log.read_text()
+
+        await wait_until(noticed)
+        worker.popen.send_signal(signal.SIGTERM)
+        assert worker.popen.wait(timeout=15) == 0
+    finally:
+        if worker.popen.poll() is None:
+            worker.popen.kill()
+        stack.start_redis()

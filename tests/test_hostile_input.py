@@ -48,7 +48,10 @@ CASES = [
     ("campaign", "name", "Spring\ud800", "body", NOT_JSON),
     ("campaign", "name", "Spring\x00sale", "name", CONTROL_IN_TEXT),
     ("campaign", "name", "\x1b]8;;https://evil.example\x07Spring", "name", CONTROL_IN_TEXT),
-    ("campaign", "campaign_id", None, "campaign_id", "Expected `str` matching regex"),
+    # Campaign ids travel in the path, percent-encoded.
+    ("campaign", "campaign_id", "spring%1B%5B2J", "campaign_id", "Expected `str` matching regex"),
+    ("campaign", "campaign_id", "spring%C2%9B", "campaign_id", CONTROL),
+    ("campaign", "campaign_id", "spring%0A", "campaign_id", CONTROL),
     ("campaign", "name", MEGABYTE, "name", "Expected `str` of length <= 200"),
 ]
 
@@ -59,8 +62,8 @@ async def send(client: httpx.AsyncClient, where: str, field: str, value: object)
         "report": ("POST", "/api/reports", {**SEARCH, field: value}),
         "campaign": ("PUT", "/api/campaigns/spring", {**CAMPAIGN, field: value}),
     }[where]
-    if field == "campaign_id" and where == "campaign":  # in the path
-        path, body = "/api/campaigns/spring%1B%5B2J", CAMPAIGN
+    if field == "campaign_id" and where == "campaign":
+        path, body = f"/api/campaigns/{value}", CAMPAIGN
     # json.dumps escapes a lone surrogate as \ud800: valid JSON text, though not a character.
     content = json.dumps(body).encode()
     return await client.request(method, path, content=content, headers={"Content-Type": "application/json"})

@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from conftest import PAUSED_QUEUE, ApiAccount, Process, service_env, start_api
+from contactreports.embedded_redis import free_port
 from contactreports.store.database import Database
 from helpers import ALL_EMAIL, create_report, ingest, wait_done
 
@@ -129,3 +130,20 @@ async def test_a_search_matching_more_rows_than_a_report_may_hold_fails_saying_s
         # The account is free again, and a narrower search fits.
         narrower = await create_report(http, **{**SEARCH, "start": "2026-01-02T00:00:00Z"})
         assert (await wait_done(http, narrower["id"]))["row_count"] == 5
+
+
+async def test_without_redis_the_limits_are_not_checked_rather_than_refusing_everything(
+    database_url: str, logs: Path, account: ApiAccount, db: Database
+) -> None:
+    nobody_listens = f"redis://127.0.0.1:{free_port()}/0"
+    env = service_env(database_url, nobody_listens, report_rate_limit="1/minute", ingest_rate_limit="1/minute")
+    process, url = start_api(env, logs, "limits-without-redis", redis=False)
+    event = {"email": "ann@example.com", "action": "email.opened", "occurred_at": "2026-01-05T10:00:00Z"}
+    try:
+        async with httpx.AsyncClient(base_url=url, headers=account.headers, timeout=30) as http:
+            for n in range(2):
+                assert await ingest(http, [{**event, "id": f"e{n}"}]) == {"ingested": 1, "duplicates": 0}
+            # Stored and queued: the reconciler enqueues it once Redis is back.
+            assert (await create_report(http, **SEARCH))["status"] == "queued"
+    finally:
+        process.stop()

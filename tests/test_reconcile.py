@@ -13,17 +13,17 @@ import msgspec
 import pytest
 from arq import Worker
 from arq.connections import ArqRedis
-from arq.constants import in_progress_key_prefix
+from arq.constants import in_progress_key_prefix, result_key_prefix
 
 from contactreports.config import Settings
 from contactreports.jobs.queue import enqueue_run, job_id
-from contactreports.jobs.reconcile import reconcile
+from contactreports.jobs.reconcile import IN_PROGRESS_MARK_MS, reconcile
 from contactreports.jobs.worker import job_context, worker_settings
 from contactreports.models import Report, ReportSpec
 from contactreports.store.accounts import create_account
 from contactreports.store.database import Database
 from contactreports.store.reports import create_report, get_report
-from contactreports.store.runs import claim_run, copy_chunk
+from contactreports.store.runs import claim_run
 
 SPEC = ReportSpec("ann@example.com", ("sms.sent",), 0, 10**13, False)
 QUEUE = "contactreports:reconcile-test"
@@ -86,22 +86,40 @@ async def test_a_queued_report_whose_job_was_lost_is_enqueued_again(
     assert (await get_report(own_db, report.account_id, report.id)).status == "done"
 
 
+async def heartbeat_back(db: Database, report_id: str, seconds: float) -> None:
+    """Make a run's last heartbeat that much older, as if its worker had gone silent then."""
+    async with db.transaction() as conn:
+        await conn.execute(
+            "UPDATE reports SET heartbeat_at = heartbeat_at - ? WHERE id = ?", (int(seconds * 1000), report_id)
+        )
+
+
+def taken(seconds_ago: float) -> int:
+    """The time left on arq's in-progress mark of a job taken that long ago."""
+    return IN_PROGRESS_MARK_MS - int(seconds_ago * 1000)
+
+
+def test_the_in_progress_mark_lasts_as_long_as_the_reconciler_assumes(settings: Settings, own_db: Database) -> None:
+    worker = Worker(**worker_settings(settings, own_db, asyncio.Event()), handle_signals=False)
+    assert worker.in_progress_timeout_s * 1000 == IN_PROGRESS_MARK_MS
+
+
 @pytest.mark.parametrize("claimed", [True, False], ids=["after-claiming", "before-claiming"])
 async def test_a_run_whose_worker_died_holding_its_job_is_handed_to_a_live_worker(
     claimed: bool, own_db: Database, settings: Settings, redis: ArqRedis
 ) -> None:
     report = await queued_report(own_db, redis)
-    # A worker took the job (arq marks it in progress for the job timeout), then was killed.
     held = in_progress_key_prefix + job_id(report.id, report.run)
-    await redis.set(held, b"1", px=60_000)
-    if claimed:
+    # A worker took the job 5 s ago (arq marks it in progress for the job timeout), then was killed.
+    await redis.set(held, b"1", px=taken(seconds_ago=5))
+    if claimed:  # ...having claimed the run, its last heartbeat 5 s ago
         assert await claim_run(own_db, report.id, report.run) is not None
+        await heartbeat_back(own_db, report.id, seconds=5)
     ctx = {**job_context(settings, own_db), "redis": redis}
 
-    # Not moved for 30 s? Not yet. Not moved since the last pass, with 0 s? Yes: the worker died.
-    assert await reconcile(ctx) == 0
+    assert await reconcile(ctx) == 0  # within 30 s a live worker might still be starting it
     assert await redis.exists(held) == 1
-    ctx["settings"] = msgspec.structs.replace(settings, stale_after_seconds=0)
+    ctx["settings"] = msgspec.structs.replace(settings, stale_after_seconds=2)
     assert await reconcile(ctx) == 1
 
     assert await redis.exists(held) == 0
@@ -120,26 +138,36 @@ async def test_a_processing_run_whose_job_redis_lost_is_enqueued_once_its_heartb
     ctx = {**job_context(settings, own_db), "redis": redis}
 
     assert await reconcile(ctx) == 0  # its heartbeat is fresh: it may still be running
-    ctx["settings"] = msgspec.structs.replace(settings, stale_after_seconds=0)
+    await heartbeat_back(own_db, report.id, seconds=31)
     assert await reconcile(ctx) == 1
 
     assert await queued(redis) == [job_id(report.id, report.run).encode()]
 
 
-async def test_a_held_run_that_keeps_moving_is_left_to_its_worker(
+async def test_a_live_run_is_left_to_its_worker_however_long_ago_it_was_taken(
     own_db: Database, settings: Settings, redis: ArqRedis
 ) -> None:
     report = await queued_report(own_db, redis)
     held = in_progress_key_prefix + job_id(report.id, report.run)
-    await redis.set(held, b"1", px=60_000)
-    ctx = {**job_context(msgspec.structs.replace(settings, stale_after_seconds=0.05), own_db), "redis": redis}
-    assert await reconcile(ctx) == 0  # just taken: first seen now
+    await redis.set(held, b"1", px=taken(seconds_ago=50 * 60))
+    await claim_run(own_db, report.id, report.run)  # it heartbeats as it goes
 
-    claim = await claim_run(own_db, report.id, report.run)  # the worker claims it...
-    await asyncio.sleep(0.1)
-    assert await reconcile(ctx) == 0
-    await copy_chunk(own_db, claim, 10)  # ...and heartbeats after its chunk
-    await asyncio.sleep(0.1)
+    assert await reconcile({**job_context(settings, own_db), "redis": redis}) == 0
 
-    assert await reconcile(ctx) == 0
     assert await redis.exists(held) == 1
+
+
+async def test_a_run_whose_job_ended_without_finishing_it_is_enqueued_again(
+    own_db: Database, settings: Settings, redis: ArqRedis
+) -> None:
+    report = await queued_report(own_db, redis)
+    ours = job_id(report.id, report.run)
+    # The job ran as a duplicate that lost its lease: arq removed it and kept its result.
+    await redis.delete(QUEUE, f"arq:job:{ours}")
+    await redis.set(f"{result_key_prefix}{ours}", b"stale", px=60_000)
+    assert not await enqueue_run(redis, QUEUE, report.id, report.run)  # the result blocks its id
+
+    assert await reconcile({**job_context(settings, own_db), "redis": redis}) == 1
+
+    assert await queued(redis) == [ours.encode()]
+    assert await redis.exists(f"{result_key_prefix}{ours}") == 0

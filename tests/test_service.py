@@ -6,7 +6,7 @@ from pathlib import Path
 
 import httpx
 
-from conftest import Process, service_env, wait_until
+from conftest import service_env, start_api
 from contactreports.embedded_redis import free_port
 
 JSON, PROBLEM = "application/json", "application/problem+json"
@@ -51,18 +51,10 @@ async def test_health_is_ok_when_database_and_redis_answer(api: str) -> None:
 
 async def test_health_is_503_naming_redis_when_it_is_down(database_url: str, logs: Path) -> None:
     nobody_listens = f"redis://127.0.0.1:{free_port()}/0"
-    port = free_port()
-    server = Process(["serve", "--port", str(port)], service_env(database_url, nobody_listens), logs / "no-redis.log")
+    server, url = start_api(service_env(database_url, nobody_listens), logs, "no-redis", redis=False)
     try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
-
-            async def answered() -> httpx.Response | None:
-                try:
-                    return await http.get("/health")
-                except httpx.TransportError:  # not listening yet
-                    return None
-
-            response = await wait_until(answered)
+        async with httpx.AsyncClient(base_url=url) as http:
+            response = await http.get("/health")
     finally:
         server.stop()
 

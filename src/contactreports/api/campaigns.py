@@ -13,6 +13,7 @@ from contactreports.api.errors import invalid, not_found, problem_responses
 from contactreports.api.pagination import Cursor, Limit, Page
 from contactreports.api.schemas import CampaignIn, CampaignOut
 from contactreports.models import (
+    CONTROL_CHARACTERS,
     CONTROL_CHARACTERS_IN_TEXT,
     OUT_OF_RANGE,
     TEXT_CONTROLS,
@@ -51,7 +52,10 @@ class CampaignController(Controller):
     async def replace(
         self, campaign_id: CampaignId, data: CampaignIn, account: Account, state: State
     ) -> Response[CampaignOut]:
-        errors = []  # the id's pattern already keeps control characters out of it
+        errors = []
+        # The path pattern documents the rule, but lets C1 controls and a final newline through.
+        if control_characters_in(campaign_id):
+            errors.append(FieldError("campaign_id", CONTROL_CHARACTERS))
         if control_characters_in(data.name, allowed=TEXT_CONTROLS):
             errors.append(FieldError("name", CONTROL_CHARACTERS_IN_TEXT))
         if data.sent_at is not None and not in_range(data.sent_at):

@@ -6,6 +6,7 @@ count per account. A limit is a moving window ("60/minute" is at most 60 in any 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import time
@@ -22,14 +23,16 @@ from contactreports.api.errors import ProblemError
 from contactreports.config import Settings
 
 log = logging.getLogger(__name__)
+# A local Redis answers in well under a millisecond; past this, the request goes on unchecked.
+CHECK_TIMEOUT_SECONDS = 0.5
 
 
 class RateLimits:
     def __init__(self, redis: ArqRedis, settings: Settings):
         storage = RedisStorage(
-            f"async+{settings.redis_url}",
+            "async+redis://",  # only names the client; the API's own pool (closed with it) connects
             implementation="redispy",
-            connection_pool=redis.connection_pool,  # the API's own pool: closed with it
+            connection_pool=redis.connection_pool,
             key_prefix="contactreports:limits",
             wrap_exceptions=True,
         )
@@ -40,11 +43,13 @@ class RateLimits:
         """Count one request; None if it is within the limit, else the seconds until one is."""
         limit = self.limits[kind]
         try:
-            if await self._limiter.hit(limit, kind, str(account_id)):
-                return None
-            reset_at, _ = await self._limiter.get_window_stats(limit, kind, str(account_id))
-        except StorageError:
-            # Without Redis the count is unknown; refusing would stop ingestion, which needs only SQLite.
+            async with asyncio.timeout(CHECK_TIMEOUT_SECONDS):
+                if await self._limiter.hit(limit, kind, str(account_id)):
+                    return None
+                reset_at, _ = await self._limiter.get_window_stats(limit, kind, str(account_id))
+        except (StorageError, TimeoutError):
+            # Without Redis the count is unknown; refusing, or waiting on a hung Redis, would stop
+            # ingestion, which needs only SQLite.
             log.warning("rate limit for %s not checked: Redis is unavailable", kind, exc_info=True)
             return None
         return max(1, math.ceil(reset_at - time.time()))

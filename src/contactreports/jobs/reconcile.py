@@ -1,53 +1,57 @@
 """The reconciler: the database is the truth, Redis only a transport.
 
-Each run has one arq job, `report:<id>:run:<n>`, which stays on the queue until it finishes.
-- A queued run whose job Redis lost (restart, flush, eviction), or a processing run whose
-  heartbeat is older than `stale_after` and whose job is gone, is enqueued again. arq drops
-  the enqueue while the job is still there, so running this often is harmless.
-- A run whose job is marked in progress, but which has not moved (no new claim, no heartbeat)
-  for `stale_after`, was taken by a worker that died: a live worker claims a run within
-  milliseconds and heartbeats after every chunk. Clearing arq's in-progress mark lets arq hand
-  the job to a live worker now, not when the mark expires (after the job timeout). Were the
-  holder only slow, its next write would find its lease taken and it would stop: a run is never
-  written by two claimants.
-- A retried run resumes after its last committed chunk; one that keeps dying ends `failed`
-  after `max_attempts` (see generate.py).
+Each run has one arq job, `report:<id>:run:<n>`. A run that is *silent* (queued, or processing
+with a heartbeat older than `stale_after`) is checked against Redis:
+- its job is gone (Redis restarted, flushed or evicted it): it is enqueued again;
+- its job is marked in progress for longer than `stale_after`: the worker that took it died,
+  since a live one claims a run within milliseconds and heartbeats after every chunk. Clearing
+  arq's in-progress mark lets arq hand the job to a live worker now, not when the mark expires
+  at the job timeout. Were the holder only slow, its next write would find its lease taken and
+  it would stop: a run is never written by two claimants;
+- its job ended without finishing it (a duplicate that lost its lease, a timeout): the result
+  arq keeps would block the same id for a minute, so it is dropped and the job enqueued again.
+arq drops an enqueue while the job is still there, so running this often is harmless. A retried
+run resumes after its last committed chunk; one that keeps dying ends `failed` after
+`max_attempts` (see generate.py).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from arq.constants import in_progress_key_prefix
+from arq.connections import ArqRedis
+from arq.constants import in_progress_key_prefix, result_key_prefix
 
 from contactreports.jobs.queue import enqueue_run, job_id
 from contactreports.models import now_ms
 from contactreports.store.runs import UnfinishedRun, unfinished_runs
 
+# arq marks a job in progress for its timeout plus 10 s (Worker.in_progress_timeout_s, pinned
+# by a test), so the time left on the mark tells how long ago the job was taken.
+JOB_TIMEOUT_SECONDS = 3600
+IN_PROGRESS_MARK_MS = (JOB_TIMEOUT_SECONDS + 10) * 1000
+
 
 async def reconcile(ctx: dict[str, Any]) -> int:
-    """Put back what the database says should be running; returns how many runs were recovered.
-
-    `ctx["held_jobs"]` carries, from one pass to the next, since when each held run has not moved.
-    """
+    """Put back what the database says should be running; returns how many runs were recovered."""
     db, redis, settings = ctx["db"], ctx["redis"], ctx["settings"]
-    now = now_ms()
-    stale_before = now - int(settings.stale_after_seconds * 1000)
-    held_before: dict[str, tuple[UnfinishedRun, int]] = ctx["held_jobs"]
-    held_now: dict[str, tuple[UnfinishedRun, int]] = {}
+    stale_ms = int(settings.stale_after_seconds * 1000)
     recovered = 0
     for run in await unfinished_runs(db):
-        job = job_id(run.report_id, run.run)
-        silent = run.status == "queued" or (run.heartbeat_at or 0) < stale_before
-        if silent and await enqueue_run(redis, settings.queue_name, run.report_id, run.run):
-            recovered += 1  # Redis had lost the job
-        elif await redis.exists(in_progress_key_prefix + job):
-            seen, since = held_before.get(job, (run, now))
-            if seen != run:  # it moved since the last pass
-                since = now
-            if since <= stale_before:
-                recovered += await redis.delete(in_progress_key_prefix + job)
-            else:
-                held_now[job] = (run, since)
-    ctx["held_jobs"] = held_now
+        alive = run.status == "processing" and (run.heartbeat_at or 0) >= now_ms() - stale_ms
+        if not alive:
+            recovered += await _recover(redis, settings.queue_name, run, stale_ms)
     return recovered
+
+
+async def _recover(redis: ArqRedis, queue_name: str, run: UnfinishedRun, stale_ms: int) -> int:
+    if await enqueue_run(redis, queue_name, run.report_id, run.run):
+        return 1
+    job = job_id(run.report_id, run.run)
+    mark_left_ms = await redis.pttl(in_progress_key_prefix + job)  # negative when there is none
+    if mark_left_ms > 0:
+        held_ms = IN_PROGRESS_MARK_MS - mark_left_ms
+        return await redis.delete(in_progress_key_prefix + job) if held_ms > stale_ms else 0
+    if await redis.delete(result_key_prefix + job):
+        return int(await enqueue_run(redis, queue_name, run.report_id, run.run))
+    return 0  # waiting on the queue for a worker

@@ -26,7 +26,8 @@ def run_worker_forever(settings: Settings) -> None:
     db = loop.run_until_complete(Database.open(settings.database_url, settings.busy_timeout_ms))
     stopping = asyncio.Event()
     try:
-        while not _run_once(_worker(settings, db, stopping)):
+        # A signal during a Redis outage can end the worker with a Redis error: stop all the same.
+        while not _run_once(_worker(settings, db, stopping)) and not stopping.is_set():
             time.sleep(RESTART_DELAY_SECONDS)
     finally:
         loop.run_until_complete(db.close())
@@ -42,7 +43,7 @@ def _worker(settings: Settings, db: Database, stopping: asyncio.Event) -> Worker
 
     # In place of arq's own handlers, which only wait for jobs or cancel them.
     for signum in (signal.SIGINT, signal.SIGTERM):
-        asyncio.get_event_loop().add_signal_handler(signum, stop, signum)
+        worker.loop.add_signal_handler(signum, stop, signum)
     return worker
 
 

@@ -11,7 +11,7 @@ from arq.connections import RedisSettings
 
 from contactreports.config import Settings
 from contactreports.jobs.generate import generate_report
-from contactreports.jobs.reconcile import reconcile
+from contactreports.jobs.reconcile import JOB_TIMEOUT_SECONDS, reconcile
 from contactreports.store.database import Database
 
 
@@ -23,9 +23,8 @@ def redis_settings(settings: Settings) -> RedisSettings:
 
 
 def job_context(settings: Settings, db: Database, stopping: asyncio.Event | None = None) -> dict[str, Any]:
-    """What every job receives; `stopping` is set once the worker is asked to shut down, and
-    `held_jobs` is the reconciler's memory between passes."""
-    return {"settings": settings, "db": db, "stopping": stopping or asyncio.Event(), "held_jobs": {}}
+    """What every job receives; `stopping` is set once the worker is asked to shut down."""
+    return {"settings": settings, "db": db, "stopping": stopping or asyncio.Event()}
 
 
 def worker_settings(settings: Settings, db: Database, stopping: asyncio.Event) -> dict[str, Any]:
@@ -50,7 +49,7 @@ def worker_settings(settings: Settings, db: Database, stopping: asyncio.Event) -
         "max_jobs": 4,
         # A 1M-row report takes well under a minute; an hour is a generous ceiling. arq's
         # in-progress mark outlives a killed worker by this much; the reconciler clears it sooner.
-        "job_timeout": 3600,
+        "job_timeout": JOB_TIMEOUT_SECONDS,
         # On SIGTERM, stop taking jobs and give running ones this long to hand their reports back
         # after the chunk in hand (milliseconds). One stuck longer, say on a write lock, is then
         # cancelled: its chunk rolls back and arq queues it again to resume from the last one.
@@ -58,7 +57,7 @@ def worker_settings(settings: Settings, db: Database, stopping: asyncio.Event) -
         # A result key blocks re-enqueueing the same job id. Results are kept only so tests and
         # operators can read what a job said; a minute bounds how long one can delay a retry.
         "keep_result": 60,
-        # Hand-backs (SIGTERM, a busy database) are arq retries of the same job, as are re-runs
-        # after a worker died; our own `max_attempts` decides when a run has failed, not arq.
+        # A hand-back on SIGTERM, a retry after a busy database and a re-run after a worker died
+        # are all arq tries of the same job; our own `max_attempts` decides when a run has failed.
         "max_tries": 1_000_000,
     }
