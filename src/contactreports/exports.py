@@ -9,7 +9,7 @@ import os
 import tempfile
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from typing import Any, BinaryIO, Literal
+from typing import Annotated, Any, BinaryIO, Literal
 
 import msgspec
 import xlsxwriter
@@ -35,8 +35,15 @@ class RowView(msgspec.Struct):
     action: str
     category: str
     campaign: CampaignRef | None
-    # Stored JSON passed through as is: no decode and re-encode per row.
-    details: dict[str, Any] | msgspec.Raw
+    # Stored JSON passed through as is: no decode and re-encode per row. Always an object, and
+    # documented as one ("extra" is what Litestar copies into the OpenAPI schema): a union with
+    # dict made it `oneOf: [object, {}]`, which no object satisfies (it matches both).
+    details: Annotated[
+        msgspec.Raw,
+        msgspec.Meta(
+            description="The event's details; {} when it had none.", extra_json_schema={"extra": {"type": "object"}}
+        ),
+    ]
 
 
 def row_view(row: ReportRow) -> RowView:

@@ -20,6 +20,7 @@ from contactreports.api.errors import EXCEPTION_HANDLERS
 from contactreports.api.events import EventController
 from contactreports.api.health import health
 from contactreports.api.limits import RateLimits
+from contactreports.api.options import answer_options
 from contactreports.api.pagination import Cursors
 from contactreports.api.reports import ReportController
 from contactreports.api.requests import ApiRequest
@@ -63,6 +64,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         lifespan=[lifespan],
         state=State({}),
         exception_handlers=EXCEPTION_HANDLERS,
+        before_request=answer_options,
         request_class=ApiRequest,
         request_max_body_size=settings.max_body_bytes,
         openapi_config=OpenAPIConfig(

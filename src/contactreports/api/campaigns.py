@@ -7,6 +7,7 @@ from typing import Annotated
 from litestar import Controller, Response, get, put
 from litestar.datastructures import State
 from litestar.openapi import ResponseSpec
+from litestar.openapi.spec import Example
 from litestar.params import Parameter
 
 from contactreports.api.errors import invalid, not_found, problem_responses
@@ -28,7 +29,10 @@ from contactreports.models import (
 from contactreports.store.campaigns import get_campaign, list_campaigns, put_campaign
 
 CREATED = ResponseSpec(CampaignOut, description="Created", generate_examples=False)
-CampaignId = Annotated[str, Parameter(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")]
+CampaignId = Annotated[
+    str,
+    Parameter(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$", examples=[Example(value="spring-sale")]),
+]
 
 
 def campaign_out(campaign: Campaign) -> CampaignOut:

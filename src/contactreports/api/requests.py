@@ -1,22 +1,37 @@
-"""The request class of the app: a body the JSON decoder cannot read is a 400, never a 500."""
+"""The request class of the app: a JSON body means exactly what the OpenAPI document says.
+
+Litestar converts a decoded body to the handler's `data` type leniently (`strict=False`, meant
+for query strings, whose values are all text): `"archived": 0` or `"true"` became a boolean and
+`"sent_at": 1700000000` a timestamp with no offset. The body is converted here, strictly, to that
+type; Litestar then only checks an already-typed value. A body the JSON decoder cannot read is a
+400, never a 500.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+import msgspec
 from litestar import Request
 from litestar.exceptions import SerializationException
 
 from contactreports.api.errors import invalid
-from contactreports.ingest import UNDECODABLE, undecodable
+from contactreports.ingest import UNDECODABLE, field_error, undecodable
 from contactreports.models import FieldError
 
 
 class ApiRequest(Request):
     async def json(self) -> Any:
         try:
-            return await super().json()
+            value = await super().json()
         except SerializationException as error:  # Litestar's wrapping of msgspec's DecodeError
             raise invalid([FieldError("body", undecodable(error.__cause__ or error))]) from error
         except UNDECODABLE as error:  # what Litestar does not wrap
             raise invalid([FieldError("body", undecodable(error))]) from error
+        data = self.route_handler.parsed_data_field
+        if data is None:
+            return value
+        try:
+            return msgspec.convert(value, data.annotation, strict=True)
+        except msgspec.ValidationError as error:
+            raise invalid([field_error(error)]) from error

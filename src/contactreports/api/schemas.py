@@ -10,8 +10,8 @@ from contactreports.models import Channel, Status, Timestamp
 
 # Responses: UTC, `Z`, millisecond precision.
 TimestampOut = Annotated[str, msgspec.Meta(examples=["2026-03-01T09:30:00.000Z"])]
-Email = Annotated[str, msgspec.Meta(max_length=320)]
-Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+Email = Annotated[str, msgspec.Meta(max_length=320, examples=["ann@example.com"])]
+Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200, examples=["Spring sale"])]
 ActionName = Annotated[str, msgspec.Meta(max_length=100, examples=["email.clicked"])]
 
 
@@ -33,7 +33,7 @@ class Catalogue(msgspec.Struct):
 class CampaignIn(msgspec.Struct, forbid_unknown_fields=True):
     name: Name
     channel: Channel
-    sent_at: Timestamp | None = None
+    sent_at: Annotated[Timestamp, msgspec.Meta(examples=["2026-03-01T09:00:00Z"])] | None = None
     archived: bool = False
 
 
@@ -52,10 +52,14 @@ class IngestResult(msgspec.Struct):
 
 class ReportIn(msgspec.Struct, forbid_unknown_fields=True):
     email: Email
-    start: Timestamp
-    end: Timestamp
-    actions: Annotated[list[ActionName], msgspec.Meta(max_length=200)] = []
-    categories: Annotated[list[Annotated[str, msgspec.Meta(max_length=100)]], msgspec.Meta(max_length=50)] = []
+    start: Annotated[Timestamp, msgspec.Meta(examples=["2026-01-01T00:00:00Z"])]
+    end: Annotated[Timestamp, msgspec.Meta(examples=["2026-04-01T00:00:00Z"])]
+    actions: Annotated[
+        list[ActionName], msgspec.Meta(max_length=200, examples=[["email.opened", "email.clicked"]])
+    ] = []
+    categories: Annotated[
+        list[Annotated[str, msgspec.Meta(max_length=100)]], msgspec.Meta(max_length=50, examples=[["campaign"]])
+    ] = []
     include_archived: bool = False
 
 
