@@ -27,3 +27,11 @@ def test_submit_to_done_runs() -> None:
     output = run("submit_to_done.py", "--runs", "3")
 
     assert re.search(r"submit -> done over HTTP, 3 runs, 49 rows: p50 [\d.]+ ms, p99 [\d.]+ ms", output)
+
+
+def test_ingest_runs() -> None:
+    output = run("ingest.py", "--events", "20000")
+
+    assert "20,000 events into an empty store:" in output
+    assert re.search(r"contactreports import +[\d,]+ events/s storing", output)
+    assert re.search(r"POST /api/events +[\d,]+ events/s", output)

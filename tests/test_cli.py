@@ -18,6 +18,7 @@ import pytest
 from conftest import DEADLINE_SECONDS, service_env, wait_healthy
 from contactreports.config import Settings
 from contactreports.embedded_redis import free_port
+from contactreports.importer import BATCH as IMPORT_BATCH
 from helpers import all_rows, create_report, oracle, put_campaign, wait_done
 
 README = Path(__file__).parents[1] / "README.md"
@@ -107,9 +108,12 @@ def test_an_invalid_import_names_the_event_and_stores_nothing(
     account, database_url: str, redis_url: str, tmp_path: Path
 ) -> None:
     good = {"email": "ann@example.com", "action": "email.opened", "occurred_at": "2026-03-01T10:00:00Z"}
-    lines = [good] * 12_000 + [{**good, "action": "email.lost"}]
+    past_a_batch = IMPORT_BATCH + 2_000  # an error past the first batch is still named by its line
+    lines = [good] * past_a_batch + [{**good, "action": "email.lost"}]
     (tmp_path / "bad.ndjson").write_text("".join(json.dumps(e) + "\n" for e in lines))
-    (tmp_path / "broken.ndjson").write_text("\n".join([json.dumps(good)] * 12_000 + ["{not json"] + [json.dumps(good)]))
+    (tmp_path / "broken.ndjson").write_text(
+        "\n".join([json.dumps(good)] * past_a_batch + ["{not json", json.dumps(good)])
+    )
     (tmp_path / "unknown.ndjson").write_text(json.dumps({**good, "campaign_id": "nope"}) + "\n")
     env = service_env(database_url, redis_url)
 
@@ -118,9 +122,9 @@ def test_an_invalid_import_names_the_event_and_stores_nothing(
     unknown = contactreports("import", str(tmp_path / "unknown.ndjson"), "--account", str(account.id), env=env)
     nobody = contactreports("import", str(tmp_path / "bad.ndjson"), "--account", "999999", env=env)
 
-    assert (broken.returncode, broken.stderr.count("event [12000]: not valid JSON")) == (1, 1)
+    assert (broken.returncode, broken.stderr.count(f"event [{past_a_batch}]: not valid JSON")) == (1, 1)
     assert bad.returncode == 1
-    assert "event [12000].action: unknown action 'email.lost'" in bad.stderr
+    assert f"event [{past_a_batch}].action: unknown action 'email.lost'" in bad.stderr
     assert "nothing was stored" in bad.stderr
     assert unknown.returncode == 1
     assert "unknown campaigns, nothing was stored: nope" in unknown.stderr

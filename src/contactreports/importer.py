@@ -26,7 +26,11 @@ from contactreports.store.campaigns import known_campaign_ids
 from contactreports.store.database import Database
 from contactreports.store.events import insert_events
 
-BATCH = 10_000
+# Events per transaction. Events are clustered by contact, so a batch's inserts land on pages
+# all over the table, and each transaction writes every page it touched to the WAL once: ten
+# times the events per transaction writes far fewer pages per event (bench/ingest.py). The
+# write lock is held for a second or two at a time; API writers wait for it (busy timeout).
+BATCH = 100_000
 
 
 def _ndjson_events(path: Path) -> Iterator[EventIn]:

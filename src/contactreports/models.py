@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal
@@ -130,9 +131,24 @@ TEXT_CONTROLS = "\t\n\r"
 CONTROL_CHARACTERS_IN_TEXT = "control characters other than tab and line breaks are not allowed"
 
 
+# Unicode's control characters (category Cc) are exactly these; a regex checks a million ids
+# and emails in a fraction of the time a per-character loop takes.
+_CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f]")
+_CONTROLS_BUT_TEXT = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+_ASCII_SPACE_OR_CONTROL = re.compile("[\x00-\x20\x7f]")
+
+
 def control_characters_in(text: str | None, allowed: str = "") -> bool:
     """Ids never need control characters, and they break terminals, logs, CSV and XLSX."""
-    return any(unicodedata.category(ch) == "Cc" and ch not in allowed for ch in text or "")
+    pattern = {"": _CONTROLS, TEXT_CONTROLS: _CONTROLS_BUT_TEXT}[allowed]
+    return bool(text and pattern.search(text))
+
+
+def _spaces_or_invisibles_in(email: str) -> bool:
+    """Spaces, control or invisible format characters (NUL, U+202E, zero-width space...)."""
+    if email.isascii():  # nearly every address: ASCII has no format characters
+        return bool(_ASCII_SPACE_OR_CONTROL.search(email))
+    return any(ch.isspace() or unicodedata.category(ch) in ("Cc", "Cf") for ch in email)
 
 
 def is_plausible_email(email: str) -> bool:
@@ -143,6 +159,5 @@ def is_plausible_email(email: str) -> bool:
         and "@" not in domain
         and "." in domain.strip(".")
         and len(email) <= 320
-        # No spaces, and no control or invisible format characters (NUL, U+202E, zero-width space...).
-        and not any(ch.isspace() or unicodedata.category(ch) in ("Cc", "Cf") for ch in email)
+        and not _spaces_or_invisibles_in(email)
     )

@@ -1,0 +1,190 @@
+"""Bulk ingest rate: `contactreports import` and `POST /api/events`, against plain sqlite3.
+
+Writes N events (200,000 contacts, 200 campaigns, details on every event) to an NDJSON file,
+then, each into a fresh database:
+- `contactreports import FILE` as its own process (the rate it prints covers storing; the
+  wall time includes start-up, reading and checking the file twice);
+- `POST /api/events` in requests of 10,000 events from two concurrent clients, against a
+  real API process (bodies are encoded before the clock starts);
+- the baselines: plain sqlite3 inserting the same rows into the same table, in transactions
+  of the same size as each path's (the importer's and 10,000), the least work ingest needs.
+
+    .venv/bin/python bench/ingest.py [--events 1000000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import re
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import msgspec
+
+from contactreports.embedded_redis import free_port, start_redis, stop_redis
+from contactreports.importer import BATCH as IMPORT_BATCH
+from contactreports.models import Campaign
+from contactreports.store.accounts import create_account
+from contactreports.store.campaigns import put_campaign
+from contactreports.store.database import Database
+
+API_BATCH = 10_000
+CAMPAIGNS = 200
+ACTIONS = ("email.sent", "email.delivered", "email.opened", "email.clicked")
+
+
+def write_events(path: Path, events: int) -> list[dict]:
+    rng, first = random.Random(1), datetime(2026, 1, 1, tzinfo=UTC)
+    rows = [
+        {
+            "id": f"e{n}",
+            "email": f"c{rng.randrange(200_000)}@example.com",
+            "action": rng.choice(ACTIONS),
+            "occurred_at": (first + timedelta(milliseconds=rng.randrange(300 * 86_400_000))).isoformat(),
+            "campaign_id": f"campaign-{rng.randrange(CAMPAIGNS)}",
+            "details": {"url": "https://example.com/spring", "user_agent": "Mozilla/5.0"},
+        }
+        for n in range(events)
+    ]
+    path.write_bytes(b"\n".join(msgspec.json.encode(row) for row in rows) + b"\n")
+    return rows
+
+
+async def fresh_store(url: str) -> str:
+    """A database with one account and its campaigns; returns the account's API key."""
+    db = await Database.open(url)
+    account, api_key = await create_account(db, "bench")
+    for n in range(CAMPAIGNS):
+        await put_campaign(db, account.id, Campaign(f"campaign-{n}", f"Campaign {n}", "email", None, False))
+    await db.close()
+    return api_key
+
+
+def cli_import(work: Path, file: Path) -> tuple[float, float]:
+    """(events/s the importer reports, wall seconds of the whole command)."""
+    url = f"sqlite:///{work / 'cli.db'}"
+    asyncio.run(fresh_store(url))
+    env = {**os.environ, "DATABASE_URL": url}
+    started = time.perf_counter()
+    result = subprocess.run(
+        [sys.executable, "-m", "contactreports", "import", str(file), "--account", "1"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    wall = time.perf_counter() - started
+    return float(re.search(r"([\d,]+) events/s", result.stdout)[1].replace(",", "")), wall
+
+
+async def api_ingest(work: Path, rows: list[dict]) -> float:
+    """Seconds to POST every row in requests of API_BATCH, two clients at a time."""
+    url = f"sqlite:///{work / 'api.db'}"
+    api_key = await fresh_store(url)
+    redis, redis_url = start_redis(work / "redis")
+    port = free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": url,
+        "REDIS_URL": redis_url,
+        "CONTACTREPORTS_INGEST_RATE_LIMIT": "1000000/minute",
+    }
+    server = subprocess.Popen(
+        [sys.executable, "-m", "contactreports", "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    bodies = [msgspec.json.encode(rows[i : i + API_BATCH]) for i in range(0, len(rows), API_BATCH)]
+    try:
+        async with httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{port}",
+            headers={"Authorization": f"Bearer {api_key}", "Content-Type": "application/json"},
+            timeout=120,
+        ) as http:
+            await _wait_healthy(http)
+            started = time.perf_counter()
+            queue = list(bodies)
+
+            async def client() -> None:
+                while queue:
+                    response = await http.post("/api/events", content=queue.pop())
+                    assert response.status_code == 200, response.text
+
+            await asyncio.gather(client(), client())
+            return time.perf_counter() - started
+    finally:
+        server.terminate()
+        server.wait()
+        stop_redis(redis)
+
+
+async def _wait_healthy(http: httpx.AsyncClient) -> None:
+    while True:
+        try:
+            if (await http.get("/health")).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        await asyncio.sleep(0.05)
+
+
+def plain_sqlite_seconds(work: Path, rows: list[dict], batch: int) -> float:
+    """Plain sqlite3 inserting the same rows, `batch` to a transaction, into the same table."""
+    path = work / f"plain-{batch}.db"
+    path.unlink(missing_ok=True)
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = NORMAL")
+    conn.execute(
+        "CREATE TABLE events (account_id INTEGER NOT NULL, email TEXT NOT NULL, occurred_at INTEGER NOT NULL,"
+        " seq INTEGER NOT NULL, action INTEGER NOT NULL, campaign_pk INTEGER, details TEXT,"
+        " PRIMARY KEY (account_id, email, occurred_at, seq)) WITHOUT ROWID"
+    )
+    values = [
+        (1, row["email"], int(datetime.fromisoformat(row["occurred_at"]).timestamp() * 1000), seq, 1, 1, "{}")
+        for seq, row in enumerate(rows, 1)
+    ]
+    started = time.perf_counter()
+    for i in range(0, len(values), batch):
+        conn.execute("BEGIN")
+        conn.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?)", values[i : i + batch])
+        conn.execute("COMMIT")
+    seconds = time.perf_counter() - started
+    conn.close()
+    return seconds
+
+
+def main(events: int) -> None:
+    work = Path(tempfile.mkdtemp(prefix="contactreports-ingest-"))
+    file = work / "events.ndjson"
+    rows = write_events(file, events)
+    cli_rate, cli_wall = cli_import(work, file)
+    api_seconds = asyncio.run(api_ingest(work, rows))
+    plain_import = events / plain_sqlite_seconds(work, rows, IMPORT_BATCH)
+    plain_api = events / plain_sqlite_seconds(work, rows, API_BATCH)
+    print(f"{events:,} events into an empty store:")
+    print(
+        f"  contactreports import  {cli_rate:10,.0f} events/s storing ({events / cli_wall:,.0f}/s for the whole "
+        f"command); plain sqlite3 in transactions of {IMPORT_BATCH:,}: {plain_import:,.0f}/s "
+        f"({cli_rate / plain_import:.2f}x; target >= 100,000/s)"
+    )
+    print(
+        f"  POST /api/events       {events / api_seconds:10,.0f} events/s; plain sqlite3 in transactions of "
+        f"{API_BATCH:,}: {plain_api:,.0f}/s ({events / api_seconds / plain_api:.2f}x; target >= 30,000/s)"
+    )
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=1_000_000)
+    main(parser.parse_args().events)
