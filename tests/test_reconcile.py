@@ -17,13 +17,13 @@ from arq.constants import in_progress_key_prefix, result_key_prefix
 
 from contactreports.config import Settings
 from contactreports.jobs.queue import enqueue_run, job_id
-from contactreports.jobs.reconcile import IN_PROGRESS_MARK_MS, reconcile
+from contactreports.jobs.reconcile import IN_PROGRESS_MARK_MS, reconcile, recover_run
 from contactreports.jobs.worker import job_context, worker_settings
 from contactreports.models import Report, ReportSpec
 from contactreports.store.accounts import create_account
 from contactreports.store.database import Database
 from contactreports.store.reports import create_report, get_report
-from contactreports.store.runs import claim_run
+from contactreports.store.runs import claim_run, unfinished_runs
 
 SPEC = ReportSpec("ann@example.com", ("sms.sent",), 0, 10**13, False)
 QUEUE = "contactreports:reconcile-test"
@@ -171,3 +171,18 @@ async def test_a_run_whose_job_ended_without_finishing_it_is_enqueued_again(
 
     assert await queued(redis) == [ours.encode()]
     assert await redis.exists(f"{result_key_prefix}{ours}") == 0
+
+
+async def test_a_run_finished_since_the_reconciler_read_it_is_left_alone(
+    own_db: Database, settings: Settings, redis: ArqRedis
+) -> None:
+    report = await queued_report(own_db, redis)
+    (seen,) = await unfinished_runs(own_db)  # the reconciler reads the run as queued...
+    await run_queue_once(settings, own_db, redis)  # ...and a worker finishes it meanwhile
+    result = f"{result_key_prefix}{job_id(report.id, report.run)}"
+    said = await redis.get(result)
+
+    assert await recover_run(own_db, redis, QUEUE, seen, stale_ms=0) == 0
+
+    assert await redis.get(result) == said  # the job's own result, not a second run's "stale"
+    assert await queued(redis) == []

@@ -24,7 +24,8 @@ from arq.constants import in_progress_key_prefix, result_key_prefix
 
 from contactreports.jobs.queue import enqueue_run, job_id
 from contactreports.models import now_ms
-from contactreports.store.runs import UnfinishedRun, unfinished_runs
+from contactreports.store.database import Database
+from contactreports.store.runs import UnfinishedRun, unfinished_run, unfinished_runs
 
 # arq marks a job in progress for its timeout plus 10 s (Worker.in_progress_timeout_s, pinned
 # by a test), so the time left on the mark tells how long ago the job was taken.
@@ -40,11 +41,12 @@ async def reconcile(ctx: dict[str, Any]) -> int:
     for run in await unfinished_runs(db):
         alive = run.status == "processing" and (run.heartbeat_at or 0) >= now_ms() - stale_ms
         if not alive:
-            recovered += await _recover(redis, settings.queue_name, run, stale_ms)
+            recovered += await recover_run(db, redis, settings.queue_name, run, stale_ms)
     return recovered
 
 
-async def _recover(redis: ArqRedis, queue_name: str, run: UnfinishedRun, stale_ms: int) -> int:
+async def recover_run(db: Database, redis: ArqRedis, queue_name: str, run: UnfinishedRun, stale_ms: int) -> int:
+    """Recover one silent run, as read from the database a moment ago; 1 if it was, else 0."""
     if await enqueue_run(redis, queue_name, run.report_id, run.run):
         return 1
     job = job_id(run.report_id, run.run)
@@ -52,6 +54,10 @@ async def _recover(redis: ArqRedis, queue_name: str, run: UnfinishedRun, stale_m
     if mark_left_ms > 0:
         held_ms = IN_PROGRESS_MARK_MS - mark_left_ms
         return await redis.delete(in_progress_key_prefix + job) if held_ms > stale_ms else 0
-    if await redis.delete(result_key_prefix + job):
+    # arq writes a job's result after the job's last database write. So if the run is still
+    # as it was, read again now that the result is there, the job ended without finishing it;
+    # if the job has just finished it, `run` above was read before that and is out of date.
+    if await redis.exists(result_key_prefix + job) and await unfinished_run(db, run.report_id) == run:
+        await redis.delete(result_key_prefix + job)
         return int(await enqueue_run(redis, queue_name, run.report_id, run.run))
     return 0  # waiting on the queue for a worker

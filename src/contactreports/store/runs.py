@@ -148,12 +148,19 @@ class UnfinishedRun(msgspec.Struct, frozen=True):
     heartbeat_at: int | None
 
 
+_UNFINISHED = "SELECT id, run, status, lease, heartbeat_at FROM reports WHERE status IN ('queued', 'processing')"
+
+
 async def unfinished_runs(db: Database) -> list[UnfinishedRun]:
     """Every queued or processing run, oldest report first (at most one per account)."""
-    rows = await db.reader.execute_fetchall(
-        "SELECT id, run, status, lease, heartbeat_at FROM reports WHERE status IN ('queued', 'processing') ORDER BY pk"
-    )
+    rows = await db.reader.execute_fetchall(f"{_UNFINISHED} ORDER BY pk")
     return [UnfinishedRun(*row) for row in rows]
+
+
+async def unfinished_run(db: Database, report_id: str) -> UnfinishedRun | None:
+    """The report's run as it is now, if it is queued or processing."""
+    rows = await db.reader.execute_fetchall(f"{_UNFINISHED} AND id = ?", (report_id,))
+    return UnfinishedRun(*rows[0]) if rows else None
 
 
 def _match(table: str, spec: ReportSpec) -> str:
