@@ -30,12 +30,12 @@ from pathlib import Path
 import httpx
 import msgspec
 
-from contactreports.embedded_redis import free_port, start_redis, stop_redis
 from contactreports.importer import BATCH as IMPORT_BATCH
 from contactreports.models import Campaign
 from contactreports.store.accounts import create_account
 from contactreports.store.campaigns import put_campaign
 from contactreports.store.database import Database
+from services import running
 
 API_BATCH = 10_000
 CAMPAIGNS = 200
@@ -90,52 +90,24 @@ async def api_ingest(work: Path, rows: list[dict]) -> float:
     """Seconds to POST every row in requests of API_BATCH, two clients at a time."""
     url = f"sqlite:///{work / 'api.db'}"
     api_key = await fresh_store(url)
-    redis, redis_url = start_redis(work / "redis")
-    port = free_port()
-    env = {
-        **os.environ,
-        "DATABASE_URL": url,
-        "REDIS_URL": redis_url,
-        "CONTACTREPORTS_INGEST_RATE_LIMIT": "1000000/minute",
-    }
-    server = subprocess.Popen(
-        [sys.executable, "-m", "contactreports", "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
     bodies = [msgspec.json.encode(rows[i : i + API_BATCH]) for i in range(0, len(rows), API_BATCH)]
-    try:
-        async with httpx.AsyncClient(
-            base_url=f"http://127.0.0.1:{port}",
+    async with (
+        running(work, url) as api,
+        httpx.AsyncClient(
+            base_url=api,
             headers={"Authorization": f"Bearer {api_key}", "Content-Type": "application/json"},
             timeout=120,
-        ) as http:
-            await _wait_healthy(http)
-            started = time.perf_counter()
-            queue = list(bodies)
+        ) as http,
+    ):
+        started = time.perf_counter()
 
-            async def client() -> None:
-                while queue:
-                    response = await http.post("/api/events", content=queue.pop())
-                    assert response.status_code == 200, response.text
+        async def client() -> None:
+            while bodies:
+                response = await http.post("/api/events", content=bodies.pop())
+                assert response.status_code == 200, response.text
 
-            await asyncio.gather(client(), client())
-            return time.perf_counter() - started
-    finally:
-        server.terminate()
-        server.wait()
-        stop_redis(redis)
-
-
-async def _wait_healthy(http: httpx.AsyncClient) -> None:
-    while True:
-        try:
-            if (await http.get("/health")).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        await asyncio.sleep(0.05)
+        await asyncio.gather(client(), client())
+        return time.perf_counter() - started
 
 
 def plain_sqlite_seconds(work: Path, rows: list[dict], batch: int) -> float:

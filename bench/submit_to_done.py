@@ -12,11 +12,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import sqlite3
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from datetime import datetime
@@ -25,8 +22,8 @@ from pathlib import Path
 import httpx
 
 from contactreports.demo import DEMO_API_KEY, DEMO_CONTACT, seed_demo
-from contactreports.embedded_redis import free_port, start_redis, stop_redis
 from contactreports.store.database import Database
+from services import running
 
 SEARCH = {
     "email": DEMO_CONTACT,
@@ -63,51 +60,22 @@ async def main(runs: int) -> None:
     db = await Database.open(database_url)
     await seed_demo(db)
     await db.close()
-    redis, redis_url = start_redis(work / "redis")
-    # One account submits every run: lift its report rate limit out of the way.
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url,
-        "REDIS_URL": redis_url,
-        "CONTACTREPORTS_REPORT_RATE_LIMIT": "1000000/minute",
-    }
-    port = free_port()
-    processes = [
-        subprocess.Popen(
-            [sys.executable, "-m", "contactreports", *args],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        for args in (["serve", "--port", str(port)], ["worker"])
-    ]
     latencies, job_times = [], []
-    try:
-        async with httpx.AsyncClient(
-            base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Bearer {DEMO_API_KEY}"}
-        ) as http:
-            while True:
-                try:
-                    if (await http.get("/health")).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    await asyncio.sleep(0.05)
-            await asyncio.sleep(1)  # let the worker settle into its idle poll loop
-            for _ in range(runs):
-                started = time.perf_counter()
-                report = (await http.post("/api/reports", json=SEARCH)).json()
-                while (report := (await http.get(f"/api/reports/{report['id']}")).json())["status"] != "done":
-                    await asyncio.sleep(0.005)
-                latencies.append((time.perf_counter() - started) * 1000)
-                job_times.append(ms(report["finished_at"]) - ms(report["started_at"]))
-                await http.delete(f"/api/reports/{report['id']}")
-                await asyncio.sleep(0.2)  # an idle worker, as a user would find it
-        rows = report["row_count"]
-    finally:
-        for process in processes:
-            process.terminate()
-            process.wait()
-        stop_redis(redis)
+    async with (
+        running(work, database_url, ["worker"]) as url,
+        httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {DEMO_API_KEY}"}) as http,
+    ):
+        await asyncio.sleep(1)  # let the worker settle into its idle poll loop
+        for _ in range(runs):
+            started = time.perf_counter()
+            report = (await http.post("/api/reports", json=SEARCH)).json()
+            while (report := (await http.get(f"/api/reports/{report['id']}")).json())["status"] != "done":
+                await asyncio.sleep(0.005)
+            latencies.append((time.perf_counter() - started) * 1000)
+            job_times.append(ms(report["finished_at"]) - ms(report["started_at"]))
+            await http.delete(f"/api/reports/{report['id']}")
+            await asyncio.sleep(0.2)  # an idle worker, as a user would find it
+    rows = report["row_count"]
     baseline = min(plain_sqlite_copy(work / "bench.db") for _ in range(20)) * 1000
     latencies.sort()
     print(

@@ -191,3 +191,12 @@ async def wait_until(check: Callable[[], Awaitable[Any]], timeout: float = DEADL
         if time.monotonic() > deadline:
             raise AssertionError(f"still not true after {timeout} s")
         await asyncio.sleep(0.01)
+
+
+async def wait_worker_lost_redis(worker: Process) -> None:
+    """Until the worker's log says it lost Redis (it then keeps trying to connect)."""
+
+    async def noticed() -> bool:
+        return "worker lost Redis" in worker.log.read_text()
+
+    await wait_until(noticed)

@@ -26,7 +26,7 @@ from arq.connections import ArqRedis
 from arq.constants import in_progress_key_prefix
 from redis.asyncio import Redis
 
-from conftest import ApiAccount, Process, service_env, start_api, wait_until
+from conftest import ApiAccount, Process, service_env, start_api, wait_until, wait_worker_lost_redis
 from contactreports.config import Settings, sqlite_path
 from contactreports.embedded_redis import free_port, start_redis, stop_redis
 from contactreports.jobs.queue import enqueue_run, job_id
@@ -81,6 +81,14 @@ class Stack:
 
     def stop_redis(self) -> None:
         stop_redis(self.redis_process)
+
+    async def wait_polling(self) -> None:
+        """Until a worker is up and polling the queue (arq writes its health check)."""
+        redis = ArqRedis.from_url(self.redis_url)
+        try:
+            await wait_until(lambda: redis.exists(f"{QUEUE}:health-check"))
+        finally:
+            await redis.aclose()
 
     def start_worker(self, name: str = "worker", **settings: Any) -> Process:
         return Process(["worker"], self.env(**{**WORKER_SETTINGS, **settings}), self.logs / f"faults-{name}.log")
@@ -283,11 +291,7 @@ async def test_a_redis_restart_with_reports_queued_and_processing_loses_none(
         await wait_some_processing_some_queued(faults_db, report_ids)
 
         stack.stop_redis()
-
-        async def noticed() -> bool:
-            return "worker lost Redis" in worker.log.read_text()
-
-        await wait_until(noticed)
+        await wait_worker_lost_redis(worker)
         stack.start_redis()  # empty: every queued job is gone
         lost_for = await seconds_until_all_done(faults_db, report_ids)
     finally:
@@ -365,9 +369,9 @@ async def test_a_job_taken_by_a_worker_that_died_is_recovered_by_a_running_worke
 ) -> None:
     contact = contacts[0]
     worker = stack.start_worker("reconciler")
+    await stack.wait_polling()
     redis = ArqRedis.from_url(stack.redis_url)
     try:
-        await wait_until(lambda: redis.exists(f"{QUEUE}:health-check"))  # up and polling
         report = await store_create_report(faults_db, contact.account_id, contact.spec())
         # Another worker took its job just now, then died: arq marks it in progress for an hour.
         held = in_progress_key_prefix + job_id(report.id, report.run)
@@ -384,16 +388,10 @@ async def test_a_job_taken_by_a_worker_that_died_is_recovered_by_a_running_worke
 
 async def test_sigterm_while_redis_is_down_stops_the_worker(stack: Stack) -> None:
     worker = stack.start_worker("sigterm-no-redis")
-    redis = ArqRedis.from_url(stack.redis_url)
-    await wait_until(lambda: redis.exists(f"{QUEUE}:health-check"))  # up and polling
-    await redis.aclose()
+    await stack.wait_polling()
     stack.stop_redis()
     try:
-
-        async def noticed() -> bool:
-            return "worker lost Redis" in worker.log.read_text()
-
-        await wait_until(noticed)
+        await wait_worker_lost_redis(worker)
         worker.popen.send_signal(signal.SIGTERM)
         assert worker.popen.wait(timeout=15) == 0
     finally:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from arq.connections import ArqRedis
 
-from conftest import Process, service_env, wait_until
+from conftest import Process, service_env, wait_until, wait_worker_lost_redis
 from contactreports.embedded_redis import free_port, start_redis, stop_redis
 from contactreports.jobs.queue import enqueue_run
 from contactreports.models import ReportSpec
@@ -29,11 +29,7 @@ async def test_the_worker_survives_a_redis_restart_then_stops_on_sigterm(tmp_pat
     try:
         await wait_until(lambda: redis.exists(f"{QUEUE}:health-check"))  # the worker is polling
         stop_redis(redis_process)
-
-        async def noticed() -> bool:
-            return "worker lost Redis" in worker.log.read_text()
-
-        await wait_until(noticed)
+        await wait_worker_lost_redis(worker)
         redis_process, _ = start_redis(tmp_path / "redis-2", port=port)  # a new, empty Redis
         spec = ReportSpec("ann@example.com", ("email.opened",), 0, 10**13, False)
         report = await create_report(db, account.id, spec)

@@ -29,7 +29,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     chunk_rows: int = 2_000
     # A `processing` report whose heartbeat is older than this is taken to be lost.
     stale_after_seconds: float = 30.0
-    # How often each worker compares the database with the queue (1 to 60).
+    # How often the reconciler (an arq cron job, one worker per tick) compares the database
+    # with the queue (1 to 60).
     reconcile_every_seconds: int = 10
     max_attempts: int = 3
     # A search matching more events than this ends `failed` at once, saying to narrow it.
