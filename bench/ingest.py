@@ -14,7 +14,6 @@ then, each into a fresh database:
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import os
 import random
@@ -30,6 +29,7 @@ from pathlib import Path
 import httpx
 import msgspec
 
+from common import size_parser
 from contactreports.importer import BATCH as IMPORT_BATCH
 from contactreports.models import Campaign
 from contactreports.store.accounts import create_account
@@ -156,7 +156,11 @@ def main(events: int) -> None:
     )
 
 
+EVENTS = {"tiny": 20_000, "small": 200_000, "full": 1_000_000}
+
+
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--events", type=int, default=1_000_000)
-    main(parser.parse_args().events)
+    parser = size_parser(__doc__)
+    parser.add_argument("--events", type=int, help="events to ingest (by size: 20k, 200k, 1M)")
+    arguments = parser.parse_args()
+    main(arguments.events or EVENTS[arguments.size])

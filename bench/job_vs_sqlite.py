@@ -11,13 +11,13 @@ contacts and one target contact with 5,000 matching events. Then, best of 5 each
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import random
 import sqlite3
 import time
 from pathlib import Path
 
+from common import size_parser
 from contactreports.config import Settings
 from contactreports.jobs.generate import generate_report
 from contactreports.jobs.worker import job_context
@@ -109,9 +109,12 @@ async def main(events: int, cache: Path) -> None:
     print(f"  report job with archived         {archived * 1000:7.1f} ms  ({archived / hot:.2f}x the job without)")
 
 
+EVENTS = {"tiny": 20_000, "small": 1_000_000, "full": 10_000_000}
+
+
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--events", type=int, default=1_000_000)
+    parser = size_parser(__doc__)
+    parser.add_argument("--events", type=int, help="events in the store (by size: 20k, 1M, 10M)")
     parser.add_argument("--cache", type=Path, default=CACHE, help="where built stores are kept")
     arguments = parser.parse_args()
-    asyncio.run(main(arguments.events, arguments.cache))
+    asyncio.run(main(arguments.events or EVENTS[arguments.size], arguments.cache))

@@ -5,12 +5,11 @@ the same report N times, polling every 5 ms. Also reports the job's own time
 (finished_at - started_at) against plain sqlite3 reading the same rows and inserting them
 into a table in one transaction, the least work a report needs.
 
-    .venv/bin/python bench/submit_to_done.py [--runs 50]
+    .venv/bin/python bench/submit_to_done.py [--size tiny|small|full] [--runs N]
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import sqlite3
 import statistics
@@ -21,9 +20,12 @@ from pathlib import Path
 
 import httpx
 
+from common import size_parser
 from contactreports.demo import DEMO_API_KEY, DEMO_CONTACT, seed_demo
 from contactreports.store.database import Database
 from services import running
+
+RUNS = {"tiny": 3, "small": 50, "full": 200}
 
 SEARCH = {
     "email": DEMO_CONTACT,
@@ -89,6 +91,7 @@ async def main(runs: int) -> None:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--runs", type=int, default=50)
-    asyncio.run(main(parser.parse_args().runs))
+    arguments_parser = size_parser(__doc__)
+    arguments_parser.add_argument("--runs", type=int, help="reports to time (by size: 3, 50, 200)")
+    arguments = arguments_parser.parse_args()
+    asyncio.run(main(arguments.runs or RUNS[arguments.size]))
