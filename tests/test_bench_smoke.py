@@ -43,6 +43,15 @@ def test_ingest_runs() -> None:
     assert re.search(r"POST /api/events +[\d,]+ events/s", output)
 
 
+def test_memory_runs(tmp_path: Path) -> None:
+    output = run("memory.py", "--rows", "5000", "--baseline-rows", "1000", "--cache", str(tmp_path))
+
+    assert "peak RSS, 5,000-row report vs 1,000-row baseline" in output
+    for label in ("worker, report job", "API, CSV export", "API, XLSX export"):
+        assert re.search(rf"{label} +[\d.]+ MB \( *[+-][\d.]+ MB over idle\), baseline +[\d.]+ MB .*: [\d.]+x", output)
+        assert re.search(rf"{label} +[\d,]+ rows/s", output)
+
+
 def test_run_all_knows_every_benchmark() -> None:
     """A benchmark left out of bench/run_all.py would silently drop out of the suite."""
     listed = subprocess.run(
