@@ -12,7 +12,9 @@ The rate excludes worker start-up: it runs from the first report's start to the 
 finish, as the store recorded them. The wall time from starting the processes is printed too.
 Every report must end `done` with exactly the rows plain sqlite3 counts for its search.
 
-    .venv/bin/python bench/drain.py [--size tiny|small|full] [--reports N]
+    .venv/bin/python bench/drain.py [--size tiny|small|full] [--reports N] [--profile DIR]
+
+`--profile DIR` records each worker process with py-spy, as collapsed stacks (one file each).
 
 Target (DESIGN.md): >= 200 reports/s with one worker process.
 """
@@ -24,6 +26,7 @@ import random
 import signal
 import sqlite3
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -146,7 +149,7 @@ async def cpu_seconds(processes: list[subprocess.Popen], redis: ArqRedis) -> tup
 
 @contextmanager
 def profiled(processes: list[subprocess.Popen], folder: Path | None) -> Iterator[None]:
-    """With `folder`, record each process with py-spy (when on a CPU) as collapsed stacks there."""
+    """With `folder`, record each process with py-spy, as collapsed stacks there."""
     if folder is None:
         yield
         return
@@ -154,7 +157,7 @@ def profiled(processes: list[subprocess.Popen], folder: Path | None) -> Iterator
     spies = [
         subprocess.Popen(
             [
-                "py-spy",
+                str(Path(sys.executable).with_name("py-spy")),
                 "record",
                 "--idle",
                 "--format",
@@ -250,6 +253,6 @@ if __name__ == "__main__":
     parser = size_parser(__doc__)
     parser.add_argument("--reports", type=int, help="accounts, one queued report each (by size: 50, 500, 2,000)")
     parser.add_argument("--cache", type=Path, default=CACHE, help="where built stores are kept")
-    parser.add_argument("--profile", type=Path, help="record the workers with py-spy (on-CPU samples) into this folder")
+    parser.add_argument("--profile", type=Path, help="record the workers with py-spy into this folder")
     arguments = parser.parse_args()
     asyncio.run(main(arguments.reports or REPORTS[arguments.size], arguments.cache, arguments.profile))
