@@ -58,10 +58,10 @@ def worker_settings(settings: Settings, db: Database, stopping: asyncio.Event) -
         # report well under 100 ms end to end, at the cost of ~20 cheap Redis calls a second.
         "poll_delay": settings.poll_delay_seconds,
         # arq starts at most max_jobs jobs a poll and then waits out the poll delay, even if they
-        # finished long before: a backlog drains at most max_jobs / poll_delay reports a second
-        # (4 capped it at 80/s). Jobs share one SQLite writer, so more at once only queue on its
-        # lock; 32 lifts the cap to 640/s and lets a small report pass a few big ones.
-        "max_jobs": 32,
+        # finished long before: 4 capped a backlog at 80 reports/s. Jobs share one SQLite writer,
+        # so more at once only queue on its lock; 32 lifts the cap to 640/s and lets a small
+        # report pass a few big ones.
+        "max_jobs": settings.max_jobs,
         # A 1M-row report takes well under a minute; an hour is a generous ceiling. arq's
         # in-progress mark outlives a killed worker by this much; the reconciler clears it sooner.
         "job_timeout": JOB_TIMEOUT_SECONDS,

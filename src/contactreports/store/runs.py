@@ -108,6 +108,7 @@ async def copy_chunk(db: Database, claim: Claim, limit: int) -> int:
 
 
 async def _finish(conn: aiosqlite.Connection, claim: Claim) -> None:
+    """Mark the run done with the rows it holds, making them visible."""
     (row_count,) = (
         await conn.execute_fetchall("SELECT count(*) FROM report_rows WHERE report_pk = ?", (claim.report_pk,))
     )[0]
