@@ -14,7 +14,8 @@ Every report must end `done` with exactly the rows plain sqlite3 counts for its 
 
     .venv/bin/python bench/drain.py [--size tiny|small|full] [--reports N] [--profile DIR]
 
-`--profile DIR` records each worker process with py-spy, as collapsed stacks (one file each).
+`--profile DIR` records each worker process with py-spy (`--gil`: where its Python time goes), as
+collapsed stacks, one file each.
 
 Target (DESIGN.md): >= 200 reports/s with one worker process.
 """
@@ -159,7 +160,7 @@ def profiled(processes: list[subprocess.Popen], folder: Path | None) -> Iterator
             [
                 str(Path(sys.executable).with_name("py-spy")),
                 "record",
-                "--idle",
+                "--gil",  # samples holding the GIL: the Python work, not waits on Redis or SQLite
                 "--format",
                 "raw",
                 "--rate",
