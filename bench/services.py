@@ -6,8 +6,9 @@ import asyncio
 import os
 import subprocess
 import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 
 import httpx
@@ -15,22 +16,28 @@ import httpx
 from contactreports.embedded_redis import free_port, start_redis, stop_redis
 
 
-@asynccontextmanager
-async def running(work: Path, database_url: str, *others: list[str]) -> AsyncIterator[str]:
-    """Start Redis, `contactreports serve` and `contactreports <other>` for each of `others` (say,
-    ["worker"]) on `database_url`; yield the API's URL once it is healthy, and stop them all after.
+@contextmanager
+def service_env(work: Path, database_url: str) -> Iterator[dict[str, str]]:
+    """Start a Redis of its own; yield the environment a `contactreports` process needs to use it.
 
     A benchmark drives one account hard, so its rate limits are lifted.
     """
     redis, redis_url = start_redis(work / "redis")
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url,
-        "REDIS_URL": redis_url,
-        "CONTACTREPORTS_REPORT_RATE_LIMIT": "1000000/minute",
-        "CONTACTREPORTS_INGEST_RATE_LIMIT": "1000000/minute",
-    }
-    port = free_port()
+    try:
+        yield {
+            **os.environ,
+            "DATABASE_URL": database_url,
+            "REDIS_URL": redis_url,
+            "CONTACTREPORTS_REPORT_RATE_LIMIT": "1000000/minute",
+            "CONTACTREPORTS_INGEST_RATE_LIMIT": "1000000/minute",
+        }
+    finally:
+        stop_redis(redis)
+
+
+@contextmanager
+def commands(env: dict[str, str], *commands: list[str]) -> Iterator[list[subprocess.Popen]]:
+    """Run `contactreports <command>` for each of `commands`; stop them all (SIGTERM) after."""
     processes = [
         subprocess.Popen(
             [sys.executable, "-m", "contactreports", *command],
@@ -38,25 +45,37 @@ async def running(work: Path, database_url: str, *others: list[str]) -> AsyncIte
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        for command in (["serve", "--port", str(port)], *others)
+        for command in commands
     ]
     try:
-        url = f"http://127.0.0.1:{port}"
-        await wait_healthy(url)
-        yield url
+        yield processes
     finally:
         for process in processes:
             process.terminate()
             process.wait()
-        stop_redis(redis)
 
 
-async def wait_healthy(url: str) -> None:
+@asynccontextmanager
+async def running(work: Path, database_url: str, *others: list[str]) -> AsyncIterator[str]:
+    """Start Redis, `contactreports serve` and `contactreports <other>` for each of `others` (say,
+    ["worker"]) on `database_url`; yield the API's URL once it is healthy, and stop them all after.
+    """
+    port = free_port()
+    with service_env(work, database_url) as env, commands(env, ["serve", "--port", str(port)], *others):
+        url = f"http://127.0.0.1:{port}"
+        await wait_healthy(url)
+        yield url
+
+
+async def wait_healthy(url: str, within_seconds: float = 60) -> None:
+    """Wait for the API at `url` to answer its health check; a process that never does is an error."""
+    deadline = time.monotonic() + within_seconds
     async with httpx.AsyncClient(base_url=url) as http:
-        while True:
+        while time.monotonic() < deadline:
             try:
                 if (await http.get("/health")).status_code == 200:
                     return
             except httpx.TransportError:
                 pass
             await asyncio.sleep(0.05)
+    raise TimeoutError(f"{url} was not healthy within {within_seconds} s")

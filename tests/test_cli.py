@@ -218,6 +218,9 @@ def test_bad_configuration_is_a_clear_error(database_url: str, tmp_path: Path) -
     no_redis = contactreports("worker", env={**env, "DATABASE_URL": database_url}, cwd=tmp_path)
     bad_port = contactreports("serve", env={**env, "REDIS_URL": "redis://127.0.0.1:1", "PORT": "eighty"}, cwd=tmp_path)
     bad_db = contactreports("accounts", "create", "x", env={**env, "DATABASE_URL": "mysql://db/x"}, cwd=tmp_path)
+    no_jobs = contactreports(
+        "worker", env={**env, "REDIS_URL": "redis://127.0.0.1:1", "CONTACTREPORTS_MAX_JOBS": "0"}, cwd=tmp_path
+    )
 
     assert (no_redis.returncode, no_redis.stderr) == (
         1,
@@ -232,6 +235,7 @@ def test_bad_configuration_is_a_clear_error(database_url: str, tmp_path: Path) -
         1,
         "Error: unsupported DATABASE_URL 'mysql://db/x': expected sqlite:///path\n",
     )
+    assert (no_jobs.returncode, no_jobs.stderr) == (1, "Error: bad setting: max_jobs must be at least 1, got 0\n")
 
 
 def test_the_readme_lists_every_setting_with_its_default() -> None:

@@ -52,6 +52,8 @@ WORKER_SETTINGS = {
     "stale_after_seconds": 0.5,
     "reconcile_every_seconds": 1,
     "max_attempts": 1_000,
+    # Four jobs at a time: of six reports, some wait on the queue while others are processing.
+    "max_jobs": 4,
 }
 RECOVERY_DEADLINE_SECONDS = 60.0
 QUEUE = Settings().queue_name
@@ -266,7 +268,7 @@ async def test_flushall_with_reports_queued_and_processing_loses_none(
 ) -> None:
     worker = stack.start_worker("flushed")
     try:
-        report_ids = await create_reports(contacts)  # six reports, four jobs at a time: some wait
+        report_ids = await create_reports(contacts)  # six reports, four jobs at a time (max_jobs): some wait
         await wait_some_processing_some_queued(faults_db, report_ids)
 
         redis = Redis.from_url(stack.redis_url)

@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import httpx
 from arq.connections import ArqRedis
 
 from contactreports.config import Settings
+from contactreports.embedded_redis import embedded_redis
 from contactreports.jobs.generate import generate_report
 from contactreports.jobs.queue import enqueue_run, job_id
-from contactreports.jobs.worker import job_context
+from contactreports.jobs.worker import ReportWorker, job_context, worker_settings
+from contactreports.models import NewEvent, ReportSpec
+from contactreports.store import reports
+from contactreports.store.accounts import create_account
 from contactreports.store.database import Database
+from contactreports.store.events import insert_events
 from helpers import all_rows, create_report, ingest, oracle
 
 SEARCH = {
@@ -94,3 +100,38 @@ async def test_arq_drops_a_second_enqueue_of_the_same_run(redis_url: str) -> Non
     finally:
         await redis.delete("contactreports:test-dedup", f"arq:job:{job_id('r1', 1)}", f"arq:job:{job_id('r1', 2)}")
         await redis.aclose()
+
+
+async def test_a_worker_asks_redis_once_about_each_job_not_at_every_poll(tmp_path: Path) -> None:
+    """Before it starts a job, arq WATCHes the job's in-progress mark. It did that, at every poll,
+    for each job the worker was itself running: more Redis calls than the jobs' own."""
+    jobs, spec = 40, ReportSpec("ann@example.com", ("email.sent",), 0, 10**13, False)
+    db = await Database.open(f"sqlite:///{tmp_path / 'own.db'}")
+    with embedded_redis(tmp_path / "redis") as redis_url:  # its own: only this test's calls counted
+        settings = Settings(database_url=f"sqlite:///{tmp_path / 'own.db'}", redis_url=redis_url, chunk_rows=10)
+        redis = ArqRedis.from_url(redis_url)
+        try:
+            for n in range(jobs):  # 20 chunks each: every job spans several polls
+                account, _ = await create_account(db, f"account {n}")
+                await insert_events(db, account.id, [NewEvent(None, spec.email, 1, t, None, None) for t in range(200)])
+                report = await reports.create_report(db, account.id, spec)
+                assert await enqueue_run(redis, settings.queue_name, report.id, report.run)
+            await redis.config_resetstat()
+            overrides = {
+                "redis_pool": redis,
+                "burst": True,
+                "handle_signals": False,
+                "cron_jobs": [],
+                "on_startup": None,
+            }
+            await ReportWorker(**{**worker_settings(settings, db, asyncio.Event()), **overrides}).main()
+            watches = (await redis.info("commandstats"))["cmdstat_watch"]["calls"]
+            done = await db.reader.execute_fetchall(
+                "SELECT count(*) FROM reports WHERE status = 'done' AND row_count = 200"
+            )
+        finally:
+            await redis.aclose()
+            await db.close()
+
+    assert done == [(jobs,)]
+    assert watches == jobs

@@ -11,14 +11,13 @@ from pathlib import Path
 
 import msgspec
 import pytest
-from arq import Worker
 from arq.connections import ArqRedis
 from arq.constants import in_progress_key_prefix, result_key_prefix
 
 from contactreports.config import Settings
 from contactreports.jobs.queue import enqueue_run, job_id
 from contactreports.jobs.reconcile import IN_PROGRESS_MARK_MS, reconcile, recover_run
-from contactreports.jobs.worker import job_context, worker_settings
+from contactreports.jobs.worker import ReportWorker, job_context, worker_settings
 from contactreports.models import Report, ReportSpec
 from contactreports.store.accounts import create_account
 from contactreports.store.database import Database
@@ -66,7 +65,7 @@ async def queued(redis: ArqRedis) -> list[bytes]:
 async def run_queue_once(settings: Settings, db: Database, redis: ArqRedis) -> None:
     """A real arq worker, in burst mode: it runs what the test queue holds, then returns."""
     overrides = {"redis_pool": redis, "burst": True, "handle_signals": False, "cron_jobs": [], "on_startup": None}
-    await Worker(**{**worker_settings(settings, db, asyncio.Event()), **overrides}).main()
+    await ReportWorker(**{**worker_settings(settings, db, asyncio.Event()), **overrides}).main()
 
 
 async def test_a_queued_report_whose_job_was_lost_is_enqueued_again(
@@ -100,7 +99,7 @@ def taken(seconds_ago: float) -> int:
 
 
 def test_the_in_progress_mark_lasts_as_long_as_the_reconciler_assumes(settings: Settings, own_db: Database) -> None:
-    worker = Worker(**worker_settings(settings, own_db, asyncio.Event()), handle_signals=False)
+    worker = ReportWorker(**worker_settings(settings, own_db, asyncio.Event()), handle_signals=False)
     assert worker.in_progress_timeout_s * 1000 == IN_PROGRESS_MARK_MS
 
 

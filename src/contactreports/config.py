@@ -40,9 +40,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     ingest_rate_limit: str = "1200/minute"
     # arq polls Redis for new jobs this often: it is the floor of submit-to-start latency.
     poll_delay_seconds: float = 0.05
+    # Reports one worker process runs at once. arq starts at most this many a poll, so a
+    # backlog drains at most max_jobs / poll_delay_seconds reports a second.
+    max_jobs: int = 32
 
     def __post_init__(self) -> None:
         # msgspec turns these ValueErrors into a ValidationError naming the bad value.
+        if self.max_jobs < 1:
+            raise ValueError(f"max_jobs must be at least 1, got {self.max_jobs}")
         if not 1 <= self.reconcile_every_seconds <= 60:
             raise ValueError(f"reconcile_every_seconds must be 1 to 60, got {self.reconcile_every_seconds}")
         for limit in (self.report_rate_limit, self.ingest_rate_limit):

@@ -10,7 +10,7 @@ from arq import Retry
 
 from contactreports.config import Settings
 from contactreports.store.database import Database, StoreBusy
-from contactreports.store.runs import Claim, StaleRun, claim_run, copy_chunk, fail_run, finish_run, release_run
+from contactreports.store.runs import Claim, StaleRun, claim_run, copy_chunk, fail_run, release_run
 
 log = logging.getLogger(__name__)
 RETRY_BUSY_AFTER_SECONDS = 2
@@ -41,7 +41,7 @@ async def _generate(db: Database, settings: Settings, stopping: asyncio.Event, r
             await release_run(db, claim)
             log.info("report %s run %s: handed back after %s rows (worker stopping)", report_id, run, claim.scanned)
             raise Retry()  # back on the queue at once, for another worker or this one's successor
-        return f"done: {await finish_run(db, claim)} rows"
+        return f"done: {claim.scanned} rows"
     except (StaleRun, StoreBusy, Retry):
         raise
     except Exception as error:  # a bug or a broken database: say so on the report, not only in a log
@@ -63,8 +63,9 @@ def _refusal(claim: Claim, settings: Settings) -> str | None:
 
 
 async def _copy_all(db: Database, claim: Claim, chunk_rows: int, stopping: asyncio.Event) -> bool:
-    """Copy chunk after chunk; False if the worker began to shut down before the last one."""
-    while await copy_chunk(db, claim, chunk_rows):
+    """Copy chunk after chunk until a short one finishes the run; False if the worker began to
+    shut down before the last one."""
+    while await copy_chunk(db, claim, chunk_rows) == chunk_rows:
         # Checked between chunks: each chunk is one short transaction, so SIGTERM never has to
         # cut one off, and the report is handed back at a clean resume point.
         if stopping.is_set():

@@ -11,7 +11,7 @@ from arq import Worker
 from redis.exceptions import RedisError
 
 from contactreports.config import Settings
-from contactreports.jobs.worker import worker_settings
+from contactreports.jobs.worker import ReportWorker, worker_settings
 from contactreports.store.database import Database
 
 log = logging.getLogger(__name__)
@@ -35,7 +35,7 @@ def run_worker_forever(settings: Settings) -> None:
 
 
 def _worker(settings: Settings, db: Database, stopping: asyncio.Event) -> Worker:
-    worker = Worker(**worker_settings(settings, db, stopping))
+    worker = ReportWorker(**worker_settings(settings, db, stopping))
 
     def stop(signum: signal.Signals) -> None:
         stopping.set()  # running jobs hand their reports back after the chunk in hand

@@ -62,11 +62,13 @@ async def claim_run(db: Database, report_id: str, run: int) -> Claim | None:
             await conn.execute("DELETE FROM report_rows WHERE report_pk = ?", (pk,))
             # (start, 0) sorts before every event at `start`: seq is never below 1.
             after_at, after_seq = start, 0
-            total = await _count_matching(conn, account_id, spec)
-            await conn.execute(
-                "UPDATE reports SET total = ?, scan_after_at = ?, scan_after_seq = ? WHERE pk = ?",
-                (total, after_at, after_seq, pk),
+            count, count_params = _count_matching(account_id, spec)
+            rows = await conn.execute_fetchall(
+                f"UPDATE reports SET total = {count}, scan_after_at = ?, scan_after_seq = ? WHERE pk = ?"
+                " RETURNING total",
+                (*count_params, after_at, after_seq, pk),
             )
+            total = rows[0][0]
     return Claim(
         report_id=report_id,
         report_pk=pk,
@@ -82,10 +84,12 @@ async def claim_run(db: Database, report_id: str, run: int) -> Claim | None:
 
 
 async def copy_chunk(db: Database, claim: Claim, limit: int) -> int:
-    """Copy up to `limit` further matching events into the report's rows; 0 when all are copied.
+    """Copy up to `limit` further matching events into the report's rows; returns how many.
 
     Advances the resume point, progress and heartbeat in the same transaction, so a crash
-    resumes exactly after the last committed chunk.
+    resumes exactly after the last committed chunk. A chunk short of `limit` found no more
+    matching events: it is the last, and it also marks the run done, making its rows visible
+    (one transaction, not one more to learn that nothing is left and another to finish).
     """
     async with db.transaction() as conn:
         await _check_owner(conn, claim)
@@ -93,26 +97,27 @@ async def copy_chunk(db: Database, claim: Claim, limit: int) -> int:
         if keys:
             claim.after = max(keys)
             claim.scanned += len(keys)
-        await conn.execute(
-            "UPDATE reports SET scanned = ?, heartbeat_at = ?, scan_after_at = ?, scan_after_seq = ? WHERE pk = ?",
-            (claim.scanned, now_ms(), *claim.after, claim.report_pk),
-        )
+        if len(keys) < limit:
+            await _finish(conn, claim)
+        else:
+            await conn.execute(
+                "UPDATE reports SET scanned = ?, heartbeat_at = ?, scan_after_at = ?, scan_after_seq = ? WHERE pk = ?",
+                (claim.scanned, now_ms(), *claim.after, claim.report_pk),
+            )
     return len(keys)
 
 
-async def finish_run(db: Database, claim: Claim) -> int:
-    """Mark the run done, making its rows visible; returns the row count."""
-    async with db.transaction() as conn:
-        await _check_owner(conn, claim)
-        (row_count,) = (
-            await conn.execute_fetchall("SELECT count(*) FROM report_rows WHERE report_pk = ?", (claim.report_pk,))
-        )[0]
-        await conn.execute(
-            "UPDATE reports SET status = 'done', row_count = ?, scanned = ?, total = ?, finished_at = ?,"
-            " heartbeat_at = NULL WHERE pk = ?",
-            (row_count, row_count, row_count, now_ms(), claim.report_pk),
-        )
-    return row_count
+async def _finish(conn: aiosqlite.Connection, claim: Claim) -> None:
+    """Mark the run done with the rows it holds, making them visible."""
+    (row_count,) = (
+        await conn.execute_fetchall("SELECT count(*) FROM report_rows WHERE report_pk = ?", (claim.report_pk,))
+    )[0]
+    await conn.execute(
+        "UPDATE reports SET status = 'done', row_count = ?, scanned = ?, total = ?, finished_at = ?,"
+        " heartbeat_at = NULL WHERE pk = ?",
+        (row_count, row_count, row_count, now_ms(), claim.report_pk),
+    )
+    claim.scanned = row_count
 
 
 async def release_run(db: Database, claim: Claim) -> None:
@@ -175,15 +180,14 @@ def _tables(spec: ReportSpec) -> tuple[str, ...]:
     return (HOT, ARCHIVED) if spec.include_archived else (HOT,)
 
 
-async def _count_matching(conn: aiosqlite.Connection, account_id: int, spec: ReportSpec) -> int:
-    total = 0
+def _count_matching(account_id: int, spec: ReportSpec) -> tuple[str, tuple]:
+    """An SQL expression counting the search's matching events, and its parameters."""
+    counts, params = [], []
     for table in _tables(spec):
         query = _match(table, spec).replace("occurred_at, seq, action, campaign_pk, details", "count(*)", 1)
-        rows = await conn.execute_fetchall(
-            f"{query} AND occurred_at >= ?", (account_id, spec.email, spec.end, spec.start)
-        )
-        total += rows[0][0]
-    return total
+        counts.append(f"({query} AND occurred_at >= ?)")
+        params += [account_id, spec.email, spec.end, spec.start]
+    return " + ".join(counts), tuple(params)
 
 
 def _copy_statement(claim: Claim, limit: int) -> tuple[str, tuple]:
