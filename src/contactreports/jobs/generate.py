@@ -64,7 +64,8 @@ def _refusal(claim: Claim, settings: Settings) -> str | None:
 
 async def _copy_all(db: Database, claim: Claim, chunk_rows: int, stopping: asyncio.Event) -> bool:
     """Copy chunk after chunk; False if the worker began to shut down before the last one."""
-    while await copy_chunk(db, claim, chunk_rows):
+    # A short chunk copied the last matching event: no empty chunk (one more transaction) after it.
+    while await copy_chunk(db, claim, chunk_rows) == chunk_rows:
         # Checked between chunks: each chunk is one short transaction, so SIGTERM never has to
         # cut one off, and the report is handed back at a clean resume point.
         if stopping.is_set():
