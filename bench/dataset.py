@@ -1,9 +1,9 @@
 """A realistic store of N events, written through the store layer and cached in bench/.cache/.
 
 One account; 200,000 contacts; 2,000 campaigns (email, SMS, automation) sent over a year, a
-fifth of them archived the way the store archives (put_campaign moves their events into
-`archived_events`). Events per contact are heavy-tailed (Pareto): most contacts have a few
-events, a few have thousands. Each event follows a campaign it belongs to (action by the
+fifth of them archived (their events are in `archived_events`). Events per contact are
+heavy-tailed (Pareto): at 10M events the median contact has 26, the 99th percentile 350,
+425 contacts have over 1,000 and the busiest (a seed address) 190,000. Each event follows a campaign it belongs to (action by the
 campaign's channel, time shortly after its sending) or is a profile/form event of no campaign,
 with details like a real sender's (subjects, links, user agents, bounce reasons).
 
@@ -177,9 +177,12 @@ async def ensure_store(events: int, cache: Path = CACHE, order: str = "key") -> 
 async def build_store(path: Path, events: int, order: str) -> None:
     """Write the store through the store layer, timing each step.
 
-    order "key": by (contact, time), so each batch appends to the clustered key's end.
-    order "arrival": by time, as a live store grows: every insert lands inside the table.
-    Either way, campaigns are archived last (their events are moved), as in a live store.
+    order "key": by (contact, time), so each batch appends to the clustered key's end, and the
+    campaigns to archive are put archived at first, so that insert_events stores their events
+    in `archived_events` (archiving them afterwards rewrites a page for almost every event
+    moved: 43 s of a 64 s build of 1M events).
+    order "arrival": by time, as a live store grows, every insert landing inside the table;
+    campaigns are archived at the end by put_campaign, which moves their events.
     """
     began = time.perf_counter()
     plan = _plan(events)
