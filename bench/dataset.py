@@ -3,9 +3,10 @@
 One account; 200,000 contacts; 2,000 campaigns (email, SMS, automation) sent over a year, a
 fifth of them archived (their events are in `archived_events`). Events per contact are
 heavy-tailed (Pareto): at 10M events the median contact has 26, the 99th percentile 350,
-425 contacts have over 1,000 and the busiest (a seed address) 190,000. Each event follows a campaign it belongs to (action by the
-campaign's channel, time shortly after its sending) or is a profile/form event of no campaign,
-with details like a real sender's (subjects, links, user agents, bounce reasons).
+425 contacts have over 1,000 and the busiest (a seed address) 190,000. Each event follows a
+campaign it belongs to (action by the campaign's channel, time shortly after its sending) or
+is a profile/form event of no campaign, with details like a real sender's (subjects, links,
+user agents, bounce reasons).
 
 Three target contacts have exactly 50, 5,000 and 50,000 events matching SEARCH (every email
 action from 2026-01-01 to 2026-12-01) outside archived campaigns, a quarter as many again on

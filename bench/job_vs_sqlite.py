@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -52,6 +53,12 @@ BASELINE_TABLE = "bench_plain_copy"
 COLOURS = ("tab:green", "tab:blue", "tab:red")
 
 
+class Case(msgspec.Struct, frozen=True):
+    store: Store
+    target: Target
+    include_archived: bool
+
+
 class Figure(msgspec.Struct, frozen=True):
     store_events: int
     target: Target
@@ -61,77 +68,105 @@ class Figure(msgspec.Struct, frozen=True):
     plain: float
 
 
-async def measure(store: Store, target: Target, include_archived: bool, runs: int) -> Figure:
-    job, rows = await job_seconds(store, target, include_archived, runs)
-    plain, plain_rows = plain_sqlite_seconds(store, target, include_archived, runs)
-    if plain_rows != rows:
-        raise AssertionError(f"the job copied {rows:,} rows, plain sqlite3 {plain_rows:,}")
-    return Figure(store.events, target, include_archived, rows, job, plain)
+async def main(size: str, cache: Path, plot: bool) -> None:
+    runs = RUNS[size]
+    store = await ensure_store(STORE[size], cache)
+    growing = [await ensure_store(events, cache) for events in GROWTH[size]]
+    cases = [Case(store, target, archived) for target in store.targets for archived in (False, True)]
+    cases += [Case(other, target, False) for other in growing for target in other.targets]
+    figures = await measure(list(dict.fromkeys(cases)), runs)
+
+    print(f"\n1. report job vs plain sqlite3: {store.events:,} events, best of {runs}")
+    for target in store.targets:
+        live, archived = (figures[Case(store, target, include)] for include in (False, True))
+        print(f"  {_line(live)}; target <= 1.5x")
+        print(f"  {_line(archived)}; {archived.job / live.job:.2f}x the job without archived (target <= 2x)")
+    sizes = ", ".join(f"{other.events:,}" for other in growing)
+    print(f"\n7. growth: the same contacts on stores of {sizes} events, best of {runs}")
+    for target in store.targets:
+        row = [figures[Case(other, target, False)] for other in growing]
+        print(
+            f"  {target.matching:>7,} rows: job {_times(f.job for f in row)}: {row[-1].job / row[0].job:.2f}x"
+            f" largest/smallest (target <= 1.3x); plain sqlite3 {_times(f.plain for f in row)}:"
+            f" {row[-1].plain / row[0].plain:.2f}x"
+        )
+    if plot:
+        by_rows = [figures[case] for case in cases if case.store == store]
+        draw(by_rows, [figures[Case(other, t, False)] for other in growing for t in other.targets], PLOT)
+        print(f"\nplotted in {PLOT}")
 
 
-async def job_seconds(store: Store, target: Target, include_archived: bool, runs: int) -> tuple[float, int]:
-    db = await Database.open(store.url)
-    spec = msgspec.structs.replace(SEARCH, email=target.email, include_archived=include_archived)
-    best, rows = float("inf"), 0
+async def measure(cases: list[Case], runs: int) -> dict[Case, Figure]:
+    """The best of `runs` rounds, each running every case once, the job then plain sqlite3.
+
+    Rounds rather than all the runs of one case in a row: a burst of load from other work on a
+    shared machine then slows one round of every case instead of every run of one case.
+    """
+    stores = list(dict.fromkeys(case.store for case in cases))
+    dbs = {store: await Database.open(store.url) for store in stores}
+    plains = {store: _plain_connection(store) for store in stores}
+    job, plain = dict.fromkeys(cases, float("inf")), dict.fromkeys(cases, float("inf"))
+    rows: dict[Case, int] = {}
     try:
         for _ in range(runs):
-            report = await create_report(db, 1, spec)
-            started = time.perf_counter()
-            result = await generate_report(job_context(Settings(database_url=store.url), db), report.id, 1)
-            best = min(best, time.perf_counter() - started)
-            rows = int(result.split()[1])
-            await delete_report(db, 1, report.id)
+            for case in cases:
+                seconds, rows[case] = await _job_once(dbs[case.store], case)
+                job[case] = min(job[case], seconds)
+                seconds, plain_rows = _plain_once(plains[case.store], case)
+                plain[case] = min(plain[case], seconds)
+                if plain_rows != rows[case]:
+                    raise AssertionError(f"{case}: the job copied {rows[case]:,} rows, plain sqlite3 {plain_rows:,}")
     finally:
-        await db.close()  # an open aiosqlite connection's thread would keep the process alive
-    return best, rows
+        for db in dbs.values():
+            await db.close()  # an open aiosqlite connection's thread would keep the process alive
+        for conn in plains.values():
+            conn.execute(f"DROP TABLE IF EXISTS {BASELINE_TABLE}")
+            conn.close()
+    return {
+        case: Figure(case.store.events, case.target, case.include_archived, rows[case], job[case], plain[case])
+        for case in cases
+    }
 
 
-def plain_sqlite_seconds(store: Store, target: Target, include_archived: bool, runs: int) -> tuple[float, int]:
-    """Read the matching rows and insert them into a table, in one transaction, as the store's
-    connections do it (WAL, synchronous NORMAL)."""
+async def _job_once(db: Database, case: Case) -> tuple[float, int]:
+    """The report job as the worker runs it, on a fresh report; (seconds, rows)."""
+    spec = msgspec.structs.replace(SEARCH, email=case.target.email, include_archived=case.include_archived)
+    report = await create_report(db, 1, spec)
+    started = time.perf_counter()
+    result = await generate_report(job_context(Settings(database_url=case.store.url), db), report.id, 1)
+    seconds = time.perf_counter() - started
+    await delete_report(db, 1, report.id)
+    return seconds, int(result.split()[1])
+
+
+def _plain_connection(store: Store) -> sqlite3.Connection:
+    """Plain sqlite3 on the store, as the store's own connections are set (WAL, synchronous NORMAL)."""
     conn = sqlite3.connect(store.path, isolation_level=None)
     conn.execute("PRAGMA synchronous = NORMAL")
     conn.execute(f"CREATE TABLE IF NOT EXISTS {BASELINE_TABLE} (occurred_at, seq, action, campaign_pk, details)")
-    tables = ("events", "archived_events") if include_archived else ("events",)
+    return conn
+
+
+def _plain_once(conn: sqlite3.Connection, case: Case) -> tuple[float, int]:
+    """Read the matching rows (from both tables for the archived search) and insert them into a
+    table, in one transaction; (seconds, rows)."""
+    tables = ("events", "archived_events") if case.include_archived else ("events",)
     codes = ", ".join(str(ACTION_CODES[action]) for action in SEARCH.actions)
     select = " UNION ALL ".join(
         f"SELECT occurred_at, seq, action, campaign_pk, details FROM {table} WHERE account_id = 1 AND email = ?"
         f" AND occurred_at >= ? AND occurred_at < ? AND action IN ({codes})"
         for table in tables
     )
-    best, rows = float("inf"), []
-    try:
-        for _ in range(runs):
-            started = time.perf_counter()
-            conn.execute("BEGIN")
-            rows = conn.execute(
-                f"{select} ORDER BY occurred_at, seq", (target.email, SEARCH.start, SEARCH.end) * len(tables)
-            ).fetchall()
-            conn.executemany(f"INSERT INTO {BASELINE_TABLE} VALUES (?, ?, ?, ?, ?)", rows)
-            conn.execute("COMMIT")
-            best = min(best, time.perf_counter() - started)
-            conn.execute(f"DELETE FROM {BASELINE_TABLE}")
-        conn.execute(f"DROP TABLE {BASELINE_TABLE}")
-    finally:
-        conn.close()
-    return best, len(rows)
-
-
-async def main(size: str, cache: Path, plot: bool) -> None:
-    runs = RUNS[size]
-    store = await ensure_store(STORE[size], cache)
-    print(f"\n1. report job vs plain sqlite3: {store.events:,} events, best of {runs}")
-    figures = []
-    for target in store.targets:
-        live = await measure(store, target, False, runs)
-        archived = await measure(store, target, True, runs)
-        figures += [live, archived]
-        print(f"  {_line(live)}; target <= 1.5x")
-        print(f"  {_line(archived)}; {archived.job / live.job:.2f}x the job without archived (target <= 2x)")
-    growth = await measure_growth(size, cache, runs)
-    if plot:
-        draw(figures, growth, PLOT)
-        print(f"\nplotted in {PLOT}")
+    started = time.perf_counter()
+    conn.execute("BEGIN")
+    rows = conn.execute(
+        f"{select} ORDER BY occurred_at, seq", (case.target.email, SEARCH.start, SEARCH.end) * len(tables)
+    ).fetchall()
+    conn.executemany(f"INSERT INTO {BASELINE_TABLE} VALUES (?, ?, ?, ?, ?)", rows)
+    conn.execute("COMMIT")
+    seconds = time.perf_counter() - started
+    conn.execute(f"DELETE FROM {BASELINE_TABLE}")
+    return seconds, len(rows)
 
 
 def _line(figure: Figure) -> str:
@@ -142,21 +177,8 @@ def _line(figure: Figure) -> str:
     )
 
 
-async def measure_growth(size: str, cache: Path, runs: int) -> list[Figure]:
-    stores = [await ensure_store(events, cache) for events in GROWTH[size]]
-    sizes = ", ".join(f"{store.events:,}" for store in stores)
-    print(f"\n7. growth: the same contacts on stores of {sizes} events, best of {runs}")
-    figures = []
-    for target in stores[0].targets:
-        row = [await measure(store, target, False, runs) for store in stores]
-        figures += row
-        times = ", ".join(f"{f.job * 1000:.2f} ms" for f in row)
-        plain = ", ".join(f"{f.plain * 1000:.2f} ms" for f in row)
-        print(
-            f"  {target.matching:>7,} rows: job {times}: {row[-1].job / row[0].job:.2f}x largest/smallest"
-            f" (target <= 1.3x); plain sqlite3 {plain}: {row[-1].plain / row[0].plain:.2f}x"
-        )
-    return figures
+def _times(seconds: Iterable[float]) -> str:
+    return ", ".join(f"{s * 1000:.2f} ms" for s in seconds)
 
 
 def draw(figures: list[Figure], growth: list[Figure], path: Path) -> None:
