@@ -16,8 +16,11 @@ are the same at every store size, so stores of different sizes compare the same 
     .venv/bin/python bench/dataset.py --events 1000000      # build (or find) a store, say where
 
 Events are inserted contact by contact in key order (account, email, occurred_at), so the
-clustered inserts are appends: `--order arrival` inserts them by time instead, as a live store
-grows, which is much slower to build (see build_store).
+clustered inserts are appends. `--order arrival` inserts them by time instead, as a live store
+grows. Measured at 1M events (2026-11-23, loaded machine): arrival order took 104 s to build
+against 29 s, its `events` pages are 71% full against 89% (31,111 pages against 24,813), and
+yet the report job reads it at most 7% slower (5,000 rows: 14.6 ms against 13.6 ms) and the
+ratios to plain sqlite3 move by 0.06x at most, so the benchmarks use key order.
 """
 
 from __future__ import annotations
