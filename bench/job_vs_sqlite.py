@@ -1,120 +1,250 @@
-"""Report job time vs plain sqlite3 reading the same rows and inserting them into a table.
+"""Report job time vs plain sqlite3 (benchmark 1), and as the store grows (benchmark 7).
 
-Builds (once, cached in bench/.cache/) a store of N events through the store layer: 200,000
-contacts and one target contact with 5,000 matching events. Then, best of 5 each:
-- the report job for the target contact, without and with archived campaigns;
-- plain sqlite3 reading the same rows and inserting them into a table in one transaction,
-  the least work a report needs (DESIGN.md's baseline).
+Stores come from bench/dataset.py (built once through the store layer, cached in bench/.cache/;
+building took 24 s, 29 s, 94 s and 288 s for 300k, 1M, 3M and 10M events on a loaded machine).
+Each has three target contacts with 50, 5,000 and 50,000 events matching the search (every
+email action over 11 months), and a quarter as many again on archived campaigns.
 
-    .venv/bin/python bench/job_vs_sqlite.py [--events 1000000]
+1. On the store of the size's events (tiny 100k, small 1M, full 10M), for each target, without
+   and with archived campaigns: the report job, called in this process as the worker calls it,
+   against plain sqlite3 reading the same rows and inserting them into a table in one
+   transaction, the least work a report needs (for the archived search it reads both tables).
+   Targets: job <= 1.5x plain sqlite3; with archived <= 2x the job without.
+2. Growth: the job for the same contacts on stores of growing size (full 1M, 3M, 10M; small
+   300k, 1M, 3M); target: largest store <= 1.3x the smallest (an index range scan, not a scan).
+
+Every figure is the best of several rounds, each running every case once; next to the wall
+times, the CPU times (of the whole process), which waiting for a core held by other work on a
+shared machine does not disturb. `--plot` draws the wall times as docs/job-time.png.
+
+    .venv/bin/python bench/job_vs_sqlite.py [--size small] [--plot]
 """
 
 from __future__ import annotations
 
 import asyncio
-import random
 import sqlite3
 import time
+from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+import msgspec
 
 from common import size_parser
+from contactreports.catalogue import ACTION_CODES
 from contactreports.config import Settings
 from contactreports.jobs.generate import generate_report
 from contactreports.jobs.worker import job_context
-from contactreports.models import NewEvent, ReportSpec
-from contactreports.store.accounts import create_account
 from contactreports.store.database import Database
-from contactreports.store.events import insert_events
 from contactreports.store.reports import create_report, delete_report
+from dataset import CACHE, SEARCH, Store, Target, ensure_store
 
-CACHE = Path(__file__).parent / ".cache"
-TARGET, MATCHING = "target@example.com", 5_000
-START = 1_767_225_600_000  # 2026-01-01
-END = START + 400 * 86_400_000
-ACTIONS = ("email.clicked", "email.delivered", "email.opened", "email.sent")  # codes 1 to 4
-RUNS = 5
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
 
-
-async def build(url: str, events: int) -> None:
-    db = await Database.open(url)
-    account, _ = await create_account(db, "bench")
-    rng, batch = random.Random(1), []
-    started = time.perf_counter()
-    for n in range(events):
-        email = TARGET if n % (events // MATCHING) == 0 else f"c{rng.randrange(200_000)}@example.com"
-        moment = START + rng.randrange(300 * 86_400_000)
-        batch.append(NewEvent(None, email, rng.choice((1, 2, 3, 4)), moment, None, b'{"url":"https://x.example/a"}'))
-        if len(batch) == 10_000:
-            await _insert(db, account.id, batch)
-            batch = []
-    await _insert(db, account.id, batch)
-    print(f"built {events:,} events through the store in {time.perf_counter() - started:.0f} s")
-    await db.close()
+STORE = {"tiny": 100_000, "small": 1_000_000, "full": 10_000_000}
+GROWTH = {
+    "tiny": (100_000, 120_000),
+    "small": (300_000, 1_000_000, 3_000_000),
+    "full": (1_000_000, 3_000_000, 10_000_000),
+}
+RUNS = {"tiny": 1, "small": 10, "full": 10}
+PLOT = Path(__file__).parents[1] / "docs" / "job-time.png"
+# A report's rows as plain sqlite3 keeps them: a bare table, no key (the least work).
+BASELINE_TABLE = "bench_plain_copy"
+COLOURS = ("tab:green", "tab:blue", "tab:red")
 
 
-async def _insert(db: Database, account_id: int, batch: list[NewEvent]) -> None:
-    if batch:
-        await insert_events(db, account_id, batch)
+class Case(msgspec.Struct, frozen=True):
+    store: Store
+    target: Target
+    include_archived: bool
 
 
-async def job_seconds(url: str, include_archived: bool) -> tuple[float, int]:
-    db = await Database.open(url)
-    spec = ReportSpec(TARGET, ACTIONS, START, END, include_archived)
-    best, rows = float("inf"), 0
+class Figure(msgspec.Struct, frozen=True):
+    store_events: int
+    target: Target
+    include_archived: bool
+    rows: int
+    job: float  # seconds, best of the runs
+    plain: float
+    # CPU seconds of the whole process (the job's aiosqlite thread included), best of the runs:
+    # time spent waiting for a core that other work holds is not in it.
+    job_cpu: float
+    plain_cpu: float
+
+
+async def main(size: str, cache: Path, plot: bool) -> None:
+    runs = RUNS[size]
+    store = await ensure_store(STORE[size], cache)
+    growing = [await ensure_store(events, cache) for events in GROWTH[size]]
+    cases = [Case(store, target, archived) for target in store.targets for archived in (False, True)]
+    cases += [Case(other, target, False) for other in growing for target in other.targets]
+    figures = await measure(list(dict.fromkeys(cases)), runs)
+
+    print(f"\n1. report job vs plain sqlite3: {store.events:,} events, best of {runs}")
+    for target in store.targets:
+        live, archived = (figures[Case(store, target, include)] for include in (False, True))
+        print(f"  {_line(live)}; target <= 1.5x")
+        print(f"  {_line(archived)}; {archived.job / live.job:.2f}x the job without archived (target <= 2x)")
+    sizes = ", ".join(f"{other.events:,}" for other in growing)
+    print(f"\n7. growth: the same contacts on stores of {sizes} events, best of {runs}")
+    for target in store.targets:
+        row = [figures[Case(other, target, False)] for other in growing]
+        print(
+            f"  {target.matching:>7,} rows: job {_times(f.job for f in row)}: {row[-1].job / row[0].job:.2f}x"
+            f" largest/smallest (target <= 1.3x); plain sqlite3 {_times(f.plain for f in row)}:"
+            f" {row[-1].plain / row[0].plain:.2f}x; CPU: job {row[-1].job_cpu / row[0].job_cpu:.2f}x,"
+            f" plain sqlite3 {row[-1].plain_cpu / row[0].plain_cpu:.2f}x"
+        )
+    if plot:
+        by_rows = [figures[case] for case in cases if case.store == store]
+        draw(by_rows, [figures[Case(other, t, False)] for other in growing for t in other.targets], PLOT)
+        print(f"\nplotted in {PLOT}")
+
+
+async def measure(cases: list[Case], runs: int) -> dict[Case, Figure]:
+    """The best of `runs` rounds, each running every case once, the job then plain sqlite3.
+
+    Rounds rather than all the runs of one case in a row: a burst of load from other work on a
+    shared machine then slows one round of every case instead of every run of one case.
+    """
+    stores = list(dict.fromkeys(case.store for case in cases))
+    dbs = {store: await Database.open(store.url) for store in stores}
+    plains = {store: _plain_connection(store) for store in stores}
+    best = {case: [float("inf")] * 4 for case in cases}  # job, plain, job CPU, plain CPU
+    rows: dict[Case, int] = {}
     try:
-        for _ in range(RUNS):
-            report = await create_report(db, 1, spec)
-            started = time.perf_counter()
-            result = await generate_report(job_context(Settings(database_url=url), db), report.id, 1)
-            best = min(best, time.perf_counter() - started)
-            rows = int(result.split()[1])
-            await delete_report(db, 1, report.id)
+        for _ in range(runs):
+            for case in cases:
+                # Each starts on an empty WAL: else the commit that crosses SQLite's auto-checkpoint
+                # (1,000 pages) pays for writing back the pages of the cases before it.
+                plains[case.store].execute("PRAGMA wal_checkpoint(PASSIVE)")
+                job, rows[case] = await _job_once(dbs[case.store], case)
+                plains[case.store].execute("PRAGMA wal_checkpoint(PASSIVE)")
+                plain, plain_rows = _plain_once(plains[case.store], case)
+                times = (job.wall, plain.wall, job.cpu, plain.cpu)
+                best[case] = [min(pair) for pair in zip(best[case], times, strict=True)]
+                if plain_rows != rows[case]:
+                    raise AssertionError(f"{case}: the job copied {rows[case]:,} rows, plain sqlite3 {plain_rows:,}")
     finally:
-        await db.close()  # an open aiosqlite connection's thread would keep the process alive
-    return best, rows
+        for db in dbs.values():
+            await db.close()  # an open aiosqlite connection's thread would keep the process alive
+        for conn in plains.values():
+            conn.execute(f"DROP TABLE IF EXISTS {BASELINE_TABLE}")
+            conn.close()
+    return {
+        case: Figure(case.store.events, case.target, case.include_archived, rows[case], *best[case]) for case in cases
+    }
 
 
-def plain_sqlite_seconds(path: Path) -> float:
-    conn = sqlite3.connect(path, isolation_level=None)
-    conn.execute("CREATE TEMP TABLE copy (occurred_at, seq, action, campaign_pk, details)")
-    best = float("inf")
-    for _ in range(RUNS):
-        started = time.perf_counter()
-        rows = conn.execute(
-            "SELECT occurred_at, seq, action, campaign_pk, details FROM events WHERE account_id = 1 AND email = ?"
-            " AND occurred_at >= ? AND occurred_at < ? AND action IN (1, 2, 3, 4) ORDER BY occurred_at, seq",
-            (TARGET, START, END),
-        ).fetchall()
+class _Stopwatch:
+    """Wall and CPU seconds of the block it times."""
+
+    def __enter__(self) -> _Stopwatch:
+        self.wall, self.cpu = time.perf_counter(), time.process_time()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.wall, self.cpu = time.perf_counter() - self.wall, time.process_time() - self.cpu
+
+
+async def _job_once(db: Database, case: Case) -> tuple[_Stopwatch, int]:
+    """The report job as the worker runs it, on a fresh report; (its time, its rows)."""
+    spec = msgspec.structs.replace(SEARCH, email=case.target.email, include_archived=case.include_archived)
+    report = await create_report(db, 1, spec)
+    with _Stopwatch() as clock:
+        result = await generate_report(job_context(Settings(database_url=case.store.url), db), report.id, 1)
+    await delete_report(db, 1, report.id)
+    return clock, int(result.split()[1])
+
+
+def _plain_connection(store: Store) -> sqlite3.Connection:
+    """Plain sqlite3 on the store, as the store's own connections are set (WAL, synchronous NORMAL)."""
+    conn = sqlite3.connect(store.path, isolation_level=None)
+    conn.execute("PRAGMA synchronous = NORMAL")
+    conn.execute(f"CREATE TABLE IF NOT EXISTS {BASELINE_TABLE} (occurred_at, seq, action, campaign_pk, details)")
+    return conn
+
+
+def _plain_once(conn: sqlite3.Connection, case: Case) -> tuple[_Stopwatch, int]:
+    """Read the matching rows (from both tables for the archived search) and insert them into a
+    table, in one transaction; (its time, its rows)."""
+    tables = ("events", "archived_events") if case.include_archived else ("events",)
+    codes = ", ".join(str(ACTION_CODES[action]) for action in SEARCH.actions)
+    select = " UNION ALL ".join(
+        f"SELECT occurred_at, seq, action, campaign_pk, details FROM {table} WHERE account_id = 1 AND email = ?"
+        f" AND occurred_at >= ? AND occurred_at < ? AND action IN ({codes})"
+        for table in tables
+    )
+    with _Stopwatch() as clock:
         conn.execute("BEGIN")
-        conn.executemany("INSERT INTO copy VALUES (?, ?, ?, ?, ?)", rows)
+        rows = conn.execute(
+            f"{select} ORDER BY occurred_at, seq", (case.target.email, SEARCH.start, SEARCH.end) * len(tables)
+        ).fetchall()
+        conn.executemany(f"INSERT INTO {BASELINE_TABLE} VALUES (?, ?, ?, ?, ?)", rows)
         conn.execute("COMMIT")
-        best = min(best, time.perf_counter() - started)
-        conn.execute("DELETE FROM copy")
-    conn.close()
-    return best
+    conn.execute(f"DELETE FROM {BASELINE_TABLE}")
+    return clock, len(rows)
 
 
-async def main(events: int, cache: Path) -> None:
-    path = cache / f"store-{events}.db"
-    url = f"sqlite:///{path}"
-    if not path.exists():
-        cache.mkdir(parents=True, exist_ok=True)
-        await build(url, events)
-    hot, rows = await job_seconds(url, include_archived=False)
-    archived, _ = await job_seconds(url, include_archived=True)
-    baseline = plain_sqlite_seconds(path)
-    print(f"{events:,} events, {rows:,} matching rows, best of {RUNS}:")
-    print(f"  plain sqlite3 read + insert      {baseline * 1000:7.1f} ms")
-    print(f"  report job                       {hot * 1000:7.1f} ms  ({hot / baseline:.2f}x plain sqlite3)")
-    print(f"  report job with archived         {archived * 1000:7.1f} ms  ({archived / hot:.2f}x the job without)")
+def _line(figure: Figure) -> str:
+    kind = "with archived" if figure.include_archived else "live only    "
+    return (
+        f"{figure.rows:>7,} rows, {kind}: plain sqlite3 {figure.plain * 1000:8.2f} ms, report job"
+        f" {figure.job * 1000:8.2f} ms ({figure.job / figure.plain:.2f}x plain sqlite3; CPU"
+        f" {figure.plain_cpu * 1000:.2f} / {figure.job_cpu * 1000:.2f} ms, {figure.job_cpu / figure.plain_cpu:.2f}x)"
+    )
 
 
-EVENTS = {"tiny": 20_000, "small": 1_000_000, "full": 10_000_000}
+def _times(seconds: Iterable[float]) -> str:
+    return ", ".join(f"{s * 1000:.2f} ms" for s in seconds)
+
+
+def draw(figures: list[Figure], growth: list[Figure], path: Path) -> None:
+    """Job time (solid) and plain sqlite3 (dashed) against matching events, and against store size."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display: write the PNG only
+    from matplotlib import pyplot
+
+    fig, (by_rows, by_size) = pyplot.subplots(1, 2, figsize=(12, 5))
+    for archived, colour in ((False, "tab:blue"), (True, "tab:orange")):
+        label = "with archived" if archived else "live only"
+        _curves(by_rows, [f for f in figures if f.include_archived == archived], "rows", colour, label)
+    by_rows.set_xscale("log")
+    by_rows.set(
+        xlabel="matching events (rows copied)", title=f"vs matching events, {figures[0].store_events:,}-event store"
+    )
+    for target, colour in zip(sorted({f.target for f in growth}, key=lambda t: t.matching), COLOURS, strict=False):
+        _curves(by_size, [f for f in growth if f.target == target], "store_events", colour, f"{target.matching:,} rows")
+    sizes = sorted({f.store_events for f in growth})
+    by_size.set(xlabel="events in the store", title="vs store size, same contacts")
+    by_size.set_xscale("log")
+    by_size.set_xticks(sizes, [f"{n / 1e6:g}M" for n in sizes], minor=False)
+    by_size.set_xticks([], minor=True)
+    for axes in (by_rows, by_size):
+        axes.set(yscale="log", ylabel="time (ms), best of runs")
+        axes.grid(True, which="both", alpha=0.3)
+        axes.set_ylim(top=axes.get_ylim()[1] * 8)  # room for the legend above the curves
+        axes.legend(fontsize=8, ncols=2)
+    fig.suptitle("Report job (solid) vs plain sqlite3 reading + inserting the same rows (dashed)")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+
+
+def _curves(axes: Axes, figures: list[Figure], x: str, colour: str, label: str) -> None:
+    figures = sorted(figures, key=lambda f: getattr(f, x))
+    xs = [getattr(f, x) for f in figures]
+    axes.plot(xs, [f.job * 1000 for f in figures], "o-", color=colour, label=f"report job, {label}")
+    axes.plot(xs, [f.plain * 1000 for f in figures], "s--", color=colour, alpha=0.6, label=f"plain sqlite3, {label}")
 
 
 if __name__ == "__main__":
     parser = size_parser(__doc__)
-    parser.add_argument("--events", type=int, help="events in the store (by size: 20k, 1M, 10M)")
     parser.add_argument("--cache", type=Path, default=CACHE, help="where built stores are kept")
+    parser.add_argument("--plot", action="store_true", help=f"draw the figures into {PLOT}")
     arguments = parser.parse_args()
-    asyncio.run(main(arguments.events or EVENTS[arguments.size], arguments.cache))
+    asyncio.run(main(arguments.size, arguments.cache, arguments.plot))

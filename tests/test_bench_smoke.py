@@ -23,10 +23,17 @@ def run(script: str, *args: str) -> str:
 
 
 def test_job_vs_sqlite_runs(tmp_path: Path) -> None:
-    output = run("job_vs_sqlite.py", "--events", "20000", "--cache", str(tmp_path))
+    output = run("job_vs_sqlite.py", "--cache", str(tmp_path))
 
-    assert "20,000 events, 5,000 matching rows, best of 5:" in output
-    assert re.search(r"report job +[\d.]+ ms +\([\d.]+x plain sqlite3\)", output)
+    assert "1. report job vs plain sqlite3: 100,000 events, best of 1" in output
+    for rows in ("50", "5,000", "50,000"):
+        assert re.search(
+            rf"\b{rows} rows, live only +: plain sqlite3 +[\d.]+ ms, report job +[\d.]+ ms \([\d.]+x", output
+        )
+    for rows in ("62", "6,250", "62,500"):
+        assert re.search(rf"\b{rows} rows, with archived: .* [\d.]+x the job without archived", output)
+    assert "7. growth: the same contacts on stores of 100,000, 120,000 events" in output
+    assert len(re.findall(r"rows: job [\d.]+ ms, [\d.]+ ms: [\d.]+x largest/smallest", output)) == 3
 
 
 def test_submit_to_done_runs() -> None:
@@ -72,6 +79,6 @@ def test_run_all_knows_every_benchmark() -> None:
         text=True,
         check=True,
     ).stdout.split()
-    helpers = {"common", "run_all", "services"}
+    helpers = {"common", "dataset", "run_all", "services"}
 
     assert sorted(listed) == sorted(p.stem for p in BENCH.glob("*.py") if p.stem not in helpers)

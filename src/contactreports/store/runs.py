@@ -193,30 +193,20 @@ def _count_matching(account_id: int, spec: ReportSpec) -> tuple[str, tuple]:
 def _copy_statement(claim: Claim, limit: int) -> tuple[str, tuple]:
     """INSERT the next `limit` matching events (by occurred_at, seq) after the resume point.
 
-    Each table is an index range scan cut at `limit`. With archived campaigns included, both
-    tables are read as one stream in key order: a campaign archived or restored mid-run moves
-    its events between the tables with their keys, so the one resume point stays right.
+    Each table is an index range scan in key order. With archived campaigns included, the
+    compound SELECT's ORDER BY makes SQLite merge the two scans (MERGE (UNION ALL)), reading
+    only the rows it copies; a campaign archived or restored mid-run moves its events between
+    the tables with their keys, so the one resume point stays right.
     """
     spec, after = claim.spec, claim.after
-    scans = [
-        f"{_match(table, spec)} AND (occurred_at, seq) > (?, ?) ORDER BY occurred_at, seq LIMIT ?"
-        for table in _tables(spec)
-    ]
-    params = [claim.account_id, spec.email, spec.end, *after, limit] * len(scans)
-    if len(scans) == 1:
-        source = scans[0]
-    else:
-        source = (
-            "SELECT * FROM ("
-            + " UNION ALL ".join(f"SELECT * FROM ({scan})" for scan in scans)
-            + ") ORDER BY occurred_at, seq LIMIT ?"
-        )
-        params.append(limit)
+    tables = _tables(spec)
+    scans = " UNION ALL ".join(f"{_match(table, spec)} AND (occurred_at, seq) > (?, ?)" for table in tables)
+    params = [claim.account_id, spec.email, spec.end, *after] * len(tables)
     return (
         "INSERT INTO report_rows (report_pk, occurred_at, seq, action, campaign_pk, details)"
-        f" SELECT ?, * FROM ({source})"
+        f" SELECT ?, * FROM ({scans} ORDER BY occurred_at, seq LIMIT ?)"
         " RETURNING occurred_at, seq",
-        (claim.report_pk, *params),
+        (claim.report_pk, *params, limit),
     )
 
 
