@@ -42,7 +42,7 @@ async def running(work: Path, database_url: str, *others: list[str]) -> AsyncIte
     ]
     try:
         url = f"http://127.0.0.1:{port}"
-        await _wait_healthy(url)
+        await wait_healthy(url)
         yield url
     finally:
         for process in processes:
@@ -51,11 +51,12 @@ async def running(work: Path, database_url: str, *others: list[str]) -> AsyncIte
         stop_redis(redis)
 
 
-async def _wait_healthy(url: str) -> None:
+async def wait_healthy(url: str, path: str = "/health") -> None:
+    """Wait for `url` + `path` to answer 200."""
     async with httpx.AsyncClient(base_url=url) as http:
         while True:
             try:
-                if (await http.get("/health")).status_code == 200:
+                if (await http.get(path)).status_code == 200:
                     return
             except httpx.TransportError:
                 pass

@@ -43,6 +43,17 @@ def test_ingest_runs() -> None:
     assert re.search(r"POST /api/events +[\d,]+ events/s", output)
 
 
+def test_polling_runs() -> None:
+    output = run("polling.py")
+
+    figures = r"[\d,]+ req/s  p50 +[\d.]+ ms  p99 +[\d.]+ ms  errors 0  CPU per request: "
+    figures += r"server [\d,]+ us, load tool [\d,]+ us"
+    assert re.search(r"GET /api/reports/\{id\} +" + figures, output)
+    assert re.search(r"floor \(minimal Litestar app\) +" + figures, output)
+    assert re.search(r"polling: [\d,]+ req/s, p99 [\d.]+ ms \([\d.]+x the floor's rate\)", output)
+    assert re.search(r"load tool ceiling: [\d,]+ req/s", output)
+
+
 def test_run_all_knows_every_benchmark() -> None:
     """A benchmark left out of bench/run_all.py would silently drop out of the suite."""
     listed = subprocess.run(
@@ -52,6 +63,6 @@ def test_run_all_knows_every_benchmark() -> None:
         text=True,
         check=True,
     ).stdout.split()
-    helpers = {"common", "run_all", "services"}
+    helpers = {"common", "run_all", "services", "http_load"}
 
     assert sorted(listed) == sorted(p.stem for p in BENCH.glob("*.py") if p.stem not in helpers)
