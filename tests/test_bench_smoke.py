@@ -52,6 +52,7 @@ def test_polling_runs() -> None:
     assert re.search(r"floor \(minimal Litestar app\) +" + figures, output)
     assert re.search(r"polling: [\d,]+ req/s, p99 [\d.]+ ms \([\d.]+x the floor's rate\)", output)
     assert re.search(r"load tool ceiling: [\d,]+ req/s", output)
+    assert re.search(r"cores busy during the API's load: server [\d.]+ \(2 process\(es\)\), load tool [\d.]+", output)
 
 
 def test_run_all_knows_every_benchmark() -> None:
