@@ -69,7 +69,10 @@ class Database:
         or removes the WAL, which happens only when no other connection is open, and this one
         stays open. Reads of more rows than one go through `reader`.
         """
-        return self._lookups.execute(sql, parameters).fetchone()
+        # fetchall(): the statement runs to its end, so no read transaction stays open (one
+        # would pin this connection to an old snapshot, and a polled report would never change).
+        rows = self._lookups.execute(sql, parameters).fetchall()
+        return rows[0] if rows else None
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
