@@ -67,13 +67,13 @@ async def running(work: Path, database_url: str, *others: list[str]) -> AsyncIte
         yield url
 
 
-async def wait_healthy(url: str, within_seconds: float = 60) -> None:
-    """Wait for the API at `url` to answer its health check; a process that never does is an error."""
+async def wait_healthy(url: str, path: str = "/health", within_seconds: float = 60) -> None:
+    """Wait for `url` + `path` to answer 200; a process that never does is an error."""
     deadline = time.monotonic() + within_seconds
     async with httpx.AsyncClient(base_url=url) as http:
         while time.monotonic() < deadline:
             try:
-                if (await http.get("/health")).status_code == 200:
+                if (await http.get(path)).status_code == 200:
                     return
             except httpx.TransportError:
                 pass

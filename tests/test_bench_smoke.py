@@ -70,6 +70,18 @@ def test_drain_runs(tmp_path: Path) -> None:
     assert re.search(r"target: >= 200 reports/s with one worker process: (met|MISSED)", output)
 
 
+def test_polling_runs() -> None:
+    output = run("polling.py")
+
+    figures = r"[\d,]+ req/s  p50 +[\d.]+ ms  p99 +[\d.]+ ms  errors 0  CPU per request: "
+    figures += r"server [\d,]+ us, load tool [\d,]+ us"
+    assert re.search(r"GET /api/reports/\{id\} +" + figures, output)
+    assert re.search(r"floor \(minimal Litestar app\) +" + figures, output)
+    assert re.search(r"polling: [\d,]+ req/s, p99 [\d.]+ ms \([\d.]+x the floor's rate\)", output)
+    assert re.search(r"load tool ceiling: [\d,]+ req/s", output)
+    assert re.search(r"cores busy during the API's load: server [\d.]+ \(2 process\(es\)\), load tool [\d.]+", output)
+
+
 def test_run_all_knows_every_benchmark() -> None:
     """A benchmark left out of bench/run_all.py would silently drop out of the suite."""
     listed = subprocess.run(
@@ -79,6 +91,6 @@ def test_run_all_knows_every_benchmark() -> None:
         text=True,
         check=True,
     ).stdout.split()
-    helpers = {"common", "dataset", "run_all", "services"}
+    helpers = {"common", "dataset", "http_load", "run_all", "services"}
 
     assert sorted(listed) == sorted(p.stem for p in BENCH.glob("*.py") if p.stem not in helpers)

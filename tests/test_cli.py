@@ -13,9 +13,10 @@ import time
 from pathlib import Path
 
 import httpx
+import psutil
 import pytest
 
-from conftest import DEADLINE_SECONDS, service_env, wait_healthy
+from conftest import DEADLINE_SECONDS, ApiAccount, service_env, wait_healthy
 from contactreports.config import Settings
 from contactreports.embedded_redis import free_port
 from contactreports.importer import BATCH as IMPORT_BATCH
@@ -210,6 +211,43 @@ def test_up_serves_the_demo_and_the_readme_tour_works_as_printed(tmp_path: Path)
     worker_pid = int(re.search(r"started a worker \(pid (\d+)\)", output)[1])
     with pytest.raises(ProcessLookupError):  # and so did its worker (reaped by `up`)
         os.kill(worker_pid, 0)
+
+
+def test_serve_with_two_workers_answers_from_both_and_stops_whole(
+    database_url: str, redis_url: str, account: ApiAccount, tmp_path: Path
+) -> None:
+    """Each request on a new connection, so both processes serve some: every one knows the account's
+    key and accepts a cursor the other process gave (keys, cursor secret: all in SQLite)."""
+    port = free_port()
+    command = [sys.executable, "-m", "contactreports", "serve", "--port", str(port), "--workers", "2"]
+    with (tmp_path / "serve.log").open("wb") as log:
+        serve = subprocess.Popen(command, env=service_env(database_url, redis_url), stdout=log, stderr=log)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_healthy(base, serve)
+        workers = [p for p in psutil.Process(serve.pid).children() if "spawn_main" in " ".join(p.cmdline())]
+        for n in range(3):
+            put = httpx.put(
+                f"{base}/api/campaigns/c{n}", json={"name": f"C{n}", "channel": "email"}, headers=account.headers
+            )
+            assert put.status_code == 201, put.text
+        seen, cursor = [], None
+        for _ in range(4):
+            params = {"limit": 1, **({"cursor": cursor} if cursor else {})}
+            page = httpx.get(f"{base}/api/campaigns", params=params, headers=account.headers)
+            assert page.status_code == 200, page.text
+            seen += [campaign["id"] for campaign in page.json()["items"]]
+            cursor = page.json()["next_cursor"]
+            if cursor is None:
+                break
+    finally:
+        serve.send_signal(signal.SIGTERM)
+        serve.wait(timeout=DEADLINE_SECONDS)
+
+    assert len(workers) == 2
+    assert sorted(seen) == ["c0", "c1", "c2"] and cursor is None
+    _, alive = psutil.wait_procs(workers, timeout=DEADLINE_SECONDS)
+    assert alive == []
 
 
 def test_bad_configuration_is_a_clear_error(database_url: str, tmp_path: Path) -> None:

@@ -38,15 +38,33 @@ def _settings(*, need_redis: bool = False) -> Settings:
     return settings
 
 
+# Several API processes share one listening socket: the API is CPU-bound Python, one process
+# uses at most one core, and the processes share all their state through SQLite and Redis.
+workers_option = click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    envvar="WEB_CONCURRENCY",
+    default=1,
+    show_default=True,
+    help="API processes (or WEB_CONCURRENCY).",
+)
+
+
+def _run_api(host: str, port: int, workers: int) -> None:
+    """Serve the API until stopped; each process builds its app from the environment's settings."""
+    uvicorn.run(
+        "contactreports.api.app:create_app", factory=True, host=host, port=port, workers=workers, log_level="warning"
+    )
+
+
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", type=int, help="Defaults to PORT, else 8000.")
-def serve(host: str, port: int | None) -> None:
+@workers_option
+def serve(host: str, port: int | None, workers: int) -> None:
     """Run the HTTP API (needs REDIS_URL)."""
-    from contactreports.api.app import create_app
-
     settings = _settings(need_redis=True)
-    uvicorn.run(create_app(settings), host=host, port=port or settings.port, log_level="warning")
+    _run_api(host, port or settings.port, workers)
 
 
 @main.command()
@@ -100,7 +118,8 @@ def import_command(file: Path, account_id: int, file_format: str | None) -> None
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", type=int, help="Defaults to PORT, else 8000.")
 @click.option("--demo/--no-demo", default=True, show_default=True, help="Seed a demo account into an empty database.")
-def up(host: str, port: int | None, demo: bool) -> None:
+@workers_option
+def up(host: str, port: int | None, demo: bool, workers: int) -> None:
     """Run everything: the API, a worker, and an embedded Redis when REDIS_URL is unset."""
     from contactreports.embedded_redis import start_redis, stop_redis
 
@@ -110,19 +129,16 @@ def up(host: str, port: int | None, demo: bool) -> None:
     redis_process = None
     if settings.redis_url is None:
         redis_process, redis_url = start_redis(sqlite_path(settings.database_url).resolve().parent / ".redis")
-        settings = msgspec.structs.replace(settings, redis_url=redis_url)
+        os.environ["REDIS_URL"] = redis_url  # for the worker and every API process
         log.info("started an embedded Redis at %s", redis_url)
-    env = {**os.environ, "REDIS_URL": settings.redis_url, "DATABASE_URL": settings.database_url}
-    worker_process = subprocess.Popen([sys.executable, "-m", "contactreports", "worker"], env=env)
+    worker_process = subprocess.Popen([sys.executable, "-m", "contactreports", "worker"])
     log.info("started a worker (pid %s)", worker_process.pid)
     # uvicorn re-raises SIGTERM once it has shut down; exit through `finally` then, or the
     # worker and the embedded Redis would outlive us.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         _print_welcome(f"http://{host}:{port}", seeded)
-        from contactreports.api.app import create_app
-
-        uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
+        _run_api(host, port, workers)
     finally:
         worker_process.terminate()
         worker_process.wait()

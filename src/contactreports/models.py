@@ -92,6 +92,7 @@ class ReportRow(msgspec.Struct, frozen=True):
 
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_NAIVE_EPOCH = datetime(1970, 1, 1)  # naive: isoformat() then adds no offset
 _MS = timedelta(milliseconds=1)
 # Accepted timestamps: wide enough for any real event, narrow enough that every one has a
 # four-digit year in UTC and a date a spreadsheet can show.
@@ -114,9 +115,11 @@ def in_range(value: datetime) -> bool:
 
 
 def format_ms(ms: int) -> str:
-    """RFC 3339 in UTC with millisecond precision: 2026-03-01T09:30:00.000Z."""
-    moment = EPOCH + ms * _MS
-    return f"{moment.year:04d}-{moment:%m-%dT%H:%M:%S}.{moment.microsecond // 1000:03d}Z"
+    """RFC 3339 in UTC with millisecond precision: 2026-03-01T09:30:00.000Z.
+
+    isoformat() always writes a four-digit year, and is several times faster than strftime:
+    a polled report formats five timestamps."""
+    return (_NAIVE_EPOCH + ms * _MS).isoformat(timespec="milliseconds") + "Z"
 
 
 def normalize_email(raw: str) -> str:

@@ -32,8 +32,7 @@ async def create_account(db: Database, name: str, api_key: str | None = None) ->
 
 
 async def account_for_key(db: Database, api_key: str) -> Account | None:
-    cursor = await db.reader.execute("SELECT id, name FROM accounts WHERE api_key_hash = ?", (hash_api_key(api_key),))
-    row = await cursor.fetchone()
+    row = db.lookup("SELECT id, name FROM accounts WHERE api_key_hash = ?", (hash_api_key(api_key),))
     return Account(row[0], row[1]) if row else None
 
 

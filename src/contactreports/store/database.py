@@ -24,7 +24,8 @@ class StoreBusy(Exception):
 
 
 class Database:
-    """One writer connection (serialised by a lock) and one reader connection.
+    """One writer connection (serialised by a lock), one reader connection, and a connection
+    for point lookups.
 
     Every write goes through `transaction()`, which opens with BEGIN IMMEDIATE: a
     DEFERRED read-then-write transaction fails at once with "database is locked" under a
@@ -32,10 +33,11 @@ class Database:
     autocommit mode, so each statement sees the latest committed state (WAL).
     """
 
-    def __init__(self, writer: aiosqlite.Connection, reader: aiosqlite.Connection):
+    def __init__(self, writer: aiosqlite.Connection, reader: aiosqlite.Connection, lookups: sqlite3.Connection):
         self.reader = reader
         self._writer = writer
         self._write_lock = asyncio.Lock()
+        self._lookups = lookups
 
     @classmethod
     async def open(cls, database_url: str, busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS) -> Database:
@@ -48,11 +50,29 @@ class Database:
         except BaseException:
             await writer.close()
             raise
-        return cls(writer, reader)
+        lookups = sqlite3.connect(path, isolation_level=None, timeout=busy_timeout_ms / 1000)
+        lookups.execute("PRAGMA query_only = ON")
+        return cls(writer, reader, lookups)
 
     async def close(self) -> None:
+        self._lookups.close()
         await self.reader.close()
         await self._writer.close()
+
+    def lookup(self, sql: str, parameters: tuple) -> tuple | None:
+        """The one row a query by a unique key finds (or None), read on the calling thread.
+
+        Only for lookups by an indexed unique key (every request's API key, a polled report):
+        SQLite answers one in microseconds, less than handing the statement to aiosqlite's
+        thread and back costs, which also waits for the GIL under load (bench/polling.py). A WAL
+        reader never waits for a writer; it gets SQLITE_BUSY only while a connection recovers
+        or removes the WAL, which happens only when no other connection is open, and this one
+        stays open. Reads of more rows than one go through `reader`.
+        """
+        # fetchall(): the statement runs to its end, so no read transaction stays open (one
+        # would pin this connection to an old snapshot, and a polled report would never change).
+        rows = self._lookups.execute(sql, parameters).fetchall()
+        return rows[0] if rows else None
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:

@@ -106,10 +106,8 @@ async def _active_report_error(conn: aiosqlite.Connection, account_id: int, erro
 
 
 async def get_report(db: Database, account_id: int, report_id: str) -> Report | None:
-    rows = await db.reader.execute_fetchall(
-        f"SELECT {REPORT_COLUMNS} FROM reports WHERE account_id = ? AND id = ?", (account_id, report_id)
-    )
-    return report_from_row(rows[0]) if rows else None
+    row = db.lookup(f"SELECT {REPORT_COLUMNS} FROM reports WHERE account_id = ? AND id = ?", (account_id, report_id))
+    return report_from_row(row) if row else None
 
 
 async def list_reports(
