@@ -147,11 +147,11 @@ def test_an_invalid_import_names_the_event_and_stores_nothing(
     assert counts.stdout.strip() == "0"
 
 
-@pytest.mark.parametrize("kept_events", [importer.KEPT_EVENTS, 2], ids=["kept from pass 1", "read again"])
+@pytest.mark.parametrize("kept_file_bytes", [importer.KEPT_FILE_BYTES, 0], ids=["kept from pass 1", "read again"])
 async def test_an_import_stores_the_same_whether_pass_1_kept_the_events_or_not(
-    db: Database, new_account, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys, kept_events: int
+    db: Database, new_account, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys, kept_file_bytes: int
 ) -> None:
-    monkeypatch.setattr(importer, "KEPT_EVENTS", kept_events)
+    monkeypatch.setattr(importer, "KEPT_FILE_BYTES", kept_file_bytes)
     account = await new_account()
     good = {"email": " Ann@Example.com", "action": "email.opened", "occurred_at": "2026-03-01T10:00:00+01:00"}
     lines = [{**good, "id": "a"}, {**good, "id": "b", "details": {"url": "x"}}, {**good, "id": "a"}]

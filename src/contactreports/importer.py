@@ -31,10 +31,11 @@ from contactreports.store.events import insert_events
 # times the events per transaction writes far fewer pages per event (bench/ingest.py). The
 # write lock is held for a second or two at a time; API writers wait for it (busy timeout).
 BATCH = 100_000
-# Pass 1's checked events are kept for pass 2 when the file holds at most this many, instead of
-# reading, decoding and checking it all a second time (half the Python work of an import). A
-# kept event takes about 430 bytes: about 430 MB at the limit. Larger files are read twice.
-KEPT_EVENTS = 1_000_000
+# Pass 1's checked events are kept for pass 2 when the file is at most this large, instead of
+# reading, decoding and checking it all a second time (half the Python work of an import). They
+# take about twice the file's size in memory (430 bytes for a 222-byte line of bench/ingest.py's
+# file): up to about 500 MB. A larger file is read twice.
+KEPT_FILE_BYTES = 256 * 1024 * 1024
 
 
 def _ndjson_events(path: Path) -> Iterator[EventIn]:
@@ -87,7 +88,7 @@ async def import_file(db: Database, account_id: int, path: Path, file_format: st
         raise click.ClickException(f"no account {account_id}")
     # Pass 1 checks every event, so a bad line stops the import before anything is stored.
     count, campaigns = 0, set()
-    kept: list[list[NewEvent]] | None = []
+    kept: list[list[NewEvent]] | None = [] if path.stat().st_size <= KEPT_FILE_BYTES else None
     try:
         for batch in tqdm(_batches(path, file_format), desc="checking", unit=" batches", leave=False):
             try:
@@ -96,10 +97,8 @@ async def import_file(db: Database, account_id: int, path: Path, file_format: st
                 raise InvalidEvents(_shift(error.errors, count)) from error
             campaigns.update(event.campaign_id for event in batch if event.campaign_id)
             count += len(batch)
-            if kept is not None and count <= KEPT_EVENTS:
+            if kept is not None:
                 kept.append(checked)
-            else:
-                kept = None  # too many to keep: pass 2 reads the file again
     except InvalidEvents as error:
         raise click.ClickException(_describe(error.errors)) from error
     except UnicodeDecodeError as error:  # a CSV file is read as text
