@@ -175,11 +175,11 @@ def main(events: int) -> None:
     )
 
 
-EVENTS = {"tiny": 20_000, "small": 200_000, "full": 1_000_000}
+EVENTS = {"tiny": 20_000, "small": 400_000, "full": 1_000_000}
 
 
 if __name__ == "__main__":
     parser = size_parser(__doc__)
-    parser.add_argument("--events", type=int, help="events to ingest (by size: 20k, 200k, 1M)")
+    parser.add_argument("--events", type=int, help="events to ingest (by size: 20k, 400k, 1M)")
     arguments = parser.parse_args()
     main(arguments.events or EVENTS[arguments.size])
