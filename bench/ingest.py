@@ -1,15 +1,17 @@
 """Bulk ingest rate: `contactreports import` and `POST /api/events`, against plain sqlite3.
 
-Writes N events (200,000 contacts, 200 campaigns, details on every event) to an NDJSON file,
-then, each into a fresh database:
-- `contactreports import FILE` as its own process (the rate it prints covers storing; the
-  wall time includes start-up, reading and checking the file twice);
+Writes N events (200,000 contacts, 200 campaigns, an id and details on every event) to an
+NDJSON file, then, each into a fresh database:
+- `contactreports import FILE` as its own process: the rate it prints covers storing; the
+  whole command's rate adds start-up, reading and checking the file;
 - `POST /api/events` in requests of 10,000 events from two concurrent clients, against a
   real API process (bodies are encoded before the clock starts);
-- the baselines: plain sqlite3 inserting the same rows into the same table, in transactions
-  of the same size as each path's (the importer's and 10,000), the least work ingest needs.
+- the baselines: plain sqlite3 storing the same rows into a store made by the same
+  migrations (the clustered `events` table, its campaign index, `event_ids`), sorted by
+  contact as the store does, in transactions of each path's size (the importer's and 10,000): the
+  least work ingest needs on this layout, so the ratio is the cost of our Python.
 
-    .venv/bin/python bench/ingest.py [--events 1000000]
+    .venv/bin/python bench/ingest.py [--size tiny|small|full] [--events N]
 """
 
 from __future__ import annotations
@@ -24,20 +26,23 @@ import sys
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
+from operator import itemgetter
 from pathlib import Path
 
 import httpx
 import msgspec
 
 from common import size_parser
+from contactreports.catalogue import ACTION_CODES
 from contactreports.importer import BATCH as IMPORT_BATCH
-from contactreports.models import Campaign
+from contactreports.models import Campaign, datetime_to_ms
 from contactreports.store.accounts import create_account
 from contactreports.store.campaigns import put_campaign
-from contactreports.store.database import Database
+from contactreports.store.database import BULK_CACHE_KIB, Database
 from services import running
 
 API_BATCH = 10_000
+EVENT_COLUMNS = "account_id, email, occurred_at, seq, action, campaign_pk, details"
 CAMPAIGNS = 200
 ACTIONS = ("email.sent", "email.delivered", "email.opened", "email.clicked")
 
@@ -110,26 +115,39 @@ async def api_ingest(work: Path, rows: list[dict]) -> float:
         return time.perf_counter() - started
 
 
-def plain_sqlite_seconds(work: Path, rows: list[dict], batch: int) -> float:
-    """Plain sqlite3 inserting the same rows, `batch` to a transaction, into the same table."""
+def plain_sqlite_seconds(work: Path, rows: list[dict], batch: int, cache_kib: int | None = None) -> float:
+    """Plain sqlite3 storing the same events, `batch` to a transaction, into a store made by the
+    same migrations, with the same pragmas: the least work ingest needs on this layout. Rows are
+    built and sorted by contact before the clock starts; only the inserts and commits are timed."""
     path = work / f"plain-{batch}.db"
-    path.unlink(missing_ok=True)
+    asyncio.run(fresh_store(f"sqlite:///{path}"))
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("PRAGMA synchronous = NORMAL")
-    conn.execute(
-        "CREATE TABLE events (account_id INTEGER NOT NULL, email TEXT NOT NULL, occurred_at INTEGER NOT NULL,"
-        " seq INTEGER NOT NULL, action INTEGER NOT NULL, campaign_pk INTEGER, details TEXT,"
-        " PRIMARY KEY (account_id, email, occurred_at, seq)) WITHOUT ROWID"
-    )
-    values = [
-        (1, row["email"], int(datetime.fromisoformat(row["occurred_at"]).timestamp() * 1000), seq, 1, 1, "{}")
+    if cache_kib:
+        conn.execute(f"PRAGMA cache_size = -{cache_kib}")
+    campaign_pks = dict(conn.execute("SELECT id, pk FROM campaigns"))
+    events = [
+        (
+            1,
+            row["email"],
+            datetime_to_ms(datetime.fromisoformat(row["occurred_at"])),
+            seq,
+            ACTION_CODES[row["action"]],
+            campaign_pks[row["campaign_id"]],
+            msgspec.json.encode(row["details"]).decode(),
+        )
         for seq, row in enumerate(rows, 1)
     ]
+    batches = [
+        (sorted(events[i : i + batch], key=itemgetter(1)), sorted((1, row["id"]) for row in rows[i : i + batch]))
+        for i in range(0, len(rows), batch)
+    ]
     started = time.perf_counter()
-    for i in range(0, len(values), batch):
+    for events_batch, ids_batch in batches:
         conn.execute("BEGIN")
-        conn.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?)", values[i : i + batch])
+        conn.executemany(f"INSERT INTO events ({EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)", events_batch)
+        conn.executemany("INSERT INTO event_ids (account_id, id) VALUES (?, ?)", ids_batch)
         conn.execute("COMMIT")
     seconds = time.perf_counter() - started
     conn.close()
@@ -137,18 +155,20 @@ def plain_sqlite_seconds(work: Path, rows: list[dict], batch: int) -> float:
 
 
 def main(events: int) -> None:
-    work = Path(tempfile.mkdtemp(prefix="contactreports-ingest-"))
-    file = work / "events.ndjson"
-    rows = write_events(file, events)
-    cli_rate, cli_wall = cli_import(work, file)
-    api_seconds = asyncio.run(api_ingest(work, rows))
-    plain_import = events / plain_sqlite_seconds(work, rows, IMPORT_BATCH)
-    plain_api = events / plain_sqlite_seconds(work, rows, API_BATCH)
+    with tempfile.TemporaryDirectory(prefix="contactreports-ingest-") as folder:
+        work = Path(folder)
+        file = work / "events.ndjson"
+        rows = write_events(file, events)
+        cli_rate, cli_wall = cli_import(work, file)
+        api_seconds = asyncio.run(api_ingest(work, rows))
+        plain_import = events / plain_sqlite_seconds(work, rows, IMPORT_BATCH, BULK_CACHE_KIB)
+        plain_api = events / plain_sqlite_seconds(work, rows, API_BATCH)
+    whole = events / cli_wall
     print(f"{events:,} events into an empty store:")
     print(
-        f"  contactreports import  {cli_rate:10,.0f} events/s storing ({events / cli_wall:,.0f}/s for the whole "
-        f"command); plain sqlite3 in transactions of {IMPORT_BATCH:,}: {plain_import:,.0f}/s "
-        f"({cli_rate / plain_import:.2f}x; target >= 100,000/s)"
+        f"  contactreports import  {cli_rate:10,.0f} events/s storing, {whole:,.0f}/s for the whole command; "
+        f"plain sqlite3 in transactions of {IMPORT_BATCH:,}: {plain_import:,.0f}/s "
+        f"({cli_rate / plain_import:.2f}x storing, {whole / plain_import:.2f}x whole; target >= 100,000/s)"
     )
     print(
         f"  POST /api/events       {events / api_seconds:10,.0f} events/s; plain sqlite3 in transactions of "
@@ -156,11 +176,11 @@ def main(events: int) -> None:
     )
 
 
-EVENTS = {"tiny": 20_000, "small": 200_000, "full": 1_000_000}
+EVENTS = {"tiny": 20_000, "small": 400_000, "full": 1_000_000}
 
 
 if __name__ == "__main__":
     parser = size_parser(__doc__)
-    parser.add_argument("--events", type=int, help="events to ingest (by size: 20k, 200k, 1M)")
+    parser.add_argument("--events", type=int, help="events to ingest (by size: 20k, 400k, 1M)")
     arguments = parser.parse_args()
     main(arguments.events or EVENTS[arguments.size])

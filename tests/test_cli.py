@@ -17,9 +17,11 @@ import psutil
 import pytest
 
 from conftest import DEADLINE_SECONDS, ApiAccount, service_env, wait_healthy
+from contactreports import importer
 from contactreports.config import Settings
 from contactreports.embedded_redis import free_port
 from contactreports.importer import BATCH as IMPORT_BATCH
+from contactreports.store.database import Database
 from helpers import all_rows, create_report, oracle, put_campaign, wait_done
 
 README = Path(__file__).parents[1] / "README.md"
@@ -144,6 +146,25 @@ def test_an_invalid_import_names_the_event_and_stores_nothing(
         text=True,
     )
     assert counts.stdout.strip() == "0"
+
+
+@pytest.mark.parametrize("kept_file_bytes", [importer.KEPT_FILE_BYTES, 0], ids=["kept from pass 1", "read again"])
+async def test_an_import_stores_the_same_whether_pass_1_kept_the_events_or_not(
+    db: Database, new_account, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys, kept_file_bytes: int
+) -> None:
+    monkeypatch.setattr(importer, "KEPT_FILE_BYTES", kept_file_bytes)
+    account = await new_account()
+    good = {"email": " Ann@Example.com", "action": "email.opened", "occurred_at": "2026-03-01T10:00:00+01:00"}
+    lines = [{**good, "id": "a"}, {**good, "id": "b", "details": {"url": "x"}}, {**good, "id": "a"}]
+    (tmp_path / "events.ndjson").write_text("".join(json.dumps(e) + "\n" for e in lines))
+
+    await importer.import_file(db, account.id, tmp_path / "events.ndjson", "ndjson", max_details_bytes=1_000)
+
+    assert "imported 2 events (1 duplicates skipped)" in capsys.readouterr().out
+    rows = await db.reader.execute_fetchall(
+        "SELECT email, occurred_at, action, details FROM events WHERE account_id = ? ORDER BY seq", (account.id,)
+    )
+    assert rows == [("ann@example.com", 1772355600000, 3, None), ("ann@example.com", 1772355600000, 3, '{"url":"x"}')]
 
 
 def readme_blocks() -> list[str]:

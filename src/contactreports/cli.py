@@ -110,7 +110,11 @@ def import_command(file: Path, account_id: int, file_format: str | None) -> None
     file_format = file_format or ("csv" if file.suffix.lower() == ".csv" else "ndjson")
     settings = _settings()
     asyncio.run(
-        _with_db(settings, lambda db: import_file(db, account_id, file, file_format, settings.max_details_bytes))
+        _with_db(
+            settings,
+            lambda db: import_file(db, account_id, file, file_format, settings.max_details_bytes),
+            bulk=True,
+        )
     )
 
 
@@ -173,10 +177,10 @@ def _print_welcome(url: str, has_demo: bool) -> None:
     click.echo("Press Ctrl+C to stop.\n")
 
 
-async def _with_db(settings: Settings, action):
+async def _with_db(settings: Settings, action, *, bulk: bool = False):
     from contactreports.store.database import Database
 
-    db = await Database.open(settings.database_url, settings.busy_timeout_ms)
+    db = await Database.open(settings.database_url, settings.busy_timeout_ms, bulk=bulk)
     try:
         return await action(db)
     finally:

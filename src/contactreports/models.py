@@ -124,6 +124,8 @@ def format_ms(ms: int) -> str:
 
 def normalize_email(raw: str) -> str:
     """Trimmed and lower-cased, and NFC-normalised so that é typed either way is one address."""
+    if raw.isascii():  # nearly every address, and ASCII text is already NFC: skip the normaliser
+        return raw.strip().lower()
     return unicodedata.normalize("NFC", raw).strip().lower()
 
 
@@ -139,12 +141,12 @@ CONTROL_CHARACTERS_IN_TEXT = "control characters other than tab and line breaks 
 _CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f]")
 _CONTROLS_BUT_TEXT = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 _ASCII_SPACE_OR_CONTROL = re.compile("[\x00-\x20\x7f]")
+_CONTROLS_EXCEPT = {"": _CONTROLS, TEXT_CONTROLS: _CONTROLS_BUT_TEXT}
 
 
 def control_characters_in(text: str | None, allowed: str = "") -> bool:
     """Ids never need control characters, and they break terminals, logs, CSV and XLSX."""
-    pattern = {"": _CONTROLS, TEXT_CONTROLS: _CONTROLS_BUT_TEXT}[allowed]
-    return bool(text and pattern.search(text))
+    return bool(text and _CONTROLS_EXCEPT[allowed].search(text))
 
 
 def _spaces_or_invisibles_in(email: str) -> bool:

