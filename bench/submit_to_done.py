@@ -26,6 +26,7 @@ from contactreports.store.database import Database
 from services import running
 
 RUNS = {"tiny": 3, "small": 50, "full": 200}
+TARGET_P50_MS = 100
 
 SEARCH = {
     "email": DEMO_CONTACT,
@@ -80,13 +81,16 @@ async def main(runs: int) -> None:
     rows = report["row_count"]
     baseline = min(plain_sqlite_copy(work / "bench.db") for _ in range(20)) * 1000
     latencies.sort()
+    p50, job_p50 = statistics.median(latencies), statistics.median(job_times)
     print(
-        f"submit -> done over HTTP, {runs} runs, {rows} rows: p50 {statistics.median(latencies):.1f} ms, "
-        f"p99 {latencies[int(len(latencies) * 0.99) - 1]:.1f} ms"
+        f"submit -> done over HTTP, {runs} runs, {rows} rows: p50 {p50:.1f} ms, "
+        f"p99 {latencies[int(len(latencies) * 0.99) - 1]:.1f} ms; target p50 < {TARGET_P50_MS} ms: "
+        f"{'met' if p50 < TARGET_P50_MS else 'MISSED'}"
     )
+    # The job's timestamps have millisecond resolution, so the ratio is coarse for a small report.
     print(
-        f"job time (started -> finished) p50 {statistics.median(job_times):.1f} ms; plain sqlite3 "
-        f"read + insert of the same rows {baseline:.2f} ms"
+        f"job time (started -> finished) p50 {job_p50:.1f} ms; plain sqlite3 read + insert of the same rows "
+        f"{baseline:.2f} ms; the rest of the p50 is queue, HTTP and polling: {p50 - job_p50:.1f} ms"
     )
 
 
