@@ -271,6 +271,19 @@ def test_serve_with_two_workers_answers_from_both_and_stops_whole(
     assert alive == []
 
 
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_serve_that_cannot_start_exits_non_zero(workers: str, tmp_path: Path) -> None:
+    """A process manager restarts or alerts on a failed exit; with several processes, uvicorn's
+    own supervisor would return 0 when they cannot start."""
+    unopenable = tmp_path / "not-a-directory"
+    unopenable.write_text("")
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{unopenable}/x.db", "REDIS_URL": "redis://127.0.0.1:1"}
+
+    serve = contactreports("serve", "--port", str(free_port()), "--workers", workers, env=env, cwd=tmp_path)
+
+    assert serve.returncode == 3, serve.stderr
+
+
 def test_bad_configuration_is_a_clear_error(database_url: str, tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "PORT")}
 

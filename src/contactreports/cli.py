@@ -14,6 +14,8 @@ from pathlib import Path
 import click
 import msgspec
 import uvicorn
+from uvicorn.config import STARTUP_FAILURE
+from uvicorn.supervisors import Multiprocess
 
 from contactreports.config import ConfigError, Settings, load_settings, sqlite_path
 
@@ -52,9 +54,17 @@ workers_option = click.option(
 
 def _run_api(host: str, port: int, workers: int) -> None:
     """Serve the API until stopped; each process builds its app from the environment's settings."""
-    uvicorn.run(
-        "contactreports.api.app:create_app", factory=True, host=host, port=port, workers=workers, log_level="warning"
-    )
+    app, options = "contactreports.api.app:create_app", {"factory": True, "host": host, "port": port}
+    if workers == 1:
+        uvicorn.run(app, **options, log_level="warning")  # exits 3 if the app cannot start
+        return
+    config = uvicorn.Config(app, **options, workers=workers, log_level="warning")
+    supervisor = Multiprocess(config, sockets=[config.bind_socket()])
+    supervisor.run()
+    # uvicorn's supervisor stops when a process cannot start (say, the database cannot be
+    # opened) but returns normally: a process manager must not take that for a clean stop.
+    if any(process.exitcode == STARTUP_FAILURE for process in supervisor.processes):
+        sys.exit(STARTUP_FAILURE)
 
 
 @main.command()

@@ -50,17 +50,19 @@ class Database:
         """`bulk`: for a bulk load (`contactreports import`), whose writer gets a larger page cache."""
         path = sqlite_path(database_url)
         path.parent.mkdir(parents=True, exist_ok=True)
-        writer = await _connect(path, busy_timeout_ms)
+        opened = [writer := await _connect(path, busy_timeout_ms)]
         try:
             if bulk:
                 await writer.execute(f"PRAGMA cache_size = -{BULK_CACHE_KIB}")
             await _migrate(writer)
-            reader = await _connect(path, busy_timeout_ms)
+            opened.append(reader := await _connect(path, busy_timeout_ms))
+            lookups = sqlite3.connect(path, isolation_level=None, timeout=busy_timeout_ms / 1000)
+            lookups.execute("PRAGMA query_only = ON")
         except BaseException:
-            await writer.close()
+            # An aiosqlite connection left open keeps its thread, and so the process, alive.
+            for connection in reversed(opened):
+                await connection.close()
             raise
-        lookups = sqlite3.connect(path, isolation_level=None, timeout=busy_timeout_ms / 1000)
-        lookups.execute("PRAGMA query_only = ON")
         return cls(writer, reader, lookups)
 
     async def close(self) -> None:
