@@ -107,12 +107,14 @@ class Target(msgspec.Struct, frozen=True):
 
 def load(target: Target, expect: Path, arguments: argparse.Namespace) -> Load:
     """Drive `target` from the load process for one round."""
-    command = [sys.executable, str(BENCH / "http_load.py"), target.url, f"--expect={expect}"]
+    result = expect.with_name("load.json")
+    result.unlink(missing_ok=True)
+    command = [sys.executable, str(BENCH / "http_load.py"), target.url, f"--expect={expect}", f"--out={result}"]
     command += [f"--clients={arguments.clients}", f"--warmup={arguments.warmup}", f"--seconds={arguments.seconds}"]
     command += [f"--header={name}: {value}" for name, value in target.headers.items()]
     command += [f"--watch={pid}" for pid in target.pids]
-    output = subprocess.run(command, stdout=subprocess.PIPE, check=True).stdout
-    return msgspec.json.decode(output, type=Load)
+    subprocess.run(command, check=True)
+    return msgspec.json.decode(result.read_bytes(), type=Load)
 
 
 def with_children(pid: int) -> list[int]:
