@@ -77,8 +77,25 @@ def parse_moment(text: str, now: datetime) -> datetime:
     try:
         moment = datetime.fromisoformat(text.strip())
     except ValueError:
-        raise click.BadParameter(f"{text!r}: expected e.g. 30d, 12h, 2026-01-31 or 2026-01-31T09:00:00Z") from None
+        raise ValueError(f"{text!r}: expected e.g. 30d, 12h, 2026-01-31 or 2026-01-31T09:00:00Z") from None
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+class Moment(click.ParamType):
+    """A --since/--until value, checked while parsing so click's error names the option."""
+
+    name = "time"
+
+    def __init__(self, now: datetime):
+        self.now = now
+
+    def convert(self, value, param, ctx) -> datetime:
+        if isinstance(value, datetime):
+            return value
+        try:
+            return parse_moment(value, self.now)
+        except ValueError as error:
+            self.fail(str(error), param, ctx)
 
 
 def wire_time(moment: datetime) -> str:
@@ -183,6 +200,8 @@ def _show(client: Client, report: ReportOut, *, wait: bool, as_json: bool) -> No
         print_rows_table(client.rows(report.id))
 
 
+# One "now" per command run: `--since 30d` and the default `--until` are exactly 30 days apart.
+NOW = Moment(datetime.now(UTC))
 wait_option = click.option("--wait", is_flag=True, help="Show progress until done, then the rows.")
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 
@@ -191,21 +210,20 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON f
 @click.option("--email", required=True, help="The contact's email address.")
 @click.option("--category", "categories", multiple=True, help="Every action of a category (repeatable).")
 @click.option("--action", "actions", multiple=True, help="One action, e.g. email.clicked (repeatable).")
-@click.option("--since", default="30d", show_default=True, help="Start: 30d, 12h, 2w, or an ISO date/time.")
-@click.option("--until", help="End (exclusive), same forms as --since; default now.")
+@click.option("--since", type=NOW, default="30d", show_default=True, help="Start: 30d, 12h, 2w, or an ISO date/time.")
+@click.option("--until", type=NOW, help="End (exclusive), same forms as --since; default now.")
 @click.option("--include-archived", is_flag=True, help="Include the events of archived campaigns.")
 @wait_option
 @json_option
 @click.pass_context
 def create(ctx, email, categories, actions, since, until, include_archived, wait, as_json) -> None:
     """Start a report on one contact."""
-    now = datetime.now(UTC)
     search = {
         "email": email,
         "categories": list(categories),
         "actions": list(actions),
-        "start": wire_time(parse_moment(since, now)),
-        "end": wire_time(parse_moment(until, now) if until else now),
+        "start": wire_time(since),
+        "end": wire_time(until or NOW.now),
         "include_archived": include_archived,
     }
     client = _client(ctx)
