@@ -154,16 +154,21 @@ async def test_rerun_sees_new_events_then_delete_makes_it_a_clear_404(
     assert (shown.returncode, shown.stdout, shown.stderr) == (1, "", "Error: Not Found (404): No such report.\n")
 
 
-def test_a_second_report_while_one_is_active_names_the_active_one(paused_api: str, account: ApiAccount) -> None:
+def test_a_second_report_while_one_is_active_names_the_active_one(
+    paused_api: str, account: ApiAccount, tmp_path: Path
+) -> None:
     first = json.loads(ok(run("create", "--email", "ann@example.com", "--category", "email", "--json",
                               url=paused_api, key=account.api_key)))  # fmt: skip
 
     second = run("create", "--email", "ann@example.com", "--category", "sms", url=paused_api, key=account.api_key)
+    export = run("export", first["id"], url=paused_api, key=account.api_key, cwd=tmp_path)
 
     assert first["status"] == "queued"
     assert second.returncode == 1 and second.stdout == ""
     assert second.stderr.startswith(f"Error: Conflict (409): Report {first['id']} is still queued or processing")
     assert second.stderr.endswith(f"\nFollow it with: contactreports report show {first['id']} --wait\n")
+    assert export.returncode == 1 and export.stderr.startswith(f"Error: Conflict (409): Report {first['id']} is queued")
+    assert list(tmp_path.iterdir()) == []  # no empty file left behind by a refused export
 
 
 async def test_invalid_searches_show_every_field_error(

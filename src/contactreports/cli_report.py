@@ -12,7 +12,7 @@ import logging
 import re
 import sys
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import nullcontext
 from datetime import UTC, datetime, timedelta
 
@@ -165,7 +165,7 @@ def print_report(report: ReportOut) -> None:
 def wait_for(client: Client, report: ReportOut) -> ReportOut:
     """Poll until the report is done or failed, with a progress bar on stderr."""
     interval = FIRST_POLL_SECONDS
-    bar_format = "{desc}: {percentage:3.0f}%|{bar}| {elapsed} {postfix}"
+    bar_format = "{desc}: {percentage:3.0f}%|{bar}| {elapsed}{postfix}"
     with tqdm(total=100, desc=f"report {report.id}", file=sys.stderr, bar_format=bar_format) as bar:
         try:
             while report.status not in FINISHED:
@@ -250,15 +250,23 @@ def list_reports(ctx, status, as_json) -> None:
         click.echo("(no reports)")
 
 
-@report.command("show")
-@click.argument("report_id")
-@wait_option
-@json_option
-@click.pass_context
-def show(ctx, report_id, wait, as_json) -> None:
-    """One report; with --wait, its progress until done, then its rows."""
-    client = _client(ctx)
-    _show(client, client.report(report_id), wait=wait, as_json=as_json)
+def _report_command(name: str, help_text: str, fetch: Callable[[Client, str], ReportOut]) -> click.Command:
+    """`show` and `rerun`: one report by id (read, or re-run first), shown like `create` shows it."""
+
+    @report.command(name, help=help_text)
+    @click.argument("report_id")
+    @wait_option
+    @json_option
+    @click.pass_context
+    def command(ctx, report_id, wait, as_json) -> None:
+        client = _client(ctx)
+        _show(client, fetch(client, report_id), wait=wait, as_json=as_json)
+
+    return command
+
+
+show = _report_command("show", "One report; with --wait, its progress until done, then its rows.", Client.report)
+rerun = _report_command("rerun", "Compute a report again from the events as they are now.", Client.rerun)
 
 
 @report.command("rows")
@@ -292,17 +300,6 @@ def export(ctx, report_id, file_format, output) -> None:
             for chunk in chunks:
                 written += target.write(chunk)
     click.echo(f"wrote {written:,} bytes to {'stdout' if name == '-' else name}", err=True)
-
-
-@report.command("rerun")
-@click.argument("report_id")
-@wait_option
-@json_option
-@click.pass_context
-def rerun(ctx, report_id, wait, as_json) -> None:
-    """Compute a report again from the events as they are now."""
-    client = _client(ctx)
-    _show(client, client.rerun(report_id), wait=wait, as_json=as_json)
 
 
 @report.command("delete")
