@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -12,8 +13,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+from click import ClickException
 
 from conftest import PAUSED_QUEUE, ApiAccount, service_env, start_api
+from contactreports import cli_report
+from contactreports.api.schemas import Progress, ReportOut
 from contactreports.cli_report import parse_moment
 from contactreports.embedded_redis import free_port
 from helpers import all_rows, ingest, put_campaign
@@ -243,3 +247,47 @@ async def test_relative_since_finds_recent_events(api: str, account: ApiAccount,
                  url=api, key=account.api_key))  # fmt: skip
 
     assert out.endswith(f"\n{recent[:-1]}.000Z            email.opened\n(1 row)\n")
+
+
+class ScriptedClient:
+    """Answers each poll with the next of `reports`: the progress a real run reports, step by step."""
+
+    def __init__(self, reports: list[ReportOut]):
+        self.polls = iter(reports)
+
+    def report(self, report_id: str) -> ReportOut:
+        return next(self.polls)
+
+    def rows(self, report_id: str):
+        return iter([])
+
+
+def at(status: str, percent: float, error: str | None = None) -> ReportOut:
+    return ReportOut(
+        id="r1", email="ann@example.com", actions=["email.opened"], start="2026-01-01T00:00:00.000Z",
+        end="2027-01-01T00:00:00.000Z", include_archived=False, status=status,
+        progress=Progress(scanned=int(percent), total=100, percent=percent), row_count=None, error=error,
+        attempts=1, created_at="2026-01-01T00:00:00.000Z", started_at=None, finished_at=None,
+    )  # fmt: skip
+
+
+def test_the_progress_bar_follows_the_reports_progress(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    monkeypatch.setattr(cli_report, "FIRST_POLL_SECONDS", 0)
+    polls = [at("processing", 40.0), at("processing", 80.0), at("done", 100.0)]
+
+    final = cli_report.wait_for(ScriptedClient(polls), at("queued", 0.0))
+
+    drawn = capsys.readouterr().err
+    assert final.status == "done"
+    # tqdm redraws at most every 0.1 s, so not every step need be drawn; the last one always is.
+    assert drawn.rstrip().endswith("report r1: 100%|██████████| 00:00, done")
+    percents = [int(p) for p in re.findall(r"report r1:\s+(\d+)%", drawn)]
+    assert percents == sorted(percents) and percents[0] == 0
+
+
+def test_waiting_on_a_report_that_fails_says_why_and_exits_1(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cli_report, "FIRST_POLL_SECONDS", 0)
+    scripted = ScriptedClient([at("failed", 30.0, error="matched more than 2,000,000 events")])
+
+    with pytest.raises(ClickException, match="^report r1 failed: matched more than 2,000,000 events$"):
+        cli_report._show(scripted, at("processing", 10.0), wait=True, as_json=False)
