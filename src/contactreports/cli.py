@@ -1,4 +1,4 @@
-"""The `contactreports` command: up, serve, worker, accounts create, import."""
+"""The `contactreports` command: up, serve, worker, accounts create, import; `report ...` (cli_report.py)."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ import uvicorn
 from uvicorn.config import STARTUP_FAILURE
 from uvicorn.supervisors import Multiprocess
 
+from contactreports.cli_report import report
 from contactreports.config import ConfigError, Settings, load_settings, sqlite_path
 
 log = logging.getLogger("contactreports")
@@ -26,6 +27,9 @@ log = logging.getLogger("contactreports")
 def main() -> None:
     """contactreports: what exactly happened with one contact."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+main.add_command(report)
 
 
 def _settings(*, need_redis: bool = False) -> Settings:
