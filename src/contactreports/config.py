@@ -43,6 +43,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # Reports one worker process runs at once. arq starts at most this many a poll, so a
     # backlog drains at most max_jobs / poll_delay_seconds reports a second.
     max_jobs: int = 32
+    # The web page's session cookie is sent only over HTTPS (and http://localhost); turn this
+    # off only to serve the page over plain HTTP to another host.
+    web_secure_cookie: bool = True
 
     def __post_init__(self) -> None:
         # msgspec turns these ValueErrors into a ValidationError naming the bad value.

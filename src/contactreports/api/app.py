@@ -26,7 +26,9 @@ from contactreports.api.reports import ReportController
 from contactreports.api.requests import ApiRequest
 from contactreports.config import Settings, load_settings
 from contactreports.store.database import Database
-from contactreports.store.meta import cursor_secret
+from contactreports.store.meta import cursor_secret, session_secret
+from contactreports.web.pages import TEMPLATES, web_routers
+from contactreports.web.session import session_backend
 
 
 def create_app(settings: Settings | None = None) -> Litestar:
@@ -34,9 +36,12 @@ def create_app(settings: Settings | None = None) -> Litestar:
     if settings.redis_url is None:
         raise RuntimeError("REDIS_URL is not set (only `contactreports up` starts an embedded Redis)")
 
+    sessions = session_backend(secure=settings.web_secure_cookie)
+
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         db = await Database.open(settings.database_url, settings.busy_timeout_ms)
+        sessions.use_secret(await session_secret(db))
         # Connects lazily: the API starts (and /health says so) even while Redis is down.
         redis = ArqRedis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=5)
         app.state.update(
@@ -60,7 +65,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
         security=[{"BearerAuth": []}],
     )
     return Litestar(
-        route_handlers=[api, health],
+        route_handlers=[api, health, *web_routers(sessions)],
+        template_config=TEMPLATES,
         lifespan=[lifespan],
         state=State({}),
         exception_handlers=EXCEPTION_HANDLERS,

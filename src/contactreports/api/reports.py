@@ -123,7 +123,7 @@ def _conflict(active_report_id: str) -> ProblemError:
     )
 
 
-async def _enqueue(state: State, report: Report) -> None:
+async def enqueue_report(state: State, report: Report) -> None:
     try:
         await enqueue_run(state.redis, state.settings.queue_name, report.id, report.run)
     except Exception:  # Redis is only a transport: the reconciler enqueues queued reports again
@@ -191,7 +191,7 @@ class ReportController(Controller):
             report = await store.create_report(state.db, account.id, spec)
         except store.ActiveReportExists as error:
             raise _conflict(error.active_report_id) from error
-        await _enqueue(state, report)
+        await enqueue_report(state, report)
         return _accepted(report)
 
     @get("/", responses=problem_responses(), summary="Reports, newest first")
@@ -296,5 +296,5 @@ class ReportController(Controller):
             raise _conflict(error.active_report_id) from error
         if report is None:
             raise not_found("report")
-        await _enqueue(state, report)
+        await enqueue_report(state, report)
         return _accepted(report)

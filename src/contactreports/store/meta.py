@@ -5,6 +5,15 @@ from __future__ import annotations
 from contactreports.store.database import Database
 
 
-async def cursor_secret(db: Database) -> bytes:
-    rows = await db.reader.execute_fetchall("SELECT value FROM meta WHERE key = 'cursor_secret'")
+async def _secret(db: Database, key: str) -> bytes:
+    rows = await db.reader.execute_fetchall("SELECT value FROM meta WHERE key = ?", (key,))
     return bytes.fromhex(rows[0][0])
+
+
+async def cursor_secret(db: Database) -> bytes:
+    return await _secret(db, "cursor_secret")
+
+
+async def session_secret(db: Database) -> bytes:
+    """The web page's session cookie key (32 bytes, AES-GCM)."""
+    return await _secret(db, "session_secret")

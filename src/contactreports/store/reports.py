@@ -131,3 +131,11 @@ async def delete_report(db: Database, account_id: int, report_id: str) -> bool:
         if rows:
             await conn.execute("DELETE FROM report_rows WHERE report_pk = ?", (rows[0][0],))
     return bool(rows)
+
+
+async def active_report_id(db: Database, account_id: int) -> str | None:
+    """The account's queued or processing report, if any (there is at most one)."""
+    rows = await db.reader.execute_fetchall(
+        "SELECT id FROM reports WHERE account_id = ? AND status IN ('queued', 'processing') LIMIT 1", (account_id,)
+    )
+    return rows[0][0] if rows else None

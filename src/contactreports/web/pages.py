@@ -1,0 +1,161 @@
+"""The web page's routes: sign in and out, the reports list (live), rerun, delete."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from litestar import Request, Response, Router, get, post
+from litestar.contrib.jinja import JinjaTemplateEngine
+from litestar.response import Redirect, Template
+from litestar.static_files import create_static_files_router
+from litestar.template import TemplateConfig
+
+from contactreports.api.reports import ReportId, enqueue_report, report_out
+from contactreports.models import Account
+from contactreports.store import reports as store
+from contactreports.store.accounts import account_for_key
+from contactreports.web.session import DatabaseKeyedSessions, session_middleware
+
+HERE = Path(__file__).parent
+# The list shows this many newest reports (paging comes with the report page).
+LIST_LIMIT = 50
+
+
+async def _signed_in(request: Request) -> Account | None:
+    """The session's account; a session whose key no longer names one is cleared."""
+    api_key = request.session.get("api_key")
+    if not api_key:
+        return None
+    account = await account_for_key(request.app.state.db, api_key)
+    if account is None:
+        request.clear_session()
+    return account
+
+
+def _back_to_list(request: Request, notice: str | None = None) -> Redirect:
+    if notice:
+        request.session["notice"] = notice  # shown once, by the next page of the list
+    return Redirect("/", status_code=303)
+
+
+async def _list_context(request: Request, account: Account) -> dict[str, Any]:
+    db = request.app.state.db
+    reports = await store.list_reports(db, account.id, None, None, LIST_LIMIT)
+    return {
+        "account": account,
+        "reports": [report_out(report) for report in reports],
+        "active_report_id": await store.active_report_id(db, account.id),
+    }
+
+
+@get("/")
+async def index(request: Request) -> Template:
+    account = await _signed_in(request)
+    if account is None:
+        return Template("sign_in.html", context={"error": None})
+    context = await _list_context(request, account)
+    return Template("reports.html", context={**context, "notice": request.session.pop("notice", None)})
+
+
+@get("/reports/live")
+async def live_list(request: Request) -> Template | Response[None]:
+    """The list alone, as the page's script fetches it to stay current without reloading."""
+    account = await _signed_in(request)
+    if account is None:
+        return Response(None, status_code=401)
+    return Template("_reports.html", context=await _list_context(request, account))
+
+
+@post("/sign-in")
+async def sign_in(request: Request) -> Template | Redirect:
+    api_key = str((await request.form()).get("api_key", "")).strip()
+    if not api_key or await account_for_key(request.app.state.db, api_key) is None:
+        error = "Enter your API key." if not api_key else "That API key is not valid. Check it and try again."
+        return Template("sign_in.html", context={"error": error}, status_code=400)
+    request.set_session({"api_key": api_key})
+    return Redirect("/", status_code=303)
+
+
+@post("/sign-out")
+async def sign_out(request: Request) -> Redirect:
+    request.clear_session()
+    return Redirect("/", status_code=303)
+
+
+@get("/reports/new")
+async def new_search(request: Request) -> Template | Redirect:
+    account = await _signed_in(request)
+    if account is None:
+        return Redirect("/", status_code=303)
+    return Template("new_search.html", context={"account": account})
+
+
+@get("/reports/{report_id:str}")
+async def report_page(request: Request, report_id: ReportId) -> Template | Redirect:
+    account = await _signed_in(request)
+    if account is None:
+        return Redirect("/", status_code=303)
+    report = await store.get_report(request.app.state.db, account.id, report_id)
+    if report is None:
+        return _back_to_list(request, "That report no longer exists.")
+    return Template("report.html", context={"account": account, "report": report_out(report)})
+
+
+@post("/reports/{report_id:str}/rerun")
+async def rerun(request: Request, report_id: ReportId) -> Redirect:
+    account = await _signed_in(request)
+    if account is None:
+        return Redirect("/", status_code=303)
+    try:
+        report = await store.rerun_report(request.app.state.db, account.id, report_id)
+    except store.ActiveReportExists:
+        return _back_to_list(request, "A report is still running: wait for it to finish, or delete it.")
+    if report is None:
+        return _back_to_list(request, "That report no longer exists.")
+    await enqueue_report(request.app.state, report)
+    return _back_to_list(request, f"The report for {report.spec.email} is queued again.")
+
+
+@get("/reports/{report_id:str}/delete")
+async def confirm_delete(request: Request, report_id: ReportId) -> Template | Redirect:
+    account = await _signed_in(request)
+    if account is None:
+        return Redirect("/", status_code=303)
+    report = await store.get_report(request.app.state.db, account.id, report_id)
+    if report is None:
+        return _back_to_list(request, "That report no longer exists.")
+    return Template("confirm_delete.html", context={"account": account, "report": report_out(report)})
+
+
+@post("/reports/{report_id:str}/delete")
+async def delete(request: Request, report_id: ReportId) -> Redirect:
+    account = await _signed_in(request)
+    if account is None:
+        return Redirect("/", status_code=303)
+    deleted = await store.delete_report(request.app.state.db, account.id, report_id)
+    return _back_to_list(request, "The report is deleted." if deleted else "That report no longer exists.")
+
+
+def when(timestamp: str | None) -> str:
+    """An API timestamp (2026-03-01T09:30:00.000Z) as people read it: 2026-03-01 09:30:00 UTC."""
+    return f"{timestamp[:10]} {timestamp[11:19]} UTC" if timestamp else "—"
+
+
+def _add_filters(engine: JinjaTemplateEngine) -> None:
+    engine.engine.filters["when"] = when
+
+
+TEMPLATES = TemplateConfig(directory=HERE / "templates", engine=JinjaTemplateEngine, engine_callback=_add_filters)
+
+
+def web_routers(sessions: DatabaseKeyedSessions) -> list[Router]:
+    """The page's routes (with the session cookie) and its static files; none in the OpenAPI document."""
+    pages = Router(
+        "/",
+        route_handlers=[index, live_list, sign_in, sign_out, new_search, report_page, rerun, confirm_delete, delete],
+        middleware=[session_middleware(sessions)],
+        include_in_schema=False,
+    )
+    static = create_static_files_router("/static", directories=[HERE / "static"], include_in_schema=False)
+    return [pages, static]
