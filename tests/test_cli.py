@@ -9,9 +9,11 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
+import click
 import httpx
 import psutil
 import pytest
@@ -148,11 +150,11 @@ def test_an_invalid_import_names_the_event_and_stores_nothing(
     assert counts.stdout.strip() == "0"
 
 
-@pytest.mark.parametrize("kept_file_bytes", [importer.KEPT_FILE_BYTES, 0], ids=["kept from pass 1", "read again"])
+@pytest.mark.parametrize("kept_bytes", [importer.KEPT_BYTES, 0], ids=["kept from pass 1", "read again"])
 async def test_an_import_stores_the_same_whether_pass_1_kept_the_events_or_not(
-    db: Database, new_account, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys, kept_file_bytes: int
+    db: Database, new_account, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys, kept_bytes: int
 ) -> None:
-    monkeypatch.setattr(importer, "KEPT_FILE_BYTES", kept_file_bytes)
+    monkeypatch.setattr(importer, "KEPT_BYTES", kept_bytes)
     account = await new_account()
     good = {"email": " Ann@Example.com", "action": "email.opened", "occurred_at": "2026-03-01T10:00:00+01:00"}
     lines = [{**good, "id": "a"}, {**good, "id": "b", "details": {"url": "x"}}, {**good, "id": "a"}]
@@ -165,6 +167,65 @@ async def test_an_import_stores_the_same_whether_pass_1_kept_the_events_or_not(
         "SELECT email, occurred_at, action, details FROM events WHERE account_id = ? ORDER BY seq", (account.id,)
     )
     assert rows == [("ann@example.com", 1772355600000, 3, None), ("ann@example.com", 1772355600000, 3, '{"url":"x"}')]
+
+
+async def stored_events(db: Database, account_id: int) -> int:
+    return (await db.reader.execute_fetchall("SELECT count(*) FROM events WHERE account_id = ?", (account_id,)))[0][0]
+
+
+@pytest.mark.parametrize("kept_bytes", [importer.KEPT_BYTES, 0], ids=["fits in memory", "too large to keep"])
+async def test_a_pipe_is_imported_if_its_events_fit_in_memory_else_refused(
+    db: Database, new_account, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kept_bytes: int
+) -> None:
+    """A pipe cannot be read a second time, so pass 2 can only store what pass 1 kept."""
+    monkeypatch.setattr(importer, "KEPT_BYTES", kept_bytes)
+    account = await new_account()
+    pipe = tmp_path / "events.pipe"
+    os.mkfifo(pipe)
+    event = {"email": "ann@example.com", "action": "email.opened", "occurred_at": "2026-03-01T10:00:00Z"}
+    writer = threading.Thread(target=pipe.write_text, args=(json.dumps(event) + "\n",))
+    writer.start()
+
+    try:
+        await importer.import_file(db, account.id, pipe, "ndjson", max_details_bytes=1_000)
+        outcome = "imported"
+    except click.ClickException as error:
+        outcome = error.message
+    writer.join(timeout=DEADLINE_SECONDS)
+
+    if kept_bytes:
+        assert (outcome, await stored_events(db, account.id)) == ("imported", 1)
+    else:
+        assert (outcome, await stored_events(db, account.id)) == (
+            f"{pipe} is not a regular file and holds more events than an import keeps in memory (0 MB): "
+            "save it to a file and import that; nothing was stored",
+            0,
+        )
+
+
+async def test_a_file_changed_between_the_check_and_the_storing_is_refused_whole(
+    db: Database, new_account, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Read again for pass 2 (too large to keep), the file must be the one pass 1 checked."""
+    monkeypatch.setattr(importer, "KEPT_BYTES", 0)
+    account = await new_account()
+    path = tmp_path / "events.ndjson"
+    event = {"email": "ann@example.com", "action": "email.opened", "occurred_at": "2026-03-01T10:00:00Z"}
+    path.write_text(json.dumps(event) + "\n")
+    known_campaign_ids = importer.known_campaign_ids
+
+    async def another_process_appends_meanwhile(*args):  # runs between the two passes
+        with path.open("a") as file:
+            file.write('{"email": "not an email"}\n')
+        return await known_campaign_ids(*args)
+
+    monkeypatch.setattr(importer, "known_campaign_ids", another_process_appends_meanwhile)
+
+    with pytest.raises(click.ClickException) as refused:
+        await importer.import_file(db, account.id, path, "ndjson", max_details_bytes=1_000)
+
+    assert refused.value.message == f"{path} changed while it was being checked; nothing was stored"
+    assert await stored_events(db, account.id) == 0
 
 
 def readme_blocks() -> list[str]:

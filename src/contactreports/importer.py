@@ -24,18 +24,22 @@ from contactreports.models import FieldError, NewEvent
 from contactreports.store.accounts import account_exists
 from contactreports.store.campaigns import known_campaign_ids
 from contactreports.store.database import Database
-from contactreports.store.events import insert_events
+from contactreports.store.events import UnknownCampaigns, insert_events
 
 # Events per transaction. Events are clustered by contact, so a batch's inserts land on pages
 # all over the table, and each transaction writes every page it touched to the WAL once: ten
 # times the events per transaction writes far fewer pages per event (bench/ingest.py). The
 # write lock is held for a second or two at a time; API writers wait for it (busy timeout).
 BATCH = 100_000
-# Pass 1's checked events are kept for pass 2 when the file is at most this large, instead of
-# reading, decoding and checking it all a second time (half the Python work of an import). They
-# take about twice the file's size in memory (430 bytes for a 222-byte line of bench/ingest.py's
-# file): up to about 500 MB. A larger file is read twice.
-KEPT_FILE_BYTES = 256 * 1024 * 1024
+# Pass 1's checked events are kept for pass 2 while they hold at most this much memory (by
+# `_held_bytes`), instead of reading, decoding and checking the file a second time (half the
+# Python work of an import): about 1.3M events like bench/ingest.py's. Past it they are dropped
+# and pass 2 reads the file again; a pipe, which cannot be read again, is refused past it.
+KEPT_BYTES = 512 * 1024 * 1024
+# What a kept event holds besides its strings' characters: the Struct, its ints, a list slot and
+# the strings' own headers (measured: 190 bytes an event with a short email only, 430 with an
+# id and 60 bytes of details).
+EVENT_OVERHEAD_BYTES = 300
 
 
 def _ndjson_events(path: Path) -> Iterator[EventIn]:
@@ -86,9 +90,38 @@ def _shift(errors: list[FieldError], offset: int) -> list[FieldError]:
 async def import_file(db: Database, account_id: int, path: Path, file_format: str, max_details_bytes: int) -> None:
     if not await account_exists(db, account_id):
         raise click.ClickException(f"no account {account_id}")
-    # Pass 1 checks every event, so a bad line stops the import before anything is stored.
-    count, campaigns = 0, set()
-    kept: list[list[NewEvent]] | None = [] if path.stat().st_size <= KEPT_FILE_BYTES else None
+    fingerprint = _fingerprint(path)
+    count, kept = await _check_all(db, account_id, path, file_format, max_details_bytes)
+    if kept is None and _fingerprint(path) != fingerprint:
+        raise click.ClickException(f"{path} changed while it was being checked; nothing was stored")
+    started, ingested, duplicates = time.perf_counter(), 0, 0
+    try:
+        with tqdm(total=count, desc="importing", unit=" events", unit_scale=True) as bar:
+            for events in kept if kept is not None else _checked_again(path, file_format, max_details_bytes):
+                added, skipped = await insert_events(db, account_id, events)
+                ingested, duplicates = ingested + added, duplicates + skipped
+                bar.update(len(events))
+    except (InvalidEvents, UnknownCampaigns, UnicodeDecodeError) as error:  # pass 2 of a file changed meanwhile
+        raise click.ClickException(
+            f"{path} changed while it was being imported ({error}); the {ingested + duplicates:,} events before "
+            "the change were stored, the rest were not"
+        ) from error
+    seconds = time.perf_counter() - started
+    click.echo(
+        f"imported {ingested:,} events ({duplicates:,} duplicates skipped) in {seconds:.1f} s: "
+        f"{count / seconds if seconds else 0:,.0f} events/s"
+    )
+
+
+async def _check_all(
+    db: Database, account_id: int, path: Path, file_format: str, max_details_bytes: int
+) -> tuple[int, list[list[NewEvent]] | None]:
+    """Pass 1: check every event, so a bad line stops the import before anything is stored.
+
+    Returns the events' count, and the checked events if they fit KEPT_BYTES.
+    """
+    count, campaigns, held = 0, set(), 0
+    kept: list[list[NewEvent]] | None = []
     try:
         for batch in tqdm(_batches(path, file_format), desc="checking", unit=" batches", leave=False):
             try:
@@ -99,6 +132,10 @@ async def import_file(db: Database, account_id: int, path: Path, file_format: st
             count += len(batch)
             if kept is not None:
                 kept.append(checked)
+                held += _held_bytes(checked)
+                if held > KEPT_BYTES:
+                    _must_be_readable_again(path)
+                    kept = None  # pass 2 reads the file again
     except InvalidEvents as error:
         raise click.ClickException(_describe(error.errors)) from error
     except UnicodeDecodeError as error:  # a CSV file is read as text
@@ -106,17 +143,26 @@ async def import_file(db: Database, account_id: int, path: Path, file_format: st
     unknown = campaigns - await known_campaign_ids(db, account_id, campaigns)
     if unknown:
         raise click.ClickException(f"unknown campaigns, nothing was stored: {', '.join(sorted(unknown)[:20])}")
-    started, ingested, duplicates = time.perf_counter(), 0, 0
-    with tqdm(total=count, desc="importing", unit=" events", unit_scale=True) as bar:
-        for events in kept if kept is not None else _checked_again(path, file_format, max_details_bytes):
-            added, skipped = await insert_events(db, account_id, events)
-            ingested, duplicates = ingested + added, duplicates + skipped
-            bar.update(len(events))
-    seconds = time.perf_counter() - started
-    click.echo(
-        f"imported {ingested:,} events ({duplicates:,} duplicates skipped) in {seconds:.1f} s: "
-        f"{count / seconds if seconds else 0:,.0f} events/s"
-    )
+    return count, kept
+
+
+def _held_bytes(events: list[NewEvent]) -> int:
+    return sum(EVENT_OVERHEAD_BYTES + len(e.email) + len(e.event_id or "") + len(e.details or b"") for e in events)
+
+
+def _must_be_readable_again(path: Path) -> None:
+    """Too many events to keep: pass 2 must read the file again, which a pipe cannot be."""
+    if not path.is_file():
+        raise click.ClickException(
+            f"{path} is not a regular file and holds more events than an import keeps in memory "
+            f"({KEPT_BYTES // 2**20} MB): save it to a file and import that; nothing was stored"
+        )
+
+
+def _fingerprint(path: Path) -> tuple[int, ...]:
+    """What changes when the file is rewritten, replaced or appended to."""
+    stat = path.stat()
+    return stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns
 
 
 def _checked_again(path: Path, file_format: str, max_details_bytes: int) -> Iterator[list[NewEvent]]:
