@@ -91,15 +91,20 @@ async def new_search(request: Request) -> Template | Redirect:
     return Template("new_search.html", context={"account": account})
 
 
-@get("/reports/{report_id:str}")
-async def report_page(request: Request, report_id: ReportId) -> Template | Redirect:
+async def _report_template(request: Request, report_id: str, template: str) -> Template | Redirect:
+    """A page about one of the signed-in account's reports."""
     account = await _signed_in(request)
     if account is None:
         return Redirect("/", status_code=303)
     report = await store.get_report(request.app.state.db, account.id, report_id)
     if report is None:
         return _back_to_list(request, "That report no longer exists.")
-    return Template("report.html", context={"account": account, "report": report_out(report)})
+    return Template(template, context={"account": account, "report": report_out(report)})
+
+
+@get("/reports/{report_id:str}")
+async def report_page(request: Request, report_id: ReportId) -> Template | Redirect:
+    return await _report_template(request, report_id, "report.html")
 
 
 @post("/reports/{report_id:str}/rerun")
@@ -119,13 +124,7 @@ async def rerun(request: Request, report_id: ReportId) -> Redirect:
 
 @get("/reports/{report_id:str}/delete")
 async def confirm_delete(request: Request, report_id: ReportId) -> Template | Redirect:
-    account = await _signed_in(request)
-    if account is None:
-        return Redirect("/", status_code=303)
-    report = await store.get_report(request.app.state.db, account.id, report_id)
-    if report is None:
-        return _back_to_list(request, "That report no longer exists.")
-    return Template("confirm_delete.html", context={"account": account, "report": report_out(report)})
+    return await _report_template(request, report_id, "confirm_delete.html")
 
 
 @post("/reports/{report_id:str}/delete")
