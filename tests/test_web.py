@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -177,3 +178,56 @@ def event(n: int) -> dict:
         "occurred_at": f"2026-03-0{n + 1}T09:00:00Z",
         "campaign_id": "spring",
     }
+
+
+async def test_new_search_form_shows_errors_inline_then_starts_a_report(
+    page: Page, web_account: tuple[str, str]
+) -> None:
+    _, api_key = web_account
+    await page.goto("/")
+    await sign_in(page, api_key)
+    await page.get_by_role("link", name="New search").click()
+    await expect(page.get_by_role("heading", level=1)).to_have_text("New search")
+
+    await page.get_by_role("button", name="Start search").click()
+    email = page.get_by_label("Email address")
+    await expect(email).to_have_attribute("aria-invalid", "true")
+    await expect(email).to_have_attribute("aria-describedby", "email-error")
+    await expect(page.locator("#email-error")).to_have_text("Not an email address.")
+    await expect(page.locator("#actions-error")).to_have_text("Name at least one action or category.")
+    await expect(page.locator("#start-error")).to_have_text("Enter a start date.")
+    await expect(page.locator("#end-error")).to_have_text("Enter an end date.")
+    await expect(page.get_by_role("alert")).to_have_count(4)
+    assert await page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")  # fits a phone
+
+    await email.fill("  Ann@Example.com ")
+    sms = page.get_by_role("group", name="SMS")
+    await sms.get_by_label("All SMS actions").check()
+    await expect(sms.get_by_label("Delivered")).to_be_checked()
+    await page.get_by_role("button", name="Last 30 days").click()
+    today = datetime.now(UTC).date()
+    await expect(page.get_by_label("From (UTC)")).to_have_value((today - timedelta(days=29)).isoformat())
+    await expect(page.get_by_label("To (UTC, included)")).to_have_value(today.isoformat())
+    await page.get_by_role("button", name="Start search").click()
+
+    await expect(page.get_by_role("heading", level=1)).to_have_text("Your reports")
+    await expect(page.get_by_role("status")).to_have_text("The report for ann@example.com is queued.")
+    row = page.locator("tr[data-report-id]")
+    await expect(row).to_have_count(1)
+    await expect(row.locator("td[data-label='Contact']")).to_have_text("ann@example.com")
+    await expect(row.locator(".badge")).to_have_text("queued")
+    report_id = await row.get_attribute("data-report-id")
+
+    # The same one-active-report rule as the API, named in the form, which keeps what was typed.
+    await page.goto("/reports/new")
+    await page.get_by_label("Email address").fill("bob@example.com")
+    await page.get_by_role("group", name="Email").get_by_label("Opened").check()
+    await page.get_by_role("button", name="This year").click()
+    await page.get_by_role("button", name="Start search").click()
+    await expect(page.locator("#form-error")).to_have_text(
+        f"A report is still running (the report for ann@example.com, {report_id}): one search at a time. "
+        "Wait for it to finish, or delete it."
+    )
+    await expect(page.get_by_label("Email address")).to_have_value("bob@example.com")
+    await expect(page.get_by_role("group", name="Email").get_by_label("Opened")).to_be_checked()
+    await expect(page.get_by_label("From (UTC)")).to_have_value(f"{today.year}-01-01")

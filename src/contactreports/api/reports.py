@@ -130,6 +130,14 @@ async def enqueue_report(state: State, report: Report) -> None:
         log.warning("could not enqueue report %s run %s; the reconciler will", report.id, report.run, exc_info=True)
 
 
+async def start_report(state: State, account: Account, spec: ReportSpec) -> Report:
+    """Store a new report and queue its run (the API's create and the web page's form); raises
+    `store.ActiveReportExists` while the account has one queued or processing."""
+    report = await store.create_report(state.db, account.id, spec)
+    await enqueue_report(state, report)
+    return report
+
+
 def _accepted(report: Report) -> Response[ReportOut]:
     return Response(report_out(report), status_code=202, headers={"Location": f"/api/reports/{report.id}"})
 
@@ -188,10 +196,9 @@ class ReportController(Controller):
     async def create(self, data: ReportIn, account: Account, state: State) -> Response[ReportOut]:
         spec = report_spec(data, state.settings)
         try:
-            report = await store.create_report(state.db, account.id, spec)
+            report = await start_report(state, account, spec)
         except store.ActiveReportExists as error:
             raise _conflict(error.active_report_id) from error
-        await enqueue_report(state, report)
         return _accepted(report)
 
     @get("/", responses=problem_responses(), summary="Reports, newest first")

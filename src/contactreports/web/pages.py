@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from litestar import Request, Response, Router, get, post
 from litestar.contrib.jinja import JinjaTemplateEngine
+from litestar.datastructures import FormMultiDict
 from litestar.response import Redirect, Template
 from litestar.static_files import create_static_files_router
 from litestar.template import TemplateConfig
@@ -15,6 +17,7 @@ from contactreports.api.reports import ReportId, enqueue_report, report_out
 from contactreports.models import Account
 from contactreports.store import reports as store
 from contactreports.store.accounts import account_for_key
+from contactreports.web.search import create_from_form, form_context, quick_ranges, typed
 from contactreports.web.session import DatabaseKeyedSessions, session_middleware
 
 HERE = Path(__file__).parent
@@ -88,7 +91,27 @@ async def new_search(request: Request) -> Template | Redirect:
     account = await _signed_in(request)
     if account is None:
         return Redirect("/", status_code=303)
-    return Template("new_search.html", context={"account": account})
+    return Template("new_search.html", context={"account": account, **form_context(typed(FormMultiDict()), {})})
+
+
+@post("/reports/new")
+async def create_search(request: Request) -> Template | Redirect:
+    account = await _signed_in(request)
+    if account is None:
+        return Redirect("/", status_code=303)
+    form = await request.form()
+    values = typed(form)
+    quick = form.get("quick")
+    if quick is not None:  # a quick range without JavaScript: fill the dates, check nothing yet
+        for label, first, last in quick_ranges(datetime.now(UTC).date()):
+            if label == quick:
+                values.update(start=first, end=last)
+        return Template("new_search.html", context={"account": account, **form_context(values, {})})
+    outcome = await create_from_form(request, account, values)
+    if isinstance(outcome, dict):
+        context = {"account": account, **form_context(values, outcome)}
+        return Template("new_search.html", context=context, status_code=400)
+    return _back_to_list(request, f"The report for {outcome.spec.email} is queued.")
 
 
 async def _report_template(request: Request, report_id: str, template: str) -> Template | Redirect:
@@ -152,7 +175,10 @@ def web_routers(sessions: DatabaseKeyedSessions) -> list[Router]:
     """The page's routes (with the session cookie) and its static files; none in the OpenAPI document."""
     pages = Router(
         "/",
-        route_handlers=[index, live_list, sign_in, sign_out, new_search, report_page, rerun, confirm_delete, delete],
+        route_handlers=[
+            *(index, live_list, sign_in, sign_out, new_search, create_search),
+            *(report_page, rerun, confirm_delete, delete),
+        ],
         middleware=[session_middleware(sessions)],
         include_in_schema=False,
     )
