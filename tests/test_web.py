@@ -16,7 +16,7 @@ from playwright.async_api import Browser, Page, async_playwright, expect
 from conftest import DEADLINE_SECONDS, Process, service_env, start_api
 from contactreports.store.accounts import create_account
 from contactreports.store.database import Database
-from helpers import create_report, ingest, put_campaign
+from helpers import create_report, ingest, put_campaign, wait_done
 
 CHROMIUM = Path("/usr/bin/chromium")
 # As the machine notes say: without the networking flags Chromium dials out and is refused.
@@ -231,3 +231,92 @@ async def test_new_search_form_shows_errors_inline_then_starts_a_report(
     await expect(page.get_by_label("Email address")).to_have_value("bob@example.com")
     await expect(page.get_by_role("group", name="Email").get_by_label("Opened")).to_be_checked()
     await expect(page.get_by_label("From (UTC)")).to_have_value(f"{today.year}-01-01")
+
+
+REPORT_EVENTS = [
+    ("r-1", "email.opened", "2026-03-01T09:00:00Z", "spring", None),
+    ("r-2", "email.clicked", "2026-03-02T10:30:00Z", "spring", {"url": "https://example.com/sale?a=1&b=2"}),
+    ("r-3", "email.bounced", "2026-03-03T11:00:00Z", None, {"type": "hard", "reason": "<b>mailbox unknown</b>"}),
+    ("r-4", "email.opened", "2026-03-04T12:00:00Z", "spring", {"device": "phone", "count": 2}),
+]
+
+
+async def test_report_page_rows_filter_pages_summary_and_csv_export(
+    page: Page, web: str, web_env: dict[str, str], web_account: tuple[str, str], logs: Path
+) -> None:
+    _, api_key = web_account
+    async with httpx.AsyncClient(base_url=web, headers={"Authorization": f"Bearer {api_key}"}) as client:
+        await put_campaign(client, "spring", "Spring sale")
+        events = [
+            {"id": id_, "email": "ann@example.com", "action": action, "occurred_at": at, "campaign_id": campaign}
+            | ({"details": details} if details else {})
+            for id_, action, at, campaign, details in REPORT_EVENTS
+        ]
+        await ingest(client, events)
+        report = await create_report(client, **SEARCH)
+        await page.goto("/")
+        await sign_in(page, api_key)
+        await page.get_by_role("link", name="Open the report for ann@example.com").click()
+        await expect(page.get_by_role("heading", level=1)).to_have_text("ann@example.com")
+        await expect(page.locator("#report-status .badge")).to_have_text("queued")
+        await expect(page.get_by_role("progressbar", name="Progress of the report")).to_be_visible()
+        await expect(page.locator("table.rows")).to_have_count(0)
+        await page.evaluate("window.notReloaded = true")  # the page reloads itself once the report is done
+        worker = Process(["worker"], web_env, logs / "web-report-worker.log")
+        try:
+            assert (await wait_done(client, report["id"]))["status"] == "done"
+        finally:
+            worker.stop()
+        await expect(page.locator("#report-status .badge")).to_have_text("done")
+        api_csv = (await client.get(f"/api/reports/{report['id']}/export", params={"format": "csv"})).content
+
+    table = page.locator("table.rows tbody tr")
+    await expect(table).to_have_count(4)
+    await expect(table.locator("td[data-label='Action']")).to_have_text(
+        ["email.opened", "email.clicked", "email.bounced", "email.opened"]
+    )
+    await expect(table.locator("td[data-label='Campaign']")).to_have_text(
+        ["Spring sale", "Spring sale", "—", "Spring sale"]
+    )
+    await expect(table.locator("td[data-label='Details']")).to_have_text(
+        [
+            "",
+            "url: https://example.com/sale?a=1&b=2",
+            "type: hardreason: <b>mailbox unknown</b>",
+            "device: phonecount: 2",
+        ]
+    )
+    times = [await t.get_attribute("datetime") for t in await table.locator("time").all()]
+    assert times == [f"{at[:-1]}.000Z" for _, _, at, _, _ in REPORT_EVENTS]
+    link = table.get_by_role("link", name="https://example.com/sale?a=1&b=2")
+    await expect(link).to_have_attribute("href", "https://example.com/sale?a=1&b=2")
+    await expect(link).to_have_attribute("rel", "noopener noreferrer")
+    await expect(page.locator("table.rows b")).to_have_count(0)  # details are text, never HTML
+    # Without JavaScript the times read in UTC; the script shows them in the viewer's zone instead.
+    assert "UTC" not in await table.locator("time").first.inner_text()
+
+    summary = page.locator("table.summary tbody tr")
+    # Most rows first, ties in catalogue order.
+    await expect(summary).to_have_text(["email.opened2", "email.clicked1", "email.bounced1"])
+    await expect(page.locator(".first time")).to_have_attribute("datetime", "2026-03-01T09:00:00.000Z")
+    await expect(page.locator(".last time")).to_have_attribute("datetime", "2026-03-04T12:00:00.000Z")
+
+    await page.get_by_label("Action").select_option("email.opened")
+    await page.get_by_role("button", name="Filter").click()
+    await expect(table.locator("td[data-label='Action']")).to_have_text(["email.opened", "email.opened"])
+    await expect(page.get_by_label("Action")).to_have_value("email.opened")
+
+    await page.goto(f"/reports/{report['id']}?limit=3")
+    await expect(table).to_have_count(3)
+    await page.get_by_role("link", name="Next page").click()
+    await expect(table.locator("td[data-label='Action']")).to_have_text(["email.opened"])
+    await expect(page.get_by_role("link", name="Next page")).to_have_count(0)
+    await page.get_by_role("link", name="First page").click()
+    await expect(table).to_have_count(3)
+
+    async with page.expect_download() as download_info:
+        await page.get_by_role("link", name="Export CSV").click()
+    download = await download_info.value
+    assert download.suggested_filename == f"contact-report-{report['id']}.csv"
+    assert Path(await download.path()).read_bytes() == api_csv
+    assert api_csv.count(b"\n") == 5

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from typing import Annotated
 
 from litestar import Controller, Response, delete, get, post
@@ -177,6 +178,45 @@ async def _check_still_done(state: State, account: Account, report: Report) -> N
         )
 
 
+async def rows_page(
+    state: State, account: Account, report_id: str, action: Iterable[str], limit: int, cursor: str | None
+) -> Page[RowView]:
+    """A page of a done report's rows (the API's `/rows` and the web page's table)."""
+    actions = sorted(set(action))
+    unknown = [FieldError("action", f"unknown action {name!r}") for name in actions if name not in ACTION_CODES]
+    if unknown:
+        raise invalid(unknown)
+    report = await _done_report(state, account, report_id)
+    scope = f"rows:{account.id}:{report.id}:{','.join(actions)}"
+    after = _resume_after(report, state.cursors.decode(scope, cursor))
+    rows = await page_rows(state.db, report.pk, report.run, actions, after, limit + 1)
+    if not rows:
+        await _check_still_done(state, account, report)
+    last = rows[limit - 1] if len(rows) > limit else None
+    next_cursor = state.cursors.encode(scope, [report.run, last.occurred_at, last.seq]) if last else None
+    return Page([row_view(row) for row in rows[:limit]], next_cursor)
+
+
+async def export_stream(state: State, account: Account, report_id: str, format: Format) -> Stream:
+    """A done report's rows as a download (the API's `/export` and the web page's buttons)."""
+    report = await _done_report(state, account, report_id)
+    rows = stream_rows(state.db, report.pk, report.run)
+    if format == "xlsx":
+        try:
+            body = file_chunks(await write_xlsx(rows))
+        except ExportTooLarge as error:
+            raise ProblemError(422, str(error)) from error
+        except ReportChanged as error:
+            raise ProblemError(409, f"Report {report.id} was re-run or deleted during the export.") from error
+    else:
+        body = STREAMED[format](rows)
+    return Stream(
+        body,
+        media_type=MEDIA_TYPES[format],
+        headers={"Content-Disposition": f'attachment; filename="contact-report-{report.id}.{format}"'},
+    )
+
+
 class ReportController(Controller):
     path = "/reports"
     tags = ["reports"]
@@ -236,19 +276,7 @@ class ReportController(Controller):
         limit: Limit = 50,
         cursor: Cursor = None,
     ) -> Page[RowView]:
-        actions = sorted(set(action or ()))
-        unknown = [FieldError("action", f"unknown action {name!r}") for name in actions if name not in ACTION_CODES]
-        if unknown:
-            raise invalid(unknown)
-        report = await _done_report(state, account, report_id)
-        scope = f"rows:{account.id}:{report.id}:{','.join(actions)}"
-        after = _resume_after(report, state.cursors.decode(scope, cursor))
-        rows = await page_rows(state.db, report.pk, report.run, actions, after, limit + 1)
-        if not rows:
-            await _check_still_done(state, account, report)
-        last = rows[limit - 1] if len(rows) > limit else None
-        next_cursor = state.cursors.encode(scope, [report.run, last.occurred_at, last.seq]) if last else None
-        return Page([row_view(row) for row in rows[:limit]], next_cursor)
+        return await rows_page(state, account, report_id, action or (), limit, cursor)
 
     @get(
         "/{report_id:str}/export",
@@ -261,22 +289,7 @@ class ReportController(Controller):
         ),
     )
     async def export(self, report_id: ReportId, account: Account, state: State, format: Format) -> Stream:
-        report = await _done_report(state, account, report_id)
-        rows = stream_rows(state.db, report.pk, report.run)
-        if format == "xlsx":
-            try:
-                body = file_chunks(await write_xlsx(rows))
-            except ExportTooLarge as error:
-                raise ProblemError(422, str(error)) from error
-            except ReportChanged as error:
-                raise ProblemError(409, f"Report {report.id} was re-run or deleted during the export.") from error
-        else:
-            body = STREAMED[format](rows)
-        return Stream(
-            body,
-            media_type=MEDIA_TYPES[format],
-            headers={"Content-Disposition": f'attachment; filename="contact-report-{report.id}.{format}"'},
-        )
+        return await export_stream(state, account, report_id, format)
 
     @delete(
         "/{report_id:str}",

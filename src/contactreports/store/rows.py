@@ -64,3 +64,15 @@ async def stream_rows(db: Database, report_pk: int, run: int) -> AsyncIterator[l
     )
     if not still_done:
         raise ReportChanged()
+
+
+async def row_summary(db: Database, report_pk: int, run: int) -> tuple[dict[str, int], int | None, int | None]:
+    """A done run's rows per action (catalogue names, most first) and its first and last occurred_at."""
+    rows = await db.reader.execute_fetchall(
+        "SELECT r.action, COUNT(*), MIN(r.occurred_at), MAX(r.occurred_at)"
+        " FROM report_rows r JOIN reports p ON p.pk = r.report_pk AND p.run = ? AND p.status = 'done'"
+        " WHERE r.report_pk = ? GROUP BY r.action ORDER BY COUNT(*) DESC, r.action",
+        (run, report_pk),
+    )
+    counts = {ACTION_NAMES[row[0]]: row[1] for row in rows}
+    return counts, min((row[2] for row in rows), default=None), max((row[3] for row in rows), default=None)

@@ -6,23 +6,30 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import msgspec
 from litestar import Request, Response, Router, get, post
 from litestar.contrib.jinja import JinjaTemplateEngine
 from litestar.datastructures import FormMultiDict
-from litestar.response import Redirect, Template
+from litestar.response import Redirect, Stream, Template
 from litestar.static_files import create_static_files_router
 from litestar.template import TemplateConfig
 
-from contactreports.api.reports import ReportId, enqueue_report, report_out
-from contactreports.models import Account
+from contactreports.api.errors import ProblemError
+from contactreports.api.pagination import Cursor, Limit
+from contactreports.api.reports import ReportId, enqueue_report, export_stream, report_out, rows_page
+from contactreports.exports import Format
+from contactreports.models import Account, format_ms
 from contactreports.store import reports as store
 from contactreports.store.accounts import account_for_key
+from contactreports.store.rows import row_summary
 from contactreports.web.search import create_from_form, form_context, quick_ranges, typed
 from contactreports.web.session import DatabaseKeyedSessions, session_middleware
 
 HERE = Path(__file__).parent
 # The list shows this many newest reports (paging comes with the report page).
 LIST_LIMIT = 50
+# Rows per page of a report's table.
+ROWS_LIMIT = 50
 
 
 async def _signed_in(request: Request) -> Account | None:
@@ -125,9 +132,55 @@ async def _report_template(request: Request, report_id: str, template: str) -> T
     return Template(template, context={"account": account, "report": report_out(report)})
 
 
+def _details(raw: msgspec.Raw) -> list[tuple[str, str, str | None]]:
+    """A row's details as (key, text, link): a web URL is a link; anything else is text, key: value."""
+    details = msgspec.json.decode(raw)
+    shown = []
+    for key, value in details.items():
+        text = value if isinstance(value, str) else msgspec.json.encode(value).decode()
+        link = text if isinstance(value, str) and text.lower().startswith(("https://", "http://")) else None
+        shown.append((key, text, link))
+    return shown
+
+
 @get("/reports/{report_id:str}")
-async def report_page(request: Request, report_id: ReportId) -> Template | Redirect:
-    return await _report_template(request, report_id, "report.html")
+async def report_page(
+    request: Request, report_id: ReportId, action: str | None = None, limit: Limit = ROWS_LIMIT, cursor: Cursor = None
+) -> Template | Redirect:
+    """A report: its search and status; once done, its summary, rows (filter, pages) and exports."""
+    account = await _signed_in(request)
+    if account is None:
+        return Redirect("/", status_code=303)
+    state = request.app.state
+    report = await store.get_report(state.db, account.id, report_id)
+    if report is None:
+        return _back_to_list(request, "That report no longer exists.")
+    context: dict[str, Any] = {"account": account, "report": report_out(report), "action": action, "limit": limit}
+    if report.status == "done":
+        try:
+            page = await rows_page(state, account, report.id, [action] if action else (), limit, cursor)
+        except ProblemError as error:
+            context["problem"] = str(error)
+        else:
+            rows = [(row, _details(row.details)) for row in page.items]
+            context.update(rows=rows, next_cursor=page.next_cursor, first_page=cursor is not None)
+        counts, first, last = await row_summary(state.db, report.pk, report.run)
+        context.update(counts=counts, first=first and format_ms(first), last=last and format_ms(last))
+        context["filter_actions"] = sorted(set(report.spec.actions) | set(counts))
+    return Template("report.html", context=context)
+
+
+@get("/reports/{report_id:str}/export")
+async def export(request: Request, report_id: ReportId, format: Format) -> Stream | Redirect:
+    """The API's export of a done report, downloaded through the page's session."""
+    account = await _signed_in(request)
+    if account is None:
+        return Redirect("/", status_code=303)
+    try:
+        return await export_stream(request.app.state, account, report_id, format)
+    except ProblemError as error:
+        request.session["notice"] = str(error)
+        return Redirect("/", status_code=303)
 
 
 @post("/reports/{report_id:str}/rerun")
@@ -177,7 +230,7 @@ def web_routers(sessions: DatabaseKeyedSessions) -> list[Router]:
         "/",
         route_handlers=[
             *(index, live_list, sign_in, sign_out, new_search, create_search),
-            *(report_page, rerun, confirm_delete, delete),
+            *(report_page, export, rerun, confirm_delete, delete),
         ],
         middleware=[session_middleware(sessions)],
         include_in_schema=False,
