@@ -300,6 +300,7 @@ async def test_report_page_rows_filter_pages_summary_and_csv_export(
     await expect(summary).to_have_text(["email.opened2", "email.clicked1", "email.bounced1"])
     await expect(page.locator(".first time")).to_have_attribute("datetime", "2026-03-01T09:00:00.000Z")
     await expect(page.locator(".last time")).to_have_attribute("datetime", "2026-03-04T12:00:00.000Z")
+    assert await page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")  # fits a phone
 
     await page.get_by_label("Action").select_option("email.opened")
     await page.get_by_role("button", name="Filter").click()
@@ -320,3 +321,8 @@ async def test_report_page_rows_filter_pages_summary_and_csv_export(
     assert download.suggested_filename == f"contact-report-{report['id']}.csv"
     assert Path(await download.path()).read_bytes() == api_csv
     assert api_csv.count(b"\n") == 5
+    async with page.expect_download() as download_info:
+        await page.get_by_role("link", name="Export XLSX").click()
+    download = await download_info.value
+    assert download.suggested_filename == f"contact-report-{report['id']}.xlsx"
+    assert Path(await download.path()).read_bytes()[:2] == b"PK"  # a zip: the workbook
