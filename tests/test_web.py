@@ -301,6 +301,11 @@ async def test_report_page_rows_filter_pages_summary_and_csv_export(
     await expect(page.locator(".first time")).to_have_attribute("datetime", "2026-03-01T09:00:00.000Z")
     await expect(page.locator(".last time")).to_have_attribute("datetime", "2026-03-04T12:00:00.000Z")
     assert await page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")  # fits a phone
+    chart = page.get_by_role("img", name="Activity over time", exact=False)
+    bars = [int(await bar.get_attribute("data-count") or "") for bar in await chart.locator("rect").all()]
+    # 30 slices of [03-01T09:00, 03-04T12:00] (75 h and 1 ms): 03-03T11:00 (50 h in) falls just short of slice 20.
+    assert len(bars) == 30 and sum(bars) == 4
+    assert [i for i, count in enumerate(bars) if count] == [0, 10, 19, 29]
 
     await page.get_by_label("Action").select_option("email.opened")
     await page.get_by_role("button", name="Filter").click()

@@ -76,3 +76,17 @@ async def row_summary(db: Database, report_pk: int, run: int) -> tuple[dict[str,
     )
     counts = {ACTION_NAMES[row[0]]: row[1] for row in rows}
     return counts, min((row[2] for row in rows), default=None), max((row[3] for row in rows), default=None)
+
+
+async def activity(db: Database, report_pk: int, run: int, first: int, last: int, buckets: int) -> list[int]:
+    """A done run's rows per equal slice of [first, last] (an activity-over-time chart's bars)."""
+    rows = await db.reader.execute_fetchall(
+        "SELECT (r.occurred_at - ?) * ? / ?, COUNT(*)"
+        " FROM report_rows r JOIN reports p ON p.pk = r.report_pk AND p.run = ? AND p.status = 'done'"
+        " WHERE r.report_pk = ? GROUP BY 1",
+        (first, buckets, last - first + 1, run, report_pk),
+    )
+    counts = [0] * buckets
+    for bucket, count in rows:
+        counts[min(max(bucket, 0), buckets - 1)] += count
+    return counts

@@ -21,7 +21,7 @@ from contactreports.exports import Format
 from contactreports.models import Account, format_ms
 from contactreports.store import reports as store
 from contactreports.store.accounts import account_for_key
-from contactreports.store.rows import row_summary
+from contactreports.store.rows import activity, row_summary
 from contactreports.web.search import create_from_form, form_context, quick_ranges, typed
 from contactreports.web.session import DatabaseKeyedSessions, session_middleware
 
@@ -30,6 +30,8 @@ HERE = Path(__file__).parent
 LIST_LIMIT = 50
 # Rows per page of a report's table.
 ROWS_LIMIT = 50
+# Bars of the activity-over-time chart: equal slices from the first activity to the last.
+CHART_BARS = 30
 
 
 async def _signed_in(request: Request) -> Account | None:
@@ -166,6 +168,9 @@ async def report_page(
             context.update(rows=rows, next_cursor=page.next_cursor, first_page=cursor is not None)
         counts, first, last = await row_summary(state.db, report.pk, report.run)
         context.update(counts=counts, first=first and format_ms(first), last=last and format_ms(last))
+        if first is not None and last is not None:
+            bars = await activity(state.db, report.pk, report.run, first, last, CHART_BARS)
+            context["chart"] = {"bars": bars, "top": max(bars)}
         context["filter_actions"] = sorted(set(report.spec.actions) | set(counts))
     return Template("report.html", context=context)
 
