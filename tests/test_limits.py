@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -147,3 +148,43 @@ async def test_without_redis_the_limits_are_not_checked_rather_than_refusing_eve
             assert (await create_report(http, **SEARCH))["status"] == "queued"
     finally:
         process.stop()
+
+
+@pytest.fixture(scope="module")
+def one_report_api(database_url: str, redis_url: str, logs: Path) -> Iterator[str]:
+    """One report a minute per account, no worker, and a session cookie httpx sends over plain HTTP."""
+    env = service_env(
+        database_url,
+        redis_url,
+        queue_name=PAUSED_QUEUE + ":one-report",
+        report_rate_limit="1/minute",
+        web_secure_cookie="false",
+    )
+    process, url = start_api(env, logs, "one-report-api")
+    yield url
+    process.stop()
+
+
+async def test_the_web_pages_rerun_counts_against_the_same_limit_as_the_apis(one_report_api: str, new_account) -> None:
+    account = await new_account()
+    [api] = clients([one_report_api], account)
+    async with api, httpx.AsyncClient(base_url=one_report_api, timeout=30) as web:
+        report = await api.post("/api/reports", json=SEARCH)  # the account's one report this minute
+        assert report.status_code == 202
+        assert (await web.post("/sign-in", data={"api_key": account.api_key})).status_code == 303
+        for _ in range(2):
+            rerun = await web.post(f"/reports/{report.json()['id']}/rerun")
+            assert (rerun.status_code, rerun.headers["location"]) == (303, "/")
+            page = (await web.get("/")).text
+            notice = re.search(r'<p class="notice" role="status">(.*?)</p>', page)
+            assert notice is not None, page
+            assert re.fullmatch(
+                r"Too many reports created: this account may make 1 per 1 minute\. "
+                r"Try again in ([1-9]|[1-5][0-9]|60) s; nothing was stored\.",
+                notice[1],
+            )
+        # The API agrees, and nothing was queued again: the report is still the one the API made.
+        assert_too_many(
+            await api.post(f"/api/reports/{report.json()['id']}/rerun"), "reports created", "1 per 1 minute"
+        )
+        assert (await api.get(f"/api/reports/{report.json()['id']}")).json()["status"] == "queued"

@@ -22,7 +22,7 @@ from contactreports.models import Account, format_ms
 from contactreports.store import reports as store
 from contactreports.store.accounts import account_for_key
 from contactreports.store.rows import activity, row_summary
-from contactreports.web.search import create_from_form, form_context, quick_ranges, typed
+from contactreports.web.search import create_from_form, form_context, over_report_limit, quick_ranges, typed
 from contactreports.web.session import DatabaseKeyedSessions, session_middleware
 
 HERE = Path(__file__).parent
@@ -193,6 +193,9 @@ async def rerun(request: Request, report_id: ReportId) -> Redirect:
     account = await _signed_in(request)
     if account is None:
         return Redirect("/", status_code=303)
+    refused = await over_report_limit(request, account)  # as the API's rerun: one more report
+    if refused:
+        return _back_to_list(request, refused)
     try:
         report = await store.rerun_report(request.app.state.db, account.id, report_id)
     except store.ActiveReportExists:

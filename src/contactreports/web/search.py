@@ -89,6 +89,17 @@ def _window(values: dict[str, Any], errors: dict[str, str]) -> tuple[datetime, d
         return _midnight(first), _midnight(last)
 
 
+async def over_report_limit(request: Request, account: Account) -> str | None:
+    """The API's message if `account` may create no more reports now (the same per-account limit and
+    count as `POST /api/reports` and its rerun), else None; a check that passes counts one report."""
+    request.state.account = account
+    try:
+        await limit_report_creation(request, request.route_handler)
+    except ProblemError as error:
+        return error.problem.detail
+    return None
+
+
 async def create_from_form(request: Request, account: Account, values: dict[str, Any]) -> Report | dict[str, str]:
     """The new report, or the errors to show by field ("form" for the form as a whole)."""
     errors: dict[str, str] = {}
@@ -103,9 +114,10 @@ async def create_from_form(request: Request, account: Account, values: dict[str,
     if errors:
         return errors
     # The rate limit counts only searches that could start: fixing a typo costs nothing.
-    request.state.account = account
+    refused = await over_report_limit(request, account)
+    if refused:
+        return {"form": refused}
     try:
-        await limit_report_creation(request, request.route_handler)
         return await start_report(state, account, spec)
     except ProblemError as error:
         return {"form": error.problem.detail}
