@@ -330,3 +330,16 @@ async def test_report_page_rows_filter_pages_summary_and_csv_export(
     download = await download_info.value
     assert download.suggested_filename == f"contact-report-{report['id']}.xlsx"
     assert Path(await download.path()).read_bytes()[:2] == b"PK"  # a zip: the workbook
+
+
+async def test_the_readme_screenshot_helper_writes_a_desktop_png_of_the_report_page(tmp_path: Path) -> None:
+    from screenshot import DESKTOP, take_screenshot
+
+    out = await take_screenshot(tmp_path / "report-page.png")
+    png = out.read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    assert png[12:16] == b"IHDR"
+    width, height = int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
+    assert width == DESKTOP["width"] == 1280
+    assert height >= DESKTOP["height"]  # the full page, longer than one screen
+    assert len(png) > 50_000
