@@ -19,24 +19,15 @@ from playwright.async_api import async_playwright, expect
 
 sys.path.insert(0, str(Path(__file__).parent))  # conftest and helpers, when run as a script
 
+from browser import launch_chromium, sign_in  # noqa: E402
 from conftest import DEADLINE_SECONDS, Process, service_env, start_api  # noqa: E402
 from contactreports.demo import DEMO_API_KEY, DEMO_CONTACT, seed_demo  # noqa: E402
 from contactreports.embedded_redis import start_redis, stop_redis  # noqa: E402
 from contactreports.store.database import Database  # noqa: E402
+from helpers import wait_done  # noqa: E402
 
 ROOT = Path(__file__).parent.parent
 DEFAULT_OUT = ROOT / "docs" / "report-page.png"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 DESKTOP = {"width": 1280, "height": 900}
 SEARCH = {
     "email": DEMO_CONTACT,
@@ -52,18 +43,6 @@ async def _seed(database_url: str) -> None:
         await seed_demo(db)
     finally:
         await db.close()
-
-
-async def _wait_done(client: httpx.AsyncClient, report_id: str, timeout: float = 60.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while asyncio.get_running_loop().time() < deadline:
-        status = (await client.get(f"/api/reports/{report_id}")).json()["status"]
-        if status == "done":
-            return
-        if status == "failed":
-            raise RuntimeError(f"report {report_id} failed")
-        await asyncio.sleep(0.1)
-    raise RuntimeError(f"report {report_id} was not done within {timeout} s")
 
 
 async def take_screenshot(out: Path = DEFAULT_OUT) -> Path:
@@ -84,9 +63,10 @@ async def take_screenshot(out: Path = DEFAULT_OUT) -> Path:
                 response = await client.post("/api/reports", json=SEARCH)
                 response.raise_for_status()
                 report_id = response.json()["id"]
-                await _wait_done(client, report_id)
+                if (await wait_done(client, report_id))["status"] != "done":
+                    raise RuntimeError(f"the demo report {report_id} failed")
             async with async_playwright() as playwright:
-                browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+                browser = await launch_chromium(playwright)
                 try:
                     context = await browser.new_context(
                         base_url=url, viewport=DESKTOP, timezone_id="Europe/Berlin", locale="en-GB"
@@ -94,8 +74,7 @@ async def take_screenshot(out: Path = DEFAULT_OUT) -> Path:
                     context.set_default_timeout(DEADLINE_SECONDS * 1000)
                     page = await context.new_page()
                     await page.goto("/")
-                    await page.get_by_label("API key").fill(DEMO_API_KEY)
-                    await page.get_by_role("button", name="Sign in").click()
+                    await sign_in(page, DEMO_API_KEY)
                     await expect(page.get_by_role("heading", level=1)).to_have_text("Your reports")
                     await page.goto(f"/reports/{report_id}")
                     await expect(page.locator("#report-status .badge")).to_have_text("done")

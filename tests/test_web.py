@@ -13,23 +13,12 @@ import httpx
 import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
 
+from browser import CHROMIUM, MISSING, launch_chromium, sign_in
 from conftest import DEADLINE_SECONDS, Process, service_env, start_api
 from contactreports.store.accounts import create_account
 from contactreports.store.database import Database
 from helpers import create_report, ingest, put_campaign, wait_done
 
-CHROMIUM = Path("/usr/bin/chromium")
-# As the machine notes say: without the networking flags Chromium dials out and is refused.
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 WEB_QUEUE = "contactreports:web-tests"
 PHONE = {"width": 390, "height": 844}
 DEADLINE_MS = DEADLINE_SECONDS * 1000
@@ -58,12 +47,9 @@ def web(web_env: dict[str, str], logs: Path) -> Iterator[str]:
 @pytest.fixture(scope="module")
 async def browser() -> AsyncIterator[Browser]:
     if not CHROMIUM.exists():
-        pytest.fail(
-            f"{CHROMIUM} is missing: the browser tests drive Debian's Chromium. Install it with "
-            "`apt-get install -y --no-install-recommends chromium` (.ci/run does)."
-        )
+        pytest.fail(MISSING)
     async with async_playwright() as playwright:
-        chromium = await playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        chromium = await launch_chromium(playwright)
         yield chromium
         await chromium.close()
 
@@ -86,11 +72,6 @@ async def web_account(web_env: dict[str, str]) -> tuple[str, str]:
     finally:
         await db.close()
     return name, api_key
-
-
-async def sign_in(page: Page, api_key: str) -> None:
-    await page.get_by_label("API key").fill(api_key)
-    await page.get_by_role("button", name="Sign in").click()
 
 
 async def test_sign_in_watch_a_report_finish_live_rerun_delete_sign_out(

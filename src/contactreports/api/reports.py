@@ -124,7 +124,7 @@ def _conflict(active_report_id: str) -> ProblemError:
     )
 
 
-async def enqueue_report(state: State, report: Report) -> None:
+async def _enqueue_report(state: State, report: Report) -> None:
     try:
         await enqueue_run(state.redis, state.settings.queue_name, report.id, report.run)
     except Exception:  # Redis is only a transport: the reconciler enqueues queued reports again
@@ -135,7 +135,16 @@ async def start_report(state: State, account: Account, spec: ReportSpec) -> Repo
     """Store a new report and queue its run (the API's create and the web page's form); raises
     `store.ActiveReportExists` while the account has one queued or processing."""
     report = await store.create_report(state.db, account.id, spec)
-    await enqueue_report(state, report)
+    await _enqueue_report(state, report)
+    return report
+
+
+async def restart_report(state: State, account: Account, report_id: str) -> Report | None:
+    """Queue a new run of a report (the API's rerun and the web page's); None if there is no such
+    report; raises `store.ActiveReportExists` while the account has one queued or processing."""
+    report = await store.rerun_report(state.db, account.id, report_id)
+    if report is not None:
+        await _enqueue_report(state, report)
     return report
 
 
@@ -311,10 +320,9 @@ class ReportController(Controller):
     )
     async def rerun(self, report_id: ReportId, account: Account, state: State) -> Response[ReportOut]:
         try:
-            report = await store.rerun_report(state.db, account.id, report_id)
+            report = await restart_report(state, account, report_id)
         except store.ActiveReportExists as error:
             raise _conflict(error.active_report_id) from error
         if report is None:
             raise not_found("report")
-        await enqueue_report(state, report)
         return _accepted(report)

@@ -16,7 +16,7 @@ from litestar.template import TemplateConfig
 
 from contactreports.api.errors import ProblemError
 from contactreports.api.pagination import Cursor, Limit
-from contactreports.api.reports import ReportId, enqueue_report, export_stream, report_out, rows_page
+from contactreports.api.reports import ReportId, export_stream, report_out, restart_report, rows_page
 from contactreports.exports import Format
 from contactreports.models import Account, format_ms
 from contactreports.store import reports as store
@@ -197,12 +197,11 @@ async def rerun(request: Request, report_id: ReportId) -> Redirect:
     if refused:
         return _back_to_list(request, refused)
     try:
-        report = await store.rerun_report(request.app.state.db, account.id, report_id)
+        report = await restart_report(request.app.state, account, report_id)
     except store.ActiveReportExists:
         return _back_to_list(request, "A report is still running: wait for it to finish, or delete it.")
     if report is None:
         return _back_to_list(request, "That report no longer exists.")
-    await enqueue_report(request.app.state, report)
     return _back_to_list(request, f"The report for {report.spec.email} is queued again.")
 
 
