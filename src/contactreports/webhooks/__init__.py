@@ -1,0 +1,1 @@
+"""Webhook adapters: events from email platforms (SendGrid, Mailgun, Postmark, Amazon SES, Brevo)."""

@@ -1,0 +1,73 @@
+"""What every provider's webhook adapter is: verify a delivery, then parse it into our events.
+
+An adapter knows one provider's documented format and nothing of HTTP frameworks, the
+store or arq: it gets the request's headers and raw body and gives back `EventIn`s, the
+same events `POST /api/events` takes, so one validation (`ingest.to_new_events`) applies to
+every way in. The webhook route does the rest (account token, storing, the response).
+
+Conventions every adapter keeps, so reports read the same whichever provider sent an event:
+- An event's `id` is `"<provider>:<the provider's event id>"`: a redelivered webhook is then
+  skipped as a duplicate, as `POST /api/events` skips a known id.
+- A campaign the provider names (its campaign, tag or message stream) gets the id
+  `"<provider>:<the provider's id for it>"`; `Parsed.campaigns` gives its name, and the
+  route creates it on first sight.
+- `details` keys, when the provider gives them: `provider` (always), `message_id`, `url`
+  (clicks), `user_agent`, `ip`, `bounce_type` (`"hard"` or `"soft"`), `reason` (the
+  provider's text for a bounce, block or complaint), `machine_open` (true for an open
+  the provider says a machine made, such as Apple Mail Privacy Protection), `provider_event`
+  (the provider's own name for the event, where several map onto one action).
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, Protocol
+
+import msgspec
+
+from contactreports.ingest import EventIn
+
+
+class Unauthorized(Exception):
+    """The delivery is unsigned, badly signed or stale: answered 401, nothing stored."""
+
+
+class Malformed(Exception):
+    """The body is not the provider's documented format: answered 400, nothing stored."""
+
+
+class Delivery(msgspec.Struct, frozen=True):
+    """One webhook request, as the adapter sees it."""
+
+    # Header names lower-cased.
+    headers: dict[str, str]
+    body: bytes
+    # When it arrived, in seconds since the epoch: stale signatures are judged against it.
+    received_at: float
+    # The URL the provider posted to, as the route saw it (some signatures cover it).
+    url: str
+
+
+class Parsed(msgspec.Struct, kw_only=True):
+    events: list[EventIn] = msgspec.field(default_factory=list)
+    # Campaigns the events name: {campaign id: the provider's name for it}.
+    campaigns: dict[str, str] = msgspec.field(default_factory=dict)
+    # The provider's event types we do not map onto the catalogue: {type: count}.
+    ignored: dict[str, int] = msgspec.field(default_factory=dict)
+    # Amazon SNS's subscription handshake: the URL to GET to confirm the subscription.
+    subscribe_url: str | None = None
+
+
+class Adapter(Protocol):
+    # The `{provider}` of `/webhooks/{provider}/{account_token}`.
+    name: ClassVar[str]
+    # What the account's secret for this provider is and where to find it, for people.
+    secret_help: ClassVar[str]
+
+    def check_secret(self, secret: str) -> str | None:
+        """Why `secret` cannot be this provider's secret, or None when it can."""
+
+    async def verify(self, delivery: Delivery, secret: str) -> None:
+        """Raise Unauthorized unless the provider sent `delivery` (signed with `secret`) just now."""
+
+    def parse(self, delivery: Delivery) -> Parsed:
+        """The events in a verified delivery; raise Malformed when it is not the documented format."""
