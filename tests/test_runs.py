@@ -8,8 +8,9 @@ import pytest
 from contactreports.config import Settings
 from contactreports.jobs.generate import generate_report
 from contactreports.jobs.worker import job_context
+from contactreports.models import Summary
 from contactreports.store.database import Database
-from contactreports.store.rows import ReportChanged, page_rows, stream_rows
+from contactreports.store.rows import ReportChanged, page_rows, report_summary, stream_rows
 from contactreports.store.runs import StaleRun, claim_run, copy_chunk
 from helpers import all_rows, create_report, ingest, oracle, put_campaign
 
@@ -130,3 +131,40 @@ async def test_reading_rows_stops_when_the_report_is_rerun_part_way(
     with pytest.raises(ReportChanged):
         await anext(chunks)
     assert await page_rows(db, pk, 1, (), None, 10) == []
+
+
+async def test_a_done_runs_summary_is_kept_at_first_view_and_made_anew_for_a_rerun(
+    paused_client: httpx.AsyncClient, db: Database, database_url: str
+) -> None:
+    def event(action: str, at: str) -> dict:
+        return {"email": "ann@example.com", "action": action, "occurred_at": at}
+
+    async def kept_runs() -> list[tuple]:
+        return await db.reader.execute_fetchall("SELECT run FROM report_summaries WHERE report_pk = ?", (pk,))
+
+    opened, clicked = "email.opened", "email.clicked"
+    july = [event(opened, "2026-07-01T00:00:00Z"), event(clicked, "2026-07-01T12:00:00Z")]
+    july += [event(opened, f"2026-07-0{day}T00:00:00Z") for day in (2, 3, 4)]
+    await ingest(paused_client, july)
+    report = await create_report(paused_client, **SEARCH)
+    await generate_report(context(db, database_url), report["id"], 1)
+    pk = (await db.reader.execute_fetchall("SELECT pk FROM reports WHERE id = ?", (report["id"],)))[0][0]
+
+    # Three equal slices of 07-01 00:00 .. 07-04 00:00: the first day and a half, the third day, the fourth.
+    first, last = 1782864000000, 1783123200000
+    assert await report_summary(db, pk, 1, 3) == Summary({opened: 4, clicked: 1}, first, last, [3, 1, 1])
+    assert await kept_runs() == [(1,)]
+    # A second view reads what was kept (altered here to tell it apart); another bar count is made anew.
+    async with db.transaction() as conn:
+        await conn.execute("UPDATE report_summaries SET summary = replace(summary, '[3,1,1]', '[9,9,9]')")
+    assert (await report_summary(db, pk, 1, 3)).activity == [9, 9, 9]
+    assert (await report_summary(db, pk, 1, 2)).activity == [3, 2]
+
+    await ingest(paused_client, [event(clicked, "2026-07-04T00:00:00Z")])
+    assert (await paused_client.post(f"/api/reports/{report['id']}/rerun")).status_code == 202
+    await generate_report(context(db, database_url), report["id"], 2)
+    assert await report_summary(db, pk, 2, 3) == Summary({opened: 4, clicked: 2}, first, last, [3, 1, 2])
+    assert await kept_runs() == [(2,)]
+
+    assert (await paused_client.delete(f"/api/reports/{report['id']}")).status_code == 204
+    assert await kept_runs() == []

@@ -82,6 +82,18 @@ class Report(msgspec.Struct, frozen=True, kw_only=True):
     finished_at: int | None
 
 
+class Summary(msgspec.Struct, frozen=True):
+    """A done run's rows at a glance."""
+
+    # Rows per action name, most first.
+    counts: dict[str, int]
+    # The first and last row's occurred_at; None when there are no rows.
+    first: int | None
+    last: int | None
+    # Rows per equal slice of [first, last]: an activity-over-time chart's bars.
+    activity: list[int]
+
+
 class ReportRow(msgspec.Struct, frozen=True):
     occurred_at: int
     seq: int

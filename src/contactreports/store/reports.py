@@ -130,6 +130,7 @@ async def delete_report(db: Database, account_id: int, report_id: str) -> bool:
         )
         if rows:
             await conn.execute("DELETE FROM report_rows WHERE report_pk = ?", (rows[0][0],))
+            await conn.execute("DELETE FROM report_summaries WHERE report_pk = ?", (rows[0][0],))
     return bool(rows)
 
 

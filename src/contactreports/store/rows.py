@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Sequence
 import msgspec
 
 from contactreports.catalogue import ACTION_CODES, ACTION_NAMES
-from contactreports.models import CampaignRef, ReportRow
+from contactreports.models import CampaignRef, ReportRow, Summary
 from contactreports.store.database import Database
 
 EMPTY_DETAILS = msgspec.Raw(b"{}")
@@ -66,27 +66,48 @@ async def stream_rows(db: Database, report_pk: int, run: int) -> AsyncIterator[l
         raise ReportChanged()
 
 
-async def row_summary(db: Database, report_pk: int, run: int) -> tuple[dict[str, int], int | None, int | None]:
-    """A done run's rows per action (catalogue names, most first) and its first and last occurred_at."""
-    rows = await db.reader.execute_fetchall(
+async def report_summary(db: Database, report_pk: int, run: int, bars: int) -> Summary:
+    """A done run's summary with `bars` slices of activity; computed at its first view, then kept."""
+    kept = await db.reader.execute_fetchall(
+        "SELECT summary FROM report_summaries WHERE report_pk = ? AND run = ?", (report_pk, run)
+    )
+    if kept:
+        summary = _decode_summary(kept[0][0])
+        if len(summary.activity) == bars:
+            return summary
+    summary = await _summarize(db, report_pk, run, bars)
+    async with db.transaction() as conn:
+        # Only while the run is still the done one read above: a rerun's summary is its own.
+        await conn.execute(
+            "INSERT INTO report_summaries (report_pk, run, summary)"
+            " SELECT ?, ?, ? WHERE EXISTS (SELECT 1 FROM reports WHERE pk = ? AND run = ? AND status = 'done')"
+            " ON CONFLICT (report_pk) DO UPDATE SET run = excluded.run, summary = excluded.summary",
+            (report_pk, run, msgspec.json.encode(summary).decode(), report_pk, run),
+        )
+    return summary
+
+
+_decode_summary = msgspec.json.Decoder(Summary).decode
+
+
+async def _summarize(db: Database, report_pk: int, run: int, bars: int) -> Summary:
+    per_action = await db.reader.execute_fetchall(
         "SELECT r.action, COUNT(*), MIN(r.occurred_at), MAX(r.occurred_at)"
         " FROM report_rows r JOIN reports p ON p.pk = r.report_pk AND p.run = ? AND p.status = 'done'"
         " WHERE r.report_pk = ? GROUP BY r.action ORDER BY COUNT(*) DESC, r.action",
         (run, report_pk),
     )
-    counts = {ACTION_NAMES[row[0]]: row[1] for row in rows}
-    return counts, min((row[2] for row in rows), default=None), max((row[3] for row in rows), default=None)
-
-
-async def activity(db: Database, report_pk: int, run: int, first: int, last: int, buckets: int) -> list[int]:
-    """A done run's rows per equal slice of [first, last] (an activity-over-time chart's bars)."""
-    rows = await db.reader.execute_fetchall(
-        "SELECT (r.occurred_at - ?) * ? / ?, COUNT(*)"
-        " FROM report_rows r JOIN reports p ON p.pk = r.report_pk AND p.run = ? AND p.status = 'done'"
-        " WHERE r.report_pk = ? GROUP BY 1",
-        (first, buckets, last - first + 1, run, report_pk),
-    )
-    counts = [0] * buckets
-    for bucket, count in rows:
-        counts[min(max(bucket, 0), buckets - 1)] += count
-    return counts
+    counts = {ACTION_NAMES[row[0]]: row[1] for row in per_action}
+    first = min((row[2] for row in per_action), default=None)
+    last = max((row[3] for row in per_action), default=None)
+    activity = [0] * bars
+    if first is not None and last is not None:
+        per_slice = await db.reader.execute_fetchall(
+            "SELECT (r.occurred_at - ?) * ? / ?, COUNT(*)"
+            " FROM report_rows r JOIN reports p ON p.pk = r.report_pk AND p.run = ? AND p.status = 'done'"
+            " WHERE r.report_pk = ? GROUP BY 1",
+            (first, bars, last - first + 1, run, report_pk),
+        )
+        for bar, count in per_slice:
+            activity[min(max(bar, 0), bars - 1)] += count
+    return Summary(counts, first, last, activity)

@@ -21,7 +21,7 @@ from contactreports.exports import Format
 from contactreports.models import Account, format_ms
 from contactreports.store import reports as store
 from contactreports.store.accounts import account_for_key
-from contactreports.store.rows import activity, row_summary
+from contactreports.store.rows import report_summary
 from contactreports.web.search import create_from_form, form_context, over_report_limit, quick_ranges, typed
 from contactreports.web.session import DatabaseKeyedSessions, session_middleware
 
@@ -166,12 +166,12 @@ async def report_page(
         else:
             rows = [(row, _details(row.details)) for row in page.items]
             context.update(rows=rows, next_cursor=page.next_cursor, first_page=cursor is not None)
-        counts, first, last = await row_summary(state.db, report.pk, report.run)
-        context.update(counts=counts, first=first and format_ms(first), last=last and format_ms(last))
-        if first is not None and last is not None:
-            bars = await activity(state.db, report.pk, report.run, first, last, CHART_BARS)
-            context["chart"] = {"bars": bars, "top": max(bars)}
-        context["filter_actions"] = sorted(set(report.spec.actions) | set(counts))
+        summary = await report_summary(state.db, report.pk, report.run, CHART_BARS)
+        first, last = (None if ms is None else format_ms(ms) for ms in (summary.first, summary.last))
+        context.update(counts=summary.counts, first=first, last=last)
+        if summary.counts:
+            context["chart"] = {"bars": summary.activity, "top": max(summary.activity)}
+        context["filter_actions"] = sorted(set(report.spec.actions) | set(summary.counts))
     return Template("report.html", context=context)
 
 
