@@ -15,8 +15,14 @@ from playwright.async_api import Browser, Page, async_playwright, expect
 
 from browser import CHROMIUM, MISSING, launch_chromium, sign_in
 from conftest import DEADLINE_SECONDS, Process, service_env, start_api
-from contactreports.store.accounts import create_account
+from contactreports.config import Settings
+from contactreports.jobs.generate import generate_report
+from contactreports.jobs.worker import job_context
+from contactreports.models import ReportSpec
+from contactreports.store import reports as store
+from contactreports.store.accounts import account_for_key, create_account
 from contactreports.store.database import Database
+from contactreports.web.pages import LIST_LIMIT
 from helpers import create_report, ingest, put_campaign, wait_done
 
 WEB_QUEUE = "contactreports:web-tests"
@@ -324,3 +330,53 @@ async def test_the_readme_screenshot_helper_writes_a_desktop_png_of_the_report_p
     assert width == DESKTOP["width"] == 1280
     assert height >= DESKTOP["height"]  # the full page, longer than one screen
     assert len(png) > 50_000
+
+
+async def test_the_list_pages_past_fifty_reports_and_keeps_focus_and_local_times_through_live_updates(
+    browser: Browser, web: str, web_env: dict[str, str], web_account: tuple[str, str]
+) -> None:
+    _, api_key = web_account
+    db = await Database.open(web_env["DATABASE_URL"])
+    try:
+        account = await account_for_key(db, api_key)
+        assert account is not None
+        job = job_context(Settings(database_url=web_env["DATABASE_URL"]), db)
+        for n in range(LIST_LIMIT + 1):  # oldest first: contact 0 is the one on the second page
+            report = await store.create_report(db, account.id, spec(f"c{n}@example.com"))
+            assert await generate_report(job, report.id, 1) == "done: 0 rows"
+
+        context = await browser.new_context(base_url=web, viewport=PHONE, timezone_id="Asia/Tokyo")
+        context.set_default_timeout(DEADLINE_MS)
+        page = await context.new_page()
+        await page.goto("/")
+        await sign_in(page, api_key)
+        rows = page.locator("tr[data-report-id] td[data-label='Contact']")
+        await expect(rows).to_have_count(LIST_LIMIT)
+        await expect(rows.first).to_have_text(f"c{LIST_LIMIT}@example.com")
+        await expect(page.get_by_role("link", name="Newest reports")).to_have_count(0)
+        await page.get_by_role("link", name="Older reports").click()
+        await expect(rows).to_have_text(["c0@example.com"])
+        await expect(page.get_by_role("link", name="Older reports")).to_have_count(0)
+        await page.get_by_role("link", name="Newest reports").click()
+        await expect(rows).to_have_count(LIST_LIMIT)
+
+        # A keyboard user on a row's link stays there while a new report arrives in the list.
+        await page.get_by_role("link", name="Open the report for c7@example.com").focus()
+        await store.create_report(db, account.id, spec("new@example.com"))
+        await expect(rows.first).to_have_text("new@example.com")
+        focused = "document.activeElement.getAttribute('aria-label')"
+        assert await page.evaluate(focused) == "Open the report for c7@example.com"
+        # Times swapped in live are shown in the viewer's zone too, as on first load.
+        created = page.locator("tr[data-report-id] td[data-label='Created'] time").first
+        assert await created.inner_text() == await created.evaluate(
+            "t => new Intl.DateTimeFormat(undefined, {dateStyle: 'medium', timeStyle: 'medium'})"
+            ".format(new Date(t.getAttribute('datetime')))"
+        )
+        assert "UTC" not in await created.inner_text()
+        await context.close()
+    finally:
+        await db.close()
+
+
+def spec(email: str) -> ReportSpec:
+    return ReportSpec(email, ("email.opened",), 1767225600000, 1798761600000, include_archived=False)

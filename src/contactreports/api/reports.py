@@ -206,6 +206,17 @@ async def rows_page(
     return Page([row_view(row) for row in rows[:limit]], next_cursor)
 
 
+async def reports_page(
+    state: State, account: Account, status: Status | None, limit: int, cursor: str | None
+) -> Page[ReportOut]:
+    """A page of the account's reports, newest first (the API's list and the web page's)."""
+    scope = f"reports:{account.id}:{status}"
+    position = state.cursors.decode(scope, cursor)
+    reports = await store.list_reports(state.db, account.id, status, position[0] if position else None, limit + 1)
+    next_cursor = state.cursors.encode(scope, [reports[limit - 1].pk]) if len(reports) > limit else None
+    return Page([report_out(r) for r in reports[:limit]], next_cursor)
+
+
 async def export_stream(state: State, account: Account, report_id: str, format: Format) -> Stream:
     """A done report's rows as a download (the API's `/export` and the web page's buttons)."""
     report = await _done_report(state, account, report_id)
@@ -254,11 +265,7 @@ class ReportController(Controller):
     async def list(
         self, account: Account, state: State, status: Status | None = None, limit: Limit = 50, cursor: Cursor = None
     ) -> Page[ReportOut]:
-        scope = f"reports:{account.id}:{status}"
-        position = state.cursors.decode(scope, cursor)
-        reports = await store.list_reports(state.db, account.id, status, position[0] if position else None, limit + 1)
-        next_cursor = state.cursors.encode(scope, [reports[limit - 1].pk]) if len(reports) > limit else None
-        return Page([report_out(r) for r in reports[:limit]], next_cursor)
+        return await reports_page(state, account, status, limit, cursor)
 
     @get("/{report_id:str}", responses=problem_responses(404), summary="A report (poll this)")
     async def read(self, report_id: ReportId, account: Account, state: State) -> ReportOut:

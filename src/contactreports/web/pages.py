@@ -8,15 +8,15 @@ from typing import Any
 
 import msgspec
 from litestar import Request, Response, Router, get, post
-from litestar.contrib.jinja import JinjaTemplateEngine
 from litestar.datastructures import FormMultiDict
+from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.response import Redirect, Stream, Template
 from litestar.static_files import create_static_files_router
 from litestar.template import TemplateConfig
 
 from contactreports.api.errors import ProblemError
 from contactreports.api.pagination import Cursor, Limit
-from contactreports.api.reports import ReportId, export_stream, report_out, restart_report, rows_page
+from contactreports.api.reports import ReportId, export_stream, report_out, reports_page, restart_report, rows_page
 from contactreports.exports import Format
 from contactreports.models import Account, format_ms
 from contactreports.store import reports as store
@@ -26,7 +26,7 @@ from contactreports.web.search import create_from_form, form_context, over_repor
 from contactreports.web.session import DatabaseKeyedSessions, session_middleware
 
 HERE = Path(__file__).parent
-# The list shows this many newest reports (paging comes with the report page).
+# Reports per page of the list.
 LIST_LIMIT = 50
 # Rows per page of a report's table.
 ROWS_LIMIT = 50
@@ -51,32 +51,37 @@ def _back_to_list(request: Request, notice: str | None = None) -> Redirect:
     return Redirect("/", status_code=303)
 
 
-async def _list_context(request: Request, account: Account) -> dict[str, Any]:
-    db = request.app.state.db
-    reports = await store.list_reports(db, account.id, None, None, LIST_LIMIT)
+async def _list_context(request: Request, account: Account, cursor: str | None) -> dict[str, Any]:
+    state = request.app.state
+    try:
+        page = await reports_page(state, account, None, LIST_LIMIT, cursor)
+    except ProblemError:  # a cursor edited by hand, or another account's: the newest reports instead
+        page, cursor = await reports_page(state, account, None, LIST_LIMIT, None), None
     return {
         "account": account,
-        "reports": [report_out(report) for report in reports],
-        "active_report_id": await store.active_report_id(db, account.id),
+        "reports": page.items,
+        "cursor": cursor,
+        "next_cursor": page.next_cursor,
+        "active_report_id": await store.active_report_id(state.db, account.id),
     }
 
 
 @get("/")
-async def index(request: Request) -> Template:
+async def index(request: Request, cursor: Cursor = None) -> Template:
     account = await _signed_in(request)
     if account is None:
         return Template("sign_in.html", context={"error": None})
-    context = await _list_context(request, account)
+    context = await _list_context(request, account, cursor)
     return Template("reports.html", context={**context, "notice": request.session.pop("notice", None)})
 
 
 @get("/reports/live")
-async def live_list(request: Request) -> Template | Response[None]:
+async def live_list(request: Request, cursor: Cursor = None) -> Template | Response[None]:
     """The list alone, as the page's script fetches it to stay current without reloading."""
     account = await _signed_in(request)
     if account is None:
         return Response(None, status_code=401)
-    return Template("_reports.html", context=await _list_context(request, account))
+    return Template("_reports.html", context=await _list_context(request, account, cursor))
 
 
 @post("/sign-in")

@@ -14,6 +14,24 @@
     return toolbar !== null && toolbar.dataset.active === "true";
   }
 
+  // A control is known by its report's row and its label: the swap replaces the element, and a
+  // keyboard user must not be thrown back to the top of the page every time the list changes.
+  function identity(element) {
+    const row = element.closest("[data-report-id]");
+    const label = element.getAttribute("aria-label") || element.textContent.trim();
+    return (row ? row.dataset.reportId : "") + "\n" + label;
+  }
+
+  function swap(html) {
+    const focused = list.contains(document.activeElement) ? identity(document.activeElement) : null;
+    list.innerHTML = html;
+    window.localTimes(list);
+    if (focused !== null) {
+      const again = Array.from(list.querySelectorAll("a, button")).find((e) => identity(e) === focused);
+      if (again) again.focus();
+    }
+  }
+
   async function refresh() {
     if (!document.hidden) {
       try {
@@ -25,7 +43,7 @@
         if (response.ok) {
           const html = await response.text();
           if (html !== shown) {
-            list.innerHTML = html;
+            swap(html);
             shown = html;
           }
         }
