@@ -305,6 +305,11 @@ async def test_report_page_rows_filter_pages_summary_and_csv_export(
     await expect(page.get_by_role("link", name="Next page")).to_have_count(0)
     await page.get_by_role("link", name="First page").click()
     await expect(table).to_have_count(3)
+    # A link edited by hand says what is wrong with it, in words.
+    await page.goto(f"/reports/{report['id']}?action=email.nope")
+    await expect(page.get_by_role("alert")).to_have_text("Unknown action 'email.nope'.")
+    await page.goto(f"/reports/{report['id']}?cursor=forged.cursor")
+    await expect(page.get_by_role("alert")).to_have_text("Not a cursor this list gave out.")
 
     async with page.expect_download() as download_info:
         await page.get_by_role("link", name="Export CSV").click()

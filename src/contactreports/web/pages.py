@@ -139,6 +139,12 @@ async def _report_template(request: Request, report_id: str, template: str) -> T
     return Template(template, context={"account": account, "report": report_out(report)})
 
 
+def _sentence(error: ProblemError) -> str:
+    """A problem as the page says it: its field errors' messages (an unknown action, a bad cursor), or its detail."""
+    errors = error.problem.errors or []
+    return " ".join(f"{e.message[:1].upper()}{e.message[1:]}." for e in errors) or str(error)
+
+
 def _details(raw: msgspec.Raw) -> list[tuple[str, str, str | None]]:
     """A row's details as (key, text, link): a web URL is a link; anything else is text, key: value."""
     details = msgspec.json.decode(raw)
@@ -167,7 +173,7 @@ async def report_page(
         try:
             page = await rows_page(state, account, report.id, [action] if action else (), limit, cursor)
         except ProblemError as error:
-            context["problem"] = str(error)
+            context["problem"] = _sentence(error)
         else:
             rows = [(row, _details(row.details)) for row in page.items]
             context.update(rows=rows, next_cursor=page.next_cursor, first_page=cursor is not None)
