@@ -22,7 +22,7 @@ from litestar.testing import AsyncTestClient
 
 from conftest import PAUSED_QUEUE, ApiAccount, service_env, start_api, wait_until
 from contactreports.api import reports as reports_api
-from contactreports.api.app import create_app
+from contactreports.app import create_app
 from contactreports.config import Settings
 from contactreports.jobs.queue import job_id
 from contactreports.store.database import Database

@@ -4,9 +4,14 @@ process (its own database; reports go to a queue whose worker the test starts wh
 
 from __future__ import annotations
 
+import base64
+import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from datetime import UTC, datetime, timedelta
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
@@ -27,6 +32,7 @@ from helpers import create_report, ingest, put_campaign, wait_done
 
 WEB_QUEUE = "contactreports:web-tests"
 PHONE = {"width": 390, "height": 844}
+SESSION = "contactreports_session"
 DEADLINE_MS = DEADLINE_SECONDS * 1000
 SEARCH = {
     "email": "ann@example.com",
@@ -70,6 +76,10 @@ async def page(browser: Browser, web: str) -> AsyncIterator[Page]:
 
 @pytest.fixture
 async def web_account(web_env: dict[str, str]) -> tuple[str, str]:
+    return await make_web_account(web_env)
+
+
+async def make_web_account(web_env: dict[str, str]) -> tuple[str, str]:
     """A new account's name and API key, in the web app's database."""
     db = await Database.open(web_env["DATABASE_URL"])
     try:
@@ -385,3 +395,141 @@ async def test_the_list_pages_past_fifty_reports_and_keeps_focus_and_local_times
 
 def spec(email: str) -> ReportSpec:
     return ReportSpec(email, ("email.opened",), 1767225600000, 1798761600000, include_archived=False)
+
+
+@asynccontextmanager
+async def signed_in(web: str, api_key: str) -> AsyncIterator[httpx.AsyncClient]:
+    """A client with a session, as a browser keeps it; by hand, as the cookie is Secure and this is plain HTTP."""
+
+    async def keep_session(response: httpx.Response) -> None:
+        if SESSION in response.cookies:
+            client.headers["Cookie"] = f"{SESSION}={response.cookies[SESSION]}"
+
+    async with httpx.AsyncClient(base_url=web, event_hooks={"response": [keep_session]}) as client:
+        assert (await client.post("/sign-in", data={"api_key": api_key})).status_code == 303
+        yield client
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Sec-Fetch-Site": "cross-site"},
+        {"Sec-Fetch-Site": "same-site"},  # another port or subdomain: SameSite lets its cookies through
+        {"Origin": "http://attacker.example"},  # a browser without Fetch Metadata
+    ],
+)
+async def test_forms_sent_from_another_origin_are_refused_and_change_nothing(
+    web: str, web_account: tuple[str, str], headers: dict[str, str]
+) -> None:
+    _, api_key = web_account
+    api = httpx.AsyncClient(base_url=web, headers={"Authorization": f"Bearer {api_key}"})
+    async with api, signed_in(web, api_key) as page:
+        report = await create_report(api, **SEARCH)
+        for path, data in [
+            ("/sign-in", {"api_key": api_key}),  # signing a visitor in to someone else's account
+            ("/reports/new", {"email": "bob@example.com", "categories": "email", "start": "2026-01-01"}),
+            (f"/reports/{report['id']}/delete", {}),
+            ("/sign-out", {}),
+        ]:
+            response = await page.post(path, data=data, headers=headers)
+            assert response.status_code == 403, path
+            assert "This form was sent from another site or page, so it was refused" in response.text
+        async with httpx.AsyncClient(base_url=web) as visitor:
+            response = await visitor.post("/sign-in", data={"api_key": api_key}, headers=headers)
+            assert (response.status_code, response.headers.get("set-cookie")) == (403, None)
+        assert [r["id"] for r in (await api.get("/api/reports")).json()["items"]] == [report["id"]]
+        assert (await page.get("/")).text.count('class="who"') == 1  # still signed in
+        own = {"Sec-Fetch-Site": "same-origin", "Origin": web}
+        assert (await page.post(f"/reports/{report['id']}/delete", headers=own)).status_code == 303
+        assert (await api.get("/api/reports")).json()["items"] == []
+
+
+async def test_a_form_auto_posted_by_a_page_on_another_port_is_refused_by_a_real_browser(
+    page: Page, web: str, web_env: dict[str, str], web_account: tuple[str, str], tmp_path: Path
+) -> None:
+    victim, victim_key = web_account
+    await page.goto("/")
+    await sign_in(page, victim_key)
+    _, attacker_key = await make_web_account(web_env)
+    (tmp_path / "index.html").write_text(
+        f'<form method="post" action="{web}/sign-in"><input name="api_key" value="{attacker_key}"></form>'
+        "<script>document.forms[0].submit()</script>"
+    )
+    with serve_folder(tmp_path) as elsewhere:  # 127.0.0.1 on another port: the same site, not the same origin
+        await page.goto(elsewhere)
+        await expect(page.get_by_role("alert")).to_contain_text("so it was refused")
+    await page.goto("/")
+    await expect(page.locator(".who")).to_have_text(victim)
+
+
+async def test_pages_are_private_unframeable_and_read_a_tampered_cookie_as_signed_out(
+    web: str, web_account: tuple[str, str]
+) -> None:
+    _, api_key = web_account
+    async with signed_in(web, api_key) as page:
+        response = await page.get("/")
+    assert response.status_code == 200
+    assert response.headers["cache-control"] == "no-store"
+    assert response.headers["x-frame-options"] == "DENY"
+    assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
+    forged = base64.b64encode(b"0" * 12 + b"additional_authenticated_data={}").decode()
+    async with httpx.AsyncClient(base_url=web, headers={"Cookie": f"contactreports_session={forged}"}) as client:
+        response = await client.get("/")
+        assert response.status_code == 200
+        assert "<h1>Sign in</h1>" in response.text
+        live = await client.get("/reports/live")
+        assert (live.status_code, live.headers["location"]) == (303, "/")
+    # Over plain HTTP to another host the browser drops the Secure cookie: the form says so.
+    async with httpx.AsyncClient(base_url=web, headers={"Host": "reports.example.com"}) as client:
+        assert "CONTACTREPORTS_WEB_SECURE_COOKIE=false" in (await client.get("/")).text
+    async with httpx.AsyncClient(base_url=web) as client:
+        assert "CONTACTREPORTS_WEB_SECURE_COOKIE" not in (await client.get("/")).text
+
+
+async def test_links_to_reports_that_are_gone_unfinished_or_malformed_answer_with_pages(
+    web: str, web_env: dict[str, str], web_account: tuple[str, str]
+) -> None:
+    _, api_key = web_account
+    _, other_key = await make_web_account(web_env)
+    api = httpx.AsyncClient(base_url=web, headers={"Authorization": f"Bearer {api_key}"})
+    other = httpx.AsyncClient(base_url=web, headers={"Authorization": f"Bearer {other_key}"})
+    async with api, other, signed_in(web, api_key) as browser_like:
+        theirs = await create_report(other, **SEARCH)
+        for request in [("GET", f"/reports/{theirs['id']}"), ("GET", f"/reports/{theirs['id']}/delete")]:
+            response = await browser_like.request(*request)
+            assert (response.status_code, response.headers["location"]) == (303, "/"), request
+        assert "That report no longer exists." in (await browser_like.get("/")).text
+        assert (await other.get(f"/api/reports/{theirs['id']}")).status_code == 200  # untouched
+
+        ours = await create_report(api, **SEARCH)  # queued: no worker reads this queue now
+        response = await browser_like.get(f"/reports/{ours['id']}/export", params={"format": "csv"})
+        assert (response.status_code, response.headers["location"]) == (303, f"/reports/{ours['id']}")
+        notice = f"Report {ours['id']} is queued; its rows are ready once it is done."
+        assert notice in (await browser_like.get(f"/reports/{ours['id']}")).text
+
+        response = await browser_like.get(f"/reports/{ours['id']}", params={"limit": "many"})
+        assert response.status_code == 400
+        assert response.headers["content-type"].startswith("text/html")
+        assert "<h1>That did not work</h1>" in response.text
+
+        # Quick ranges work without JavaScript: the form comes back with the dates filled in.
+        form = await browser_like.post("/reports/new", data={"quick": "Last 7 days", "email": "ann@example.com"})
+        today = datetime.now(UTC).date()
+        assert form.status_code == 200
+        assert f'value="{(today - timedelta(days=6)).isoformat()}"' in form.text
+        assert f'value="{today.isoformat()}"' in form.text
+        assert 'value="ann@example.com"' in form.text
+
+
+@contextmanager
+def serve_folder(folder: Path) -> Iterator[str]:
+    """A plain static web server for `folder` on a free port of 127.0.0.1, in a thread."""
+    handler = partial(SimpleHTTPRequestHandler, directory=str(folder))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()

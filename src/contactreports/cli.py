@@ -58,7 +58,7 @@ workers_option = click.option(
 
 def _run_api(host: str, port: int, workers: int) -> None:
     """Serve the API until stopped; each process builds its app from the environment's settings."""
-    app, options = "contactreports.api.app:create_app", {"factory": True, "host": host, "port": port}
+    app, options = "contactreports.app:create_app", {"factory": True, "host": host, "port": port}
     if workers == 1:
         uvicorn.run(app, **options, log_level="warning")  # exits 3 if the app cannot start
         return

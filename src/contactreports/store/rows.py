@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import AsyncIterator, Sequence
+from functools import partial
 
 import msgspec
 
 from contactreports.catalogue import ACTION_CODES, ACTION_NAMES
 from contactreports.models import CampaignRef, ReportRow, Summary
-from contactreports.store.database import Database
+from contactreports.store.database import Database, StoreBusy
 
 EMPTY_DETAILS = msgspec.Raw(b"{}")
 # Rows per query when streaming a whole report (exports): small enough that one chunk's
@@ -75,38 +77,40 @@ async def report_summary(db: Database, report_pk: int, run: int, bars: int) -> S
         summary = _decode_summary(kept[0][0])
         if len(summary.activity) == bars:
             return summary
-    summary = await _summarize(db, report_pk, run, bars)
-    async with db.transaction() as conn:
-        # Only while the run is still the done one read above: a rerun's summary is its own.
-        await conn.execute(
-            "INSERT INTO report_summaries (report_pk, run, summary)"
-            " SELECT ?, ?, ? WHERE EXISTS (SELECT 1 FROM reports WHERE pk = ? AND run = ? AND status = 'done')"
-            " ON CONFLICT (report_pk) DO UPDATE SET run = excluded.run, summary = excluded.summary",
-            (report_pk, run, msgspec.json.encode(summary).decode(), report_pk, run),
-        )
+    summary = await db.read_apart(partial(_summarize, report_pk=report_pk, run=run, bars=bars))
+    try:
+        async with db.transaction() as conn:
+            # Only while the run is still the done one read above: a rerun's summary is its own.
+            await conn.execute(
+                "INSERT INTO report_summaries (report_pk, run, summary)"
+                " SELECT ?, ?, ? WHERE EXISTS (SELECT 1 FROM reports WHERE pk = ? AND run = ? AND status = 'done')"
+                " ON CONFLICT (report_pk) DO UPDATE SET run = excluded.run, summary = excluded.summary",
+                (report_pk, run, msgspec.json.encode(summary).decode(), report_pk, run),
+            )
+    except StoreBusy:
+        pass  # another process is writing at length: the next view keeps it
     return summary
 
 
 _decode_summary = msgspec.json.Decoder(Summary).decode
 
 
-async def _summarize(db: Database, report_pk: int, run: int, bars: int) -> Summary:
-    per_action = await db.reader.execute_fetchall(
+def _summarize(conn: sqlite3.Connection, *, report_pk: int, run: int, bars: int) -> Summary:
+    """Both reads in one snapshot (see `Database.read_apart`): the bars add up to the counts."""
+    per_action = conn.execute(
         "SELECT r.action, COUNT(*), MIN(r.occurred_at), MAX(r.occurred_at)"
         " FROM report_rows r JOIN reports p ON p.pk = r.report_pk AND p.run = ? AND p.status = 'done'"
         " WHERE r.report_pk = ? GROUP BY r.action ORDER BY COUNT(*) DESC, r.action",
         (run, report_pk),
-    )
+    ).fetchall()
     counts = {ACTION_NAMES[row[0]]: row[1] for row in per_action}
     first = min((row[2] for row in per_action), default=None)
     last = max((row[3] for row in per_action), default=None)
     activity = [0] * bars
     if first is not None and last is not None:
-        per_slice = await db.reader.execute_fetchall(
-            "SELECT (r.occurred_at - ?) * ? / ?, COUNT(*)"
-            " FROM report_rows r JOIN reports p ON p.pk = r.report_pk AND p.run = ? AND p.status = 'done'"
-            " WHERE r.report_pk = ? GROUP BY 1",
-            (first, bars, last - first + 1, run, report_pk),
+        per_slice = conn.execute(
+            "SELECT (occurred_at - ?) * ? / ?, COUNT(*) FROM report_rows WHERE report_pk = ? GROUP BY 1",
+            (first, bars, last - first + 1, report_pk),
         )
         for bar, count in per_slice:
             activity[min(max(bar, 0), bars - 1)] += count

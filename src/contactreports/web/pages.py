@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -9,21 +10,30 @@ from typing import Any
 import msgspec
 from litestar import Request, Response, Router, get, post
 from litestar.datastructures import FormMultiDict
+from litestar.di import Provide
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.response import Redirect, Stream, Template
 from litestar.static_files import create_static_files_router
 from litestar.template import TemplateConfig
 
-from contactreports.api.errors import ProblemError
+from contactreports.api.errors import EXCEPTION_HANDLERS, Problem, ProblemError
 from contactreports.api.pagination import Cursor, Limit
 from contactreports.api.reports import ReportId, export_stream, report_out, reports_page, restart_report, rows_page
+from contactreports.catalogue import ACTION_CODES
 from contactreports.exports import Format
-from contactreports.models import Account, format_ms
+from contactreports.models import Account, Report, Summary, format_ms
 from contactreports.store import reports as store
 from contactreports.store.accounts import account_for_key
 from contactreports.store.rows import report_summary
 from contactreports.web.search import create_from_form, form_context, over_report_limit, quick_ranges, typed
-from contactreports.web.session import DatabaseKeyedSessions, session_middleware
+from contactreports.web.security import PAGE_CACHE, PAGE_HEADERS, same_origin_only
+from contactreports.web.session import (
+    DatabaseKeyedSessions,
+    SignedOut,
+    provide_account,
+    session_middleware,
+    signed_in_account,
+)
 
 HERE = Path(__file__).parent
 # Reports per page of the list.
@@ -34,21 +44,14 @@ ROWS_LIMIT = 50
 CHART_BARS = 30
 
 
-async def _signed_in(request: Request) -> Account | None:
-    """The session's account; a session whose key no longer names one is cleared."""
-    api_key = request.session.get("api_key")
-    if not api_key:
-        return None
-    account = await account_for_key(request.app.state.db, api_key)
-    if account is None:
-        request.clear_session()
-    return account
-
-
 def _back_to_list(request: Request, notice: str | None = None) -> Redirect:
+    return _redirect(request, "/", notice)
+
+
+def _redirect(request: Request, to: str, notice: str | None = None) -> Redirect:
     if notice:
-        request.session["notice"] = notice  # shown once, by the next page of the list
-    return Redirect("/", status_code=303)
+        request.session["notice"] = notice  # shown once, by the next page
+    return Redirect(to, status_code=303)
 
 
 async def _list_context(request: Request, account: Account, cursor: str | None) -> dict[str, Any]:
@@ -68,19 +71,24 @@ async def _list_context(request: Request, account: Account, cursor: str | None) 
 
 @get("/")
 async def index(request: Request, cursor: Cursor = None) -> Template:
-    account = await _signed_in(request)
+    account = await signed_in_account(request)
     if account is None:
-        return Template("sign_in.html", context={"error": None})
+        return _sign_in_form(request, None)
     context = await _list_context(request, account, cursor)
     return Template("reports.html", context={**context, "notice": request.session.pop("notice", None)})
 
 
+def _sign_in_form(request: Request, error: str | None) -> Template:
+    # Over plain HTTP to another host, the browser drops the Secure cookie: say why signing in fails.
+    url = request.url
+    plain_http = url.scheme == "http" and url.hostname not in ("localhost", "127.0.0.1", "::1")
+    insecure = plain_http and request.app.state.settings.web_secure_cookie
+    return Template("sign_in.html", context={"error": error, "insecure": insecure}, status_code=400 if error else 200)
+
+
 @get("/reports/live")
-async def live_list(request: Request, cursor: Cursor = None) -> Template | Response[None]:
+async def live_list(request: Request, account: Account, cursor: Cursor = None) -> Template:
     """The list alone, as the page's script fetches it to stay current without reloading."""
-    account = await _signed_in(request)
-    if account is None:
-        return Response(None, status_code=401)
     return Template("_reports.html", context=await _list_context(request, account, cursor))
 
 
@@ -89,7 +97,7 @@ async def sign_in(request: Request) -> Template | Redirect:
     api_key = str((await request.form()).get("api_key", "")).strip()
     if not api_key or await account_for_key(request.app.state.db, api_key) is None:
         error = "Enter your API key." if not api_key else "That API key is not valid. Check it and try again."
-        return Template("sign_in.html", context={"error": error}, status_code=400)
+        return _sign_in_form(request, error)
     request.set_session({"api_key": api_key})
     return Redirect("/", status_code=303)
 
@@ -101,18 +109,12 @@ async def sign_out(request: Request) -> Redirect:
 
 
 @get("/reports/new")
-async def new_search(request: Request) -> Template | Redirect:
-    account = await _signed_in(request)
-    if account is None:
-        return Redirect("/", status_code=303)
+async def new_search(account: Account) -> Template:
     return Template("new_search.html", context={"account": account, **form_context(typed(FormMultiDict()), {})})
 
 
 @post("/reports/new")
-async def create_search(request: Request) -> Template | Redirect:
-    account = await _signed_in(request)
-    if account is None:
-        return Redirect("/", status_code=303)
+async def create_search(request: Request, account: Account) -> Template | Redirect:
     form = await request.form()
     values = typed(form)
     quick = form.get("quick")
@@ -128,21 +130,10 @@ async def create_search(request: Request) -> Template | Redirect:
     return _back_to_list(request, f"The report for {outcome.spec.email} is queued.")
 
 
-async def _report_template(request: Request, report_id: str, template: str) -> Template | Redirect:
-    """A page about one of the signed-in account's reports."""
-    account = await _signed_in(request)
-    if account is None:
-        return Redirect("/", status_code=303)
-    report = await store.get_report(request.app.state.db, account.id, report_id)
-    if report is None:
-        return _back_to_list(request, "That report no longer exists.")
-    return Template(template, context={"account": account, "report": report_out(report)})
-
-
-def _sentence(error: ProblemError) -> str:
-    """A problem as the page says it: its field errors' messages (an unknown action, a bad cursor), or its detail."""
-    errors = error.problem.errors or []
-    return " ".join(f"{e.message[:1].upper()}{e.message[1:]}." for e in errors) or str(error)
+def sentence(problem: Problem) -> str:
+    """A problem as a page says it: its field errors' messages (an unknown action, a bad cursor), or its detail."""
+    errors = problem.errors or []
+    return " ".join(f"{e.message[:1].upper()}{e.message[1:]}." for e in errors) or problem.detail
 
 
 def _details(raw: msgspec.Raw) -> list[tuple[str, str, str | None]]:
@@ -156,54 +147,80 @@ def _details(raw: msgspec.Raw) -> list[tuple[str, str, str | None]]:
     return shown
 
 
+async def _report(request: Request, account: Account, report_id: str) -> Report:
+    report = await store.get_report(request.app.state.db, account.id, report_id)
+    if report is None:
+        raise ReportGone()
+    return report
+
+
+class ReportGone(Exception):
+    """The report was deleted, or is another account's: back to the list, which says so."""
+
+
 @get("/reports/{report_id:str}")
 async def report_page(
-    request: Request, report_id: ReportId, action: str | None = None, limit: Limit = ROWS_LIMIT, cursor: Cursor = None
-) -> Template | Redirect:
+    request: Request,
+    account: Account,
+    report_id: ReportId,
+    action: str | None = None,
+    limit: Limit = ROWS_LIMIT,
+    cursor: Cursor = None,
+) -> Template:
     """A report: its search and status; once done, its summary, rows (filter, pages) and exports."""
-    account = await _signed_in(request)
-    if account is None:
-        return Redirect("/", status_code=303)
     state = request.app.state
-    report = await store.get_report(state.db, account.id, report_id)
-    if report is None:
-        return _back_to_list(request, "That report no longer exists.")
-    context: dict[str, Any] = {"account": account, "report": report_out(report), "action": action, "limit": limit}
+    report = await _report(request, account, report_id)
+    context: dict[str, Any] = {
+        "account": account,
+        "report": report_out(report),
+        "action": action,
+        "limit": limit,
+        "notice": request.session.pop("notice", None),
+    }
     if report.status == "done":
-        try:
-            page = await rows_page(state, account, report.id, [action] if action else (), limit, cursor)
-        except ProblemError as error:
-            context["problem"] = _sentence(error)
-        else:
-            rows = [(row, _details(row.details)) for row in page.items]
-            context.update(rows=rows, next_cursor=page.next_cursor, first_page=cursor is not None)
         summary = await report_summary(state.db, report.pk, report.run, CHART_BARS)
         first, last = (None if ms is None else format_ms(ms) for ms in (summary.first, summary.last))
         context.update(counts=summary.counts, first=first, last=last)
         if summary.counts:
             context["chart"] = {"bars": summary.activity, "top": max(summary.activity)}
         context["filter_actions"] = sorted(set(report.spec.actions) | set(summary.counts))
+        context.update(await _rows_context(request, account, report, summary, action, limit, cursor))
     return Template("report.html", context=context)
 
 
+async def _rows_context(
+    request: Request,
+    account: Account,
+    report: Report,
+    summary: Summary,
+    action: str | None,
+    limit: int,
+    cursor: str | None,
+) -> dict[str, Any]:
+    """The table's page of rows, or what is wrong with the link that asked for it."""
+    if action in ACTION_CODES and action not in summary.counts and cursor is None:
+        return {"rows": [], "next_cursor": None}  # no need to look: the summary counted none
+    try:
+        page = await rows_page(request.app.state, account, report.id, [action] if action else (), limit, cursor)
+    except ProblemError as error:
+        return {"problem": sentence(error.problem)}
+    rows = [(row, _details(row.details)) for row in page.items]
+    return {"rows": rows, "next_cursor": page.next_cursor, "on_later_page": cursor is not None}
+
+
 @get("/reports/{report_id:str}/export")
-async def export(request: Request, report_id: ReportId, format: Format) -> Stream | Redirect:
+async def export(request: Request, account: Account, report_id: ReportId, format: Format) -> Stream | Redirect:
     """The API's export of a done report, downloaded through the page's session."""
-    account = await _signed_in(request)
-    if account is None:
-        return Redirect("/", status_code=303)
     try:
         return await export_stream(request.app.state, account, report_id, format)
     except ProblemError as error:
-        request.session["notice"] = str(error)
-        return Redirect("/", status_code=303)
+        if error.problem.status == 404:
+            raise ReportGone() from error
+        return _redirect(request, f"/reports/{report_id}", error.problem.detail)
 
 
 @post("/reports/{report_id:str}/rerun")
-async def rerun(request: Request, report_id: ReportId) -> Redirect:
-    account = await _signed_in(request)
-    if account is None:
-        return Redirect("/", status_code=303)
+async def rerun(request: Request, account: Account, report_id: ReportId) -> Redirect:
     refused = await over_report_limit(request, account)  # as the API's rerun: one more report
     if refused:
         return _back_to_list(request, refused)
@@ -212,22 +229,41 @@ async def rerun(request: Request, report_id: ReportId) -> Redirect:
     except store.ActiveReportExists:
         return _back_to_list(request, "A report is still running: wait for it to finish, or delete it.")
     if report is None:
-        return _back_to_list(request, "That report no longer exists.")
+        raise ReportGone()
     return _back_to_list(request, f"The report for {report.spec.email} is queued again.")
 
 
 @get("/reports/{report_id:str}/delete")
-async def confirm_delete(request: Request, report_id: ReportId) -> Template | Redirect:
-    return await _report_template(request, report_id, "confirm_delete.html")
+async def confirm_delete(request: Request, account: Account, report_id: ReportId) -> Template:
+    report = await _report(request, account, report_id)
+    return Template("confirm_delete.html", context={"account": account, "report": report_out(report)})
 
 
 @post("/reports/{report_id:str}/delete")
-async def delete(request: Request, report_id: ReportId) -> Redirect:
-    account = await _signed_in(request)
-    if account is None:
-        return Redirect("/", status_code=303)
-    deleted = await store.delete_report(request.app.state.db, account.id, report_id)
-    return _back_to_list(request, "The report is deleted." if deleted else "That report no longer exists.")
+async def delete(request: Request, account: Account, report_id: ReportId) -> Redirect:
+    if not await store.delete_report(request.app.state.db, account.id, report_id):
+        raise ReportGone()
+    return _back_to_list(request, "The report is deleted.")
+
+
+def _to_sign_in(request: Request, _: SignedOut) -> Redirect:
+    return Redirect("/", status_code=303)
+
+
+def _to_list(request: Request, _: ReportGone) -> Redirect:
+    return _back_to_list(request, "That report no longer exists.")
+
+
+def _error_page(api_handler: Callable[[Request, Any], Response[Problem]]) -> Callable[[Request, Any], Template]:
+    """The API's answer to an error (its status, its words), as a page."""
+
+    def error_page(request: Request, error: Any) -> Template:
+        response = api_handler(request, error)
+        problem = response.content
+        context = {"status": problem.status, "message": sentence(problem)}
+        return Template("error.html", context=context, status_code=problem.status, headers=response.headers)
+
+    return error_page
 
 
 def when(timestamp: str | None) -> str:
@@ -251,6 +287,15 @@ def web_routers(sessions: DatabaseKeyedSessions) -> list[Router]:
             *(report_page, export, rerun, confirm_delete, delete),
         ],
         middleware=[session_middleware(sessions)],
+        guards=[same_origin_only],
+        dependencies={"account": Provide(provide_account)},
+        exception_handlers={
+            **{kind: _error_page(handler) for kind, handler in EXCEPTION_HANDLERS.items()},
+            SignedOut: _to_sign_in,
+            ReportGone: _to_list,
+        },
+        cache_control=PAGE_CACHE,
+        response_headers=PAGE_HEADERS,
         include_in_schema=False,
     )
     static = create_static_files_router("/static", directories=[HERE / "static"], include_in_schema=False)

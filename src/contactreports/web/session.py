@@ -10,11 +10,16 @@ starts with a random key that `use_secret` replaces before the first request.
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from litestar import Request
 from litestar.middleware import DefineMiddleware
 from litestar.middleware.session import SessionMiddleware
 from litestar.middleware.session.client_side import ClientSideSessionBackend, CookieBackendConfig
+
+from contactreports.models import Account
+from contactreports.store.accounts import account_for_key
 
 SESSION_DAYS = 14
 
@@ -27,6 +32,14 @@ class DatabaseKeyedSessions(ClientSideSessionBackend):
 
     def use_secret(self, secret: bytes) -> None:
         self.aesgcm = AESGCM(secret)
+
+    def load_data(self, data: list[bytes]) -> dict[str, Any]:
+        # Litestar lets only a bad tag or bad base64 through as "no session"; a cookie edited to
+        # hold other bytes (no JSON, no expiry) would raise. Any cookie we cannot read is none.
+        try:
+            return super().load_data(data)
+        except Exception:
+            return {}
 
 
 def session_backend(*, secure: bool) -> DatabaseKeyedSessions:
@@ -43,3 +56,26 @@ def session_backend(*, secure: bool) -> DatabaseKeyedSessions:
 
 def session_middleware(backend: DatabaseKeyedSessions) -> DefineMiddleware:
     return DefineMiddleware(SessionMiddleware, backend=backend)
+
+
+class SignedOut(Exception):
+    """The request has no session, or its API key no longer names an account: the sign-in form."""
+
+
+async def signed_in_account(request: Request) -> Account | None:
+    """The session's account; a session whose key no longer names one is cleared."""
+    api_key = request.session.get("api_key")
+    if not api_key:
+        return None
+    account = await account_for_key(request.app.state.db, api_key)
+    if account is None:
+        request.clear_session()
+    return account
+
+
+async def provide_account(request: Request) -> Account:
+    """The `account` of every page but the sign-in form's: signed out, the page redirects there."""
+    account = await signed_in_account(request)
+    if account is None:
+        raise SignedOut()
+    return account

@@ -8,7 +8,11 @@
   async function refresh() {
     if (!document.hidden) {
       try {
-        const response = await fetch(window.location.href, { cache: "no-store" });
+        const response = await fetch(window.location.href, { cache: "no-store", redirect: "manual" });
+        if (response.type === "opaqueredirect") {
+          window.location.reload(); // deleted or signed out meanwhile: the page it now redirects to says so
+          return;
+        }
         if (response.ok) {
           const fresh = new DOMParser().parseFromString(await response.text(), "text/html");
           const next = fresh.getElementById("report-status");

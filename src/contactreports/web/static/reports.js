@@ -35,8 +35,8 @@
   async function refresh() {
     if (!document.hidden) {
       try {
-        const response = await fetch(list.dataset.src, { headers: { Accept: "text/html" }, cache: "no-store" });
-        if (response.status === 401) {
+        const response = await fetch(list.dataset.src, { cache: "no-store", redirect: "manual" });
+        if (response.type === "opaqueredirect") {
           window.location.assign("/"); // signed out meanwhile: the sign-in form
           return;
         }

@@ -1,4 +1,4 @@
-"""create_app(): the Litestar application."""
+"""create_app(): the Litestar application: the JSON API, its health check, and the web page."""
 
 from __future__ import annotations
 
