@@ -32,7 +32,6 @@ are counted as ignored.
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import hmac
 from datetime import datetime
@@ -220,7 +219,7 @@ class PostmarkAdapter:
             )
         try:
             given = base64.b64decode(credentials.strip(), validate=True)
-        except binascii.Error as error:
+        except ValueError as error:  # binascii.Error, or a header with characters beyond ASCII
             raise Unauthorized("The basic-auth credentials are not valid base64.") from error
         # Constant time: how much of a guess matches must not show in how long the answer takes.
         if not hmac.compare_digest(given, secret.encode()):
