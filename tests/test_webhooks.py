@@ -209,32 +209,22 @@ async def test_postmarks_documented_payloads_make_a_contact_report(
                 "reason": "Test spam complaint details",
             },
         },
-        {
-            "occurred_at": "2019-11-05T16:33:54.907Z",
-            "action": "email.opened",
-            "category": "email",
-            "campaign": welcome,
-            "details": {
-                "provider": "postmark",
-                "message_id": "883953f4-6105-42a2-a16a-77a8eac79483",
-                "user_agent": UA,
-                "ip": "188.2.95.4",
-                "first_open": True,
-            },
-        },
-        {
-            "occurred_at": "2019-11-06T08:00:00.123Z",
-            "action": "email.opened",
-            "category": "email",
-            "campaign": welcome,
-            "details": {
-                "provider": "postmark",
-                "message_id": "883953f4-6105-42a2-a16a-77a8eac79483",
-                "user_agent": UA,
-                "ip": "188.2.95.4",
-                "first_open": False,
-            },
-        },
+        *(
+            {
+                "occurred_at": at,
+                "action": "email.opened",
+                "category": "email",
+                "campaign": welcome,
+                "details": {
+                    "provider": "postmark",
+                    "message_id": "883953f4-6105-42a2-a16a-77a8eac79483",
+                    "user_agent": UA,
+                    "ip": "188.2.95.4",
+                    "first_open": first,
+                },
+            }
+            for at, first in [("2019-11-05T16:33:54.907Z", True), ("2019-11-06T08:00:00.123Z", False)]
+        ),
     ]
     assert await report_for(client, "bounced-address@wildbit.com", "2019-06-01T00:00:00Z", "2020-06-01T00:00:00Z") == [
         {
