@@ -25,7 +25,7 @@ are counted as ignored.
 - Postmark documents no flag for machine opens (its docs say Apple Mail Privacy Protection causes
   opens it cannot tell apart), so `machine_open` is never set.
 - Event ids: Postmark gives records no id. A record is one of a message's events for one
-  recipient at one time (to the ten-millionth of a second), so the id is a hash of RecordType,
+  recipient at one time (to the microsecond), so the id is a hash of RecordType,
   MessageID, the recipient and the time: a redelivery repeats all four, and no two records Postmark
   makes share them.
 """
