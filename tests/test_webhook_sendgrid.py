@@ -1,22 +1,29 @@
 """The SendGrid adapter: SendGrid's documented examples become exactly these events, and the
-Signed Event Webhook's signatures are checked (keys generated here, and SendGrid's own vector)."""
+Signed Event Webhook's signatures are checked (keys generated here, and SendGrid's own vector);
+then the same examples, signed, posted to the live API and read back through contact reports."""
 
 from __future__ import annotations
 
 import base64
 import json
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+import httpx
 import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from contactreports.catalogue import category_of
 from contactreports.config import Settings
 from contactreports.ingest import EventIn, to_new_events
+from contactreports.models import datetime_to_ms, format_ms
 from contactreports.webhooks.base import Delivery, Malformed, Parsed, Unauthorized
 from contactreports.webhooks.sendgrid import MAX_SKEW_SECONDS, SendGridAdapter
+from helpers import report_for, webhook_url
 
 FIXTURES = Path(__file__).parent / "fixtures" / "webhooks" / "sendgrid"
 SIGNED_BY_SENDGRID = json.loads((FIXTURES / "signed_by_sendgrid.json").read_text())
@@ -42,6 +49,11 @@ def signed_headers(private_key: ec.EllipticCurvePrivateKey, body: bytes, timesta
         "X-Twilio-Email-Event-Webhook-Signature": base64.b64encode(signature).decode(),
         "X-Twilio-Email-Event-Webhook-Timestamp": str(timestamp),
     }
+
+
+def now_signed(private_key: ec.EllipticCurvePrivateKey, body: bytes) -> dict[str, str]:
+    """The headers of `body` signed just now."""
+    return signed_headers(private_key, body, int(time.time()))
 
 
 def fixture(name: str) -> bytes:
@@ -571,3 +583,165 @@ def pem(secret: str) -> str:
 )
 def test_anything_else_is_refused_saying_why(secret: str, message: str) -> None:
     assert ADAPTER.check_secret(secret) == message
+
+
+# End to end: SendGrid's examples, signed, posted over HTTP to the live API.
+# The reference page's examples for alex@example.com on 2017-12-15, in an order a message could
+# take. `blocked.json` repeats `bounce.json`'s sg_event_id, so SendGrid's own examples show a
+# duplicate being skipped.
+ALEX_2017 = [
+    "processed.json",
+    "delivered.json",
+    "deferred.json",
+    "open.json",
+    "bounce.json",
+    "blocked.json",
+    "dropped.json",
+    "spamreport.json",
+    "unsubscribe.json",
+    "group_unsubscribe.json",
+    "group_resubscribe.json",
+    "account_status_change.json",
+]
+CAMPAIGN_EXAMPLES = ["marketing_campaign.json", "ab_test.json"]
+
+
+@pytest.fixture
+async def sendgrid(client: httpx.AsyncClient) -> tuple[str, ec.EllipticCurvePrivateKey]:
+    """The account's SendGrid webhook URL, and the key its deliveries are signed with."""
+    private_key, secret = new_key()
+    return await webhook_url(client, "sendgrid", secret), private_key
+
+
+async def post_signed(url: str, private_key: ec.EllipticCurvePrivateKey, body: bytes) -> httpx.Response:
+    """Post `body` as SendGrid does, signed now."""
+    headers = {"Content-Type": "application/json", **now_signed(private_key, body)}
+    async with httpx.AsyncClient() as sendgrid:
+        return await sendgrid.post(url, content=body, headers=headers)
+
+
+def result(ingested: int, duplicates: int = 0, ignored: dict[str, int] | None = None) -> tuple[int, dict]:
+    return 200, {"ingested": ingested, "duplicates": duplicates, "ignored": ignored or {}}
+
+
+def report_row(event: EventIn, campaigns: dict[str, str]) -> dict:
+    """The row a contact report shows for `event`, whose campaign `campaigns` names."""
+    campaign = event.campaign_id and {"id": event.campaign_id, "name": campaigns[event.campaign_id], "archived": False}
+    return {
+        "occurred_at": format_ms(datetime_to_ms(event.occurred_at)),
+        "action": event.action,
+        "category": category_of(event.action),
+        "campaign": campaign,
+        "details": event.details,
+    }
+
+
+async def test_sendgrids_examples_posted_signed_make_a_contact_report(
+    client: httpx.AsyncClient, sendgrid: tuple[str, ec.EllipticCurvePrivateKey]
+) -> None:
+    url, private_key = sendgrid
+    names = ALEX_2017 + CAMPAIGN_EXAMPLES
+    first = [await post_signed(url, private_key, fixture(name)) for name in names]
+    again = [await post_signed(url, private_key, fixture(name)) for name in names]
+
+    deferred, status_change = result(0, ignored={"deferred": 1}), result(0, ignored={"account_status_change": 1})
+    assert [(response.status_code, response.json()) for response in first] == [
+        *[result(1)] * 2,
+        deferred,
+        *[result(1)] * 2,
+        result(0, 1),  # blocked.json: bounce.json's event id
+        *[result(1)] * 5,
+        status_change,
+        result(1),
+        result(2),
+    ]
+    assert [(response.status_code, response.json()) for response in again] == [
+        *[result(0, 1)] * 2,
+        deferred,
+        *[result(0, 1)] * 8,
+        status_change,
+        result(0, 1),
+        result(0, 2),
+    ]
+    stored = [name for name in ALEX_2017 if name != "blocked.json"]
+    assert await report_for(client, ALEX, "2017-01-01T00:00:00Z", "2018-01-01T00:00:00Z") == [
+        report_row(event, EXPECTED[name].campaigns) for name in stored for event in EXPECTED[name].events
+    ]
+    assert (await client.get("/api/campaigns")).json()["items"] == [
+        {"id": campaign_id, "name": name, "channel": "email", "sent_at": None, "archived": False}
+        for campaign_id, name in [
+            ("sendgrid:campaign:12345", "campaign name"),
+            ("sendgrid:campaign:23314", "unique args ab"),
+            (CAT_FACTS, "cat facts"),
+        ]
+    ]
+
+
+def without_email(body: bytes) -> bytes:
+    events = json.loads(body)
+    del events[0]["email"]
+    return json.dumps(events).encode()
+
+
+# How a refused delivery is signed: (the account's key, the body) -> its headers.
+Signer = Callable[[ec.EllipticCurvePrivateKey, bytes], dict[str, str]]
+
+
+def unsigned(private_key: ec.EllipticCurvePrivateKey, body: bytes) -> dict[str, str]:
+    return {}
+
+
+def by_another_key(private_key: ec.EllipticCurvePrivateKey, body: bytes) -> dict[str, str]:
+    return now_signed(new_key()[0], body)
+
+
+def for_another_body(private_key: ec.EllipticCurvePrivateKey, body: bytes) -> dict[str, str]:
+    return now_signed(private_key, body.replace(b"500 unknown recipient", b"250 OK"))
+
+
+def stale(private_key: ec.EllipticCurvePrivateKey, body: bytes) -> dict[str, str]:
+    return signed_headers(private_key, body, int(time.time()) - MAX_SKEW_SECONDS - 60)
+
+
+INVALID = "The request is invalid: see `errors`."
+
+
+@pytest.mark.parametrize(
+    ("sign", "body", "status", "detail", "errors"),
+    [
+        (unsigned, fixture("bounce.json"), 401, UNSIGNED, None),
+        (by_another_key, fixture("bounce.json"), 401, NO_MATCH, None),
+        (for_another_body, fixture("bounce.json"), 401, NO_MATCH, None),
+        (stale, fixture("bounce.json"), 401, "stale: signed at {signed_at}, more than 300 s from now", None),
+        (now_signed, b'{"event": "bounce"}', 400, INVALID,
+         [("body", "not SendGrid's Event Webhook format (a JSON array of events): body: "
+                   "Expected `array`, got `object`")]),
+        (now_signed, without_email(fixture("bounce.json")), 400, INVALID,
+         [("body", "[0].email: missing from a 'bounce' event")]),
+        (now_signed, fixture("bounce.json").replace(b"alex@example.com", b"alex at example.com"), 400, INVALID,
+         [("[0].email", "not an email address")]),
+    ],
+)  # fmt: skip
+async def test_unsigned_tampered_stale_or_malformed_deliveries_store_nothing(
+    client: httpx.AsyncClient,
+    sendgrid: tuple[str, ec.EllipticCurvePrivateKey],
+    sign: Signer,
+    body: bytes,
+    status: int,
+    detail: str,
+    errors: list[tuple[str, str]] | None,
+) -> None:
+    url, private_key = sendgrid
+    headers = sign(private_key, body)
+    async with httpx.AsyncClient() as sender:
+        response = await sender.post(url, content=body, headers={"Content-Type": "application/json", **headers})
+
+    detail = detail.format(signed_at=headers.get(TIMESTAMP))
+    extra = {"errors": [{"field": field, "message": message} for field, message in errors]} if errors else {}
+    title = {400: "Bad Request", 401: "Unauthorized"}[status]
+    assert (response.status_code, response.json()) == (
+        status,
+        {"type": "about:blank", "title": title, "status": status, "detail": detail, **extra},
+    )
+    assert await report_for(client, ALEX, "2017-01-01T00:00:00Z", "2018-01-01T00:00:00Z") == []
+    assert (await client.get("/api/campaigns")).json()["items"] == []
