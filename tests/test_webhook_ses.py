@@ -24,6 +24,8 @@ TOPIC = "arn:aws:sns:us-west-2:123456789012:MyTopic"
 SNS_MESSAGE_ID = "22b80b92-fdea-4c2c-8f9d-bdfb0c7bf324"
 EVENT_MAIL = "EXAMPLE7c191be45-e9aedb9a-02f9-4d12-a87d-dd0099a07f8a-000000"
 CONFIG_SET = {"ses:ConfigSet": "ConfigSet"}
+# The time of every identity notification example.
+NOTICE_AT = "2016-01-27T14:59:38.237Z"
 
 
 def fixture(name: str) -> dict[str, Any]:
@@ -46,29 +48,28 @@ def at(text: str) -> datetime:
 
 
 def event(
-    action: str, email: str, occurred_at: str, *, id: str = f"ses:{SNS_MESSAGE_ID}", mail: str = EVENT_MAIL, **details
+    action: str,
+    email: str,
+    occurred_at: str,
+    *,
+    id: str = f"ses:{SNS_MESSAGE_ID}",
+    mail: str = EVENT_MAIL,
+    campaign: str | None = "ses:ConfigSet",
+    **details: Any,
 ) -> EventIn:
-    """The event we expect, in the campaign of the examples' configuration set."""
-    return EventIn(
-        email=email,
-        action=action,
-        occurred_at=at(occurred_at),
-        id=id,
-        campaign_id="ses:ConfigSet",
-        details={"provider": "ses", "message_id": mail, **details},
-    )
+    """The event we expect; by default in the campaign of the event examples' configuration set."""
+    return EventIn(email, action, at(occurred_at), id, campaign, {"provider": "ses", "message_id": mail, **details})
 
 
-def uncampaigned(expected: EventIn) -> EventIn:
-    """Identity notifications carry no tags, so no campaign."""
-    return EventIn(expected.email, expected.action, expected.occurred_at, expected.id, None, expected.details)
+def notice(action: str, email: str, mail: str, **details: Any) -> EventIn:
+    """The event we expect from an identity notification: no tags, so no campaign."""
+    return event(action, email, NOTICE_AT, mail=mail, campaign=None, **details)
 
 
 IPHONE = "Mozilla/5.0 (iPhone; CPU iPhone OS 10_3_3 like Mac OS X) AppleWebKit/603.3.8 (KHTML, like Gecko) Mobile/14G60"
 CHROME = (
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/60.0.3112.90 Safari/537.36"
 )
-NOTICE = "00000137860315fd-34208509-5b74-41f3-95c5-22c1edc3c924-000000"
 EXAMPLES = {
     "event-bounce.json": Parsed(
         events=[
@@ -142,71 +143,56 @@ EXAMPLES = {
     ),
     "notification-bounce-with-dsn.json": Parsed(
         events=[
-            uncampaigned(
-                event(
-                    "email.bounced",
-                    "jane@example.com",
-                    "2016-01-27T14:59:38.237Z",
-                    mail="00000138111222aa-33322211-cccc-cccc-cccc-ddddaaaa0680-000000",
-                    bounce_type="hard",
-                    reason="General",
-                    provider_event="Bounce",
-                )
+            notice(
+                "email.bounced",
+                "jane@example.com",
+                "00000138111222aa-33322211-cccc-cccc-cccc-ddddaaaa0680-000000",
+                bounce_type="hard",
+                reason="General",
+                provider_event="Bounce",
             )
         ]
     ),
     # Two bounced recipients: one event each, told apart by their index.
     "notification-bounce-without-dsn.json": Parsed(
         events=[
-            uncampaigned(
-                event(
-                    "email.bounced",
-                    email,
-                    "2016-01-27T14:59:38.237Z",
-                    id=f"ses:{SNS_MESSAGE_ID}:{index}",
-                    mail=NOTICE,
-                    bounce_type="hard",
-                    reason="General",
-                    provider_event="Bounce",
-                )
+            event(
+                "email.bounced",
+                email,
+                NOTICE_AT,
+                id=f"ses:{SNS_MESSAGE_ID}:{index}",
+                mail="00000137860315fd-34208509-5b74-41f3-95c5-22c1edc3c924-000000",
+                campaign=None,
+                bounce_type="hard",
+                reason="General",
+                provider_event="Bounce",
             )
             for index, email in enumerate(["jane@example.com", "richard@example.com"])
         ]
     ),
     "notification-complaint-with-feedback.json": Parsed(
         events=[
-            uncampaigned(
-                event(
-                    "email.spam_reported",
-                    "richard@example.com",
-                    "2016-01-27T14:59:38.237Z",
-                    mail="000001378603177f-7a5433e7-8edb-42ae-af10-f0181f34d6ee-000000",
-                    reason="abuse",
-                )
+            notice(
+                "email.spam_reported",
+                "richard@example.com",
+                "000001378603177f-7a5433e7-8edb-42ae-af10-f0181f34d6ee-000000",
+                reason="abuse",
             )
         ]
     ),
     "notification-complaint-without-feedback.json": Parsed(
         events=[
-            uncampaigned(
-                event(
-                    "email.spam_reported",
-                    "richard@example.com",
-                    "2016-01-27T14:59:38.237Z",
-                    mail="0000013786031775-163e3910-53eb-4c8e-a04a-f29debf88a84-000000",
-                )
+            notice(
+                "email.spam_reported",
+                "richard@example.com",
+                "0000013786031775-163e3910-53eb-4c8e-a04a-f29debf88a84-000000",
             )
         ]
     ),
     "notification-delivery.json": Parsed(
         events=[
-            uncampaigned(
-                event(
-                    "email.delivered",
-                    "jane@example.com",
-                    "2016-01-27T14:59:38.237Z",
-                    mail="0000014644fe5ef6-9a483358-9170-4cb4-a269-f5dcdf415321-000000",
-                )
+            notice(
+                "email.delivered", "jane@example.com", "0000014644fe5ef6-9a483358-9170-4cb4-a269-f5dcdf415321-000000"
             )
         ]
     ),
