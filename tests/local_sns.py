@@ -58,7 +58,8 @@ class LocalSns:
         self.requests: Counter[str] = Counter()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
-        self.origin = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self.port = self._server.server_address[1]
+        self.origin = f"http://127.0.0.1:{self.port}"
         self.origin_pattern = re.escape(self.origin)
 
     def url(self, path: str) -> str:

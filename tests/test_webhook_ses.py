@@ -1,21 +1,26 @@
-"""The Amazon SES adapter: AWS's documented examples, re-signed by a local stand-in for SNS."""
+"""The Amazon SES adapter: AWS's documented examples, re-signed by a local stand-in for SNS, parsed
+and verified by the adapter, then posted to a live API and read back through contact reports."""
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+import uuid
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
+from itertools import cycle
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from conftest import ApiAccount, Process, service_env, start_api
 from contactreports.config import Settings
 from contactreports.ingest import EventIn
 from contactreports.webhooks.base import Delivery, Malformed, Parsed, Unauthorized
 from contactreports.webhooks.ses import SesAdapter
+from helpers import report_for, webhook_url
 from local_sns import LocalSns
 
 FIXTURES = Path(__file__).parent / "fixtures" / "webhooks" / "ses"
@@ -412,7 +417,7 @@ async def test_a_message_from_another_topic_is_unauthorized(sns: LocalSns, adapt
     ],
 )
 async def test_a_certificate_from_an_untrusted_url_is_unauthorized(sns: LocalSns, cert_url: str) -> None:
-    url = cert_url.format(port=sns.origin.rsplit(":", 1)[1], origin=sns.origin)
+    url = cert_url.format(port=sns.port, origin=sns.origin)
     message = sns.sign(fixture("sns-notification.json"), cert=url)
     before = sum(sns.requests.values())
 
@@ -544,3 +549,229 @@ def test_the_secret_is_one_or_more_topic_arns(secret: str, problem: str | None) 
 def test_the_origin_pattern_must_be_a_regular_expression() -> None:
     with pytest.raises(ValueError, match="sns_origin_pattern 'https://\\(' is not a regular expression"):
         Settings(sns_origin_pattern="https://(")
+
+
+@pytest.fixture(scope="module")
+def ses_api(database_url: str, redis_url: str, logs: Path, worker: Process, sns: LocalSns) -> Iterator[str]:
+    """An API trusting the local SNS (CONTACTREPORTS_SNS_ORIGIN_PATTERN); the session's worker runs its reports."""
+    env = service_env(database_url, redis_url, sns_origin_pattern=sns.origin_pattern)
+    process, url = start_api(env, logs, "webhook-ses")
+    yield url
+    process.stop()
+
+
+@pytest.fixture
+async def ses_client(ses_api: str, account: ApiAccount) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=ses_api, headers=account.headers, timeout=30) as http:
+        yield http
+
+
+@pytest.fixture
+async def ses_url(ses_client: httpx.AsyncClient) -> str:
+    return await webhook_url(ses_client, "ses", TOPIC)
+
+
+async def post_as_sns(url: str, messages: list[dict[str, Any]]) -> list[tuple[int, Any]]:
+    """Post each message as SNS does (its headers; the body as text/plain) and give (status, body) back."""
+    async with httpx.AsyncClient(timeout=30) as amazon:
+        responses = [
+            await amazon.post(
+                url,
+                content=json.dumps(message),
+                headers={
+                    "Content-Type": "text/plain; charset=UTF-8",
+                    "x-amz-sns-message-type": message["Type"],
+                    "x-amz-sns-message-id": message["MessageId"],
+                    "x-amz-sns-topic-arn": message["TopicArn"],
+                    "User-Agent": "Amazon Simple Notification Service Agent",
+                },
+            )
+            for message in messages
+        ]
+    return [(response.status_code, response.json()) for response in responses]
+
+
+NOTHING = {"ingested": 0, "duplicates": 0, "ignored": {}}
+
+
+async def test_the_subscription_handshake_visits_the_subscribe_url(sns: LocalSns, ses_url: str) -> None:
+    confirm = f"/confirm?Action=ConfirmSubscription&TopicArn={TOPIC}&Token={uuid.uuid4().hex}"
+    subscribe = sns.sign({**fixture("sns-subscription-confirmation.json"), "SubscribeURL": sns.url(confirm)}, "2")
+    unsubscribe = sns.sign(fixture("sns-unsubscribe-confirmation.json"))
+
+    assert await post_as_sns(ses_url, [subscribe, unsubscribe]) == [(200, NOTHING), (200, NOTHING)]
+    assert sns.requests[confirm] == 1
+
+
+async def test_a_forged_subscribe_url_is_not_visited(sns: LocalSns, ses_url: str) -> None:
+    # The local SNS under another name: not the origin the API trusts.
+    elsewhere = f"http://localhost:{sns.port}/confirm?Token=forged"
+    message = sns.sign({**fixture("sns-subscription-confirmation.json"), "SubscribeURL": elsewhere})
+
+    [(status, body)] = await post_as_sns(ses_url, [message])
+
+    assert (status, body["errors"]) == (
+        400,
+        [{"field": "body", "message": f"SubscribeURL {elsewhere!r} is not an Amazon SNS URL"}],
+    )
+    assert sns.requests["/confirm?Token=forged"] == 0
+
+
+def sns_message_id(name: str) -> str:
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, name))
+
+
+def email_row(occurred_at: str, action: str, campaign: dict | None, **details: Any) -> dict[str, Any]:
+    return {
+        "occurred_at": occurred_at,
+        "action": action,
+        "category": "email",
+        "campaign": campaign,
+        "details": {"provider": "ses", **details},
+    }
+
+
+CONFIG_SET_CAMPAIGN = {"id": "ses:ConfigSet", "name": "ConfigSet", "archived": False}
+HARD_GENERAL = {"bounce_type": "hard", "reason": "General", "provider_event": "Bounce"}
+# Contact reports (of at most three years each) over every event the examples make.
+REPORTS = {
+    ("recipient@example.com", "2016-06-01T00:00:00Z", "2019-06-01T00:00:00Z"): [
+        email_row("2016-10-14T05:02:16.645Z", "email.sent", CONFIG_SET_CAMPAIGN, message_id=EVENT_MAIL),
+        email_row("2016-10-19T23:21:04.133Z", "email.delivered", CONFIG_SET_CAMPAIGN, message_id=EVENT_MAIL),
+        email_row(
+            "2017-08-05T00:41:02.669Z", "email.bounced", CONFIG_SET_CAMPAIGN, message_id=EVENT_MAIL, **HARD_GENERAL
+        ),
+        email_row(
+            "2017-08-05T00:41:02.669Z",
+            "email.spam_reported",
+            CONFIG_SET_CAMPAIGN,
+            message_id=EVENT_MAIL,
+            reason="abuse",
+        ),
+        email_row(
+            "2017-08-09T22:00:19.652Z",
+            "email.opened",
+            CONFIG_SET_CAMPAIGN,
+            message_id=EVENT_MAIL,
+            ip="192.0.2.1",
+            user_agent=IPHONE,
+        ),
+        email_row(
+            "2017-08-09T23:51:25.570Z",
+            "email.clicked",
+            CONFIG_SET_CAMPAIGN,
+            message_id=EVENT_MAIL,
+            url="http://docs.aws.amazon.com/ses/latest/DeveloperGuide/send-email-smtp.html",
+            ip="192.0.2.1",
+            user_agent=CHROME,
+        ),
+    ],
+    ("recipient@example.com", "2021-06-01T00:00:00Z", "2024-06-01T00:00:00Z"): [
+        email_row(
+            "2022-01-12T01:00:17.910Z",
+            "email.unsubscribed",
+            CONFIG_SET_CAMPAIGN,
+            message_id="EXAMPLEe4bccb684-777bc8de-afa7-4970-92b0-f515137b1497-000000",
+        ),
+    ],
+    ("sender@example.com", "2016-06-01T00:00:00Z", "2019-06-01T00:00:00Z"): [
+        email_row(
+            "2016-10-14T17:38:15.211Z",
+            "email.bounced",
+            CONFIG_SET_CAMPAIGN,
+            message_id=EVENT_MAIL,
+            reason="Bad content",
+            provider_event="Reject",
+        ),
+    ],
+    ("jane@example.com", "2015-06-01T00:00:00Z", "2018-06-01T00:00:00Z"): [
+        email_row(
+            NOTICE_AT,
+            "email.bounced",
+            None,
+            message_id="00000138111222aa-33322211-cccc-cccc-cccc-ddddaaaa0680-000000",
+            **HARD_GENERAL,
+        ),
+        email_row(
+            NOTICE_AT,
+            "email.bounced",
+            None,
+            message_id="00000137860315fd-34208509-5b74-41f3-95c5-22c1edc3c924-000000",
+            **HARD_GENERAL,
+        ),
+        email_row(
+            NOTICE_AT,
+            "email.delivered",
+            None,
+            message_id="0000014644fe5ef6-9a483358-9170-4cb4-a269-f5dcdf415321-000000",
+        ),
+    ],
+    ("richard@example.com", "2015-06-01T00:00:00Z", "2018-06-01T00:00:00Z"): [
+        email_row(
+            NOTICE_AT,
+            "email.bounced",
+            None,
+            message_id="00000137860315fd-34208509-5b74-41f3-95c5-22c1edc3c924-000000",
+            **HARD_GENERAL,
+        ),
+        email_row(
+            NOTICE_AT,
+            "email.spam_reported",
+            None,
+            message_id="000001378603177f-7a5433e7-8edb-42ae-af10-f0181f34d6ee-000000",
+            reason="abuse",
+        ),
+        email_row(
+            NOTICE_AT,
+            "email.spam_reported",
+            None,
+            message_id="0000013786031775-163e3910-53eb-4c8e-a04a-f29debf88a84-000000",
+        ),
+    ],
+}
+
+
+async def test_ses_documented_records_make_contact_reports(
+    sns: LocalSns, ses_client: httpx.AsyncClient, ses_url: str
+) -> None:
+    names = sorted(EXAMPLES)
+    messages = [
+        sns.sign(ses_notification(fixture(name), sns_message_id(name)), version)
+        for name, version in zip(names, cycle("12"), strict=False)
+    ]
+
+    first = await post_as_sns(ses_url, messages)
+    # SNS redelivers with the same MessageId (re-signed, stamped anew by our stand-in).
+    again = await post_as_sns(ses_url, [sns.sign(message) for message in messages])
+
+    counts = [(len(EXAMPLES[name].events), EXAMPLES[name].ignored) for name in names]
+    assert first == [(200, {"ingested": n, "duplicates": 0, "ignored": ignored}) for n, ignored in counts]
+    assert again == [(200, {"ingested": 0, "duplicates": n, "ignored": ignored}) for n, ignored in counts]
+    for (email, start, end), rows in REPORTS.items():
+        assert await report_for(ses_client, email, start, end) == rows, email
+    assert (await ses_client.get("/api/campaigns")).json()["items"] == [
+        {"id": "ses:ConfigSet", "name": "ConfigSet", "channel": "email", "sent_at": None, "archived": False}
+    ]
+
+
+async def test_a_tampered_notification_is_refused_and_stores_nothing(sns: LocalSns, ses_url: str) -> None:
+    signed = sns.sign(ses_notification(fixture("event-delivery.json"), sns_message_id("tampered")), "2")
+    forged = fixture("event-delivery.json")
+    forged["delivery"]["recipients"] = ["victim@example.com"]
+
+    refused = await post_as_sns(ses_url, [{**signed, "Message": json.dumps(forged)}])
+    # The genuine message is still new: the forged one left nothing behind.
+    genuine = await post_as_sns(ses_url, [signed])
+
+    assert refused == [
+        (
+            401,
+            {
+                "type": "about:blank",
+                "title": "Unauthorized",
+                "status": 401,
+                "detail": "the SNS signature does not match the message",
+            },
+        )
+    ]
+    assert genuine == [(200, {"ingested": 1, "duplicates": 0, "ignored": {}})]

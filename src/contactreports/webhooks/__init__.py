@@ -5,9 +5,10 @@ from __future__ import annotations
 from contactreports.config import Settings
 from contactreports.webhooks.base import Adapter
 from contactreports.webhooks.postmark import PostmarkAdapter
+from contactreports.webhooks.ses import SesAdapter
 
 
 def make_adapters(settings: Settings) -> dict[str, Adapter]:
     """Every provider's adapter, by the `{provider}` of its webhook URL, in the order documents list them."""
-    adapters: list[Adapter] = [PostmarkAdapter()]
+    adapters: list[Adapter] = [PostmarkAdapter(), SesAdapter(settings)]
     return {adapter.name: adapter for adapter in adapters}
