@@ -633,6 +633,14 @@ def email_row(occurred_at: str, action: str, campaign: dict | None, **details: A
 
 CONFIG_SET_CAMPAIGN = {"id": "ses:ConfigSet", "name": "ConfigSet", "archived": False}
 HARD_GENERAL = {"bounce_type": "hard", "reason": "General", "provider_event": "Bounce"}
+# The bounce notification without a DSN bounced both Jane and Richard.
+BOTH_BOUNCED = email_row(
+    NOTICE_AT,
+    "email.bounced",
+    None,
+    message_id="00000137860315fd-34208509-5b74-41f3-95c5-22c1edc3c924-000000",
+    **HARD_GENERAL,
+)
 # Contact reports (of at most three years each) over every event the examples make.
 REPORTS = {
     ("recipient@example.com", "2016-06-01T00:00:00Z", "2019-06-01T00:00:00Z"): [
@@ -692,13 +700,7 @@ REPORTS = {
             message_id="00000138111222aa-33322211-cccc-cccc-cccc-ddddaaaa0680-000000",
             **HARD_GENERAL,
         ),
-        email_row(
-            NOTICE_AT,
-            "email.bounced",
-            None,
-            message_id="00000137860315fd-34208509-5b74-41f3-95c5-22c1edc3c924-000000",
-            **HARD_GENERAL,
-        ),
+        BOTH_BOUNCED,
         email_row(
             NOTICE_AT,
             "email.delivered",
@@ -707,13 +709,7 @@ REPORTS = {
         ),
     ],
     ("richard@example.com", "2015-06-01T00:00:00Z", "2018-06-01T00:00:00Z"): [
-        email_row(
-            NOTICE_AT,
-            "email.bounced",
-            None,
-            message_id="00000137860315fd-34208509-5b74-41f3-95c5-22c1edc3c924-000000",
-            **HARD_GENERAL,
-        ),
+        BOTH_BOUNCED,
         email_row(
             NOTICE_AT,
             "email.spam_reported",
