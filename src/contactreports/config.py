@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import msgspec
@@ -46,6 +47,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # The web page's session cookie is sent only over HTTPS (and http://localhost); turn this
     # off only to serve the page over plain HTTP to another host.
     web_secure_cookie: bool = True
+    # Amazon SES webhooks: the origin ("scheme://host[:port]", a regular expression matched in
+    # full) that an SNS message's SigningCertURL and SubscribeURL must have. The default is
+    # Amazon SNS's regional hosts over HTTPS; tests point it at a local server.
+    sns_origin_pattern: str = r"https://sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?"
 
     def __post_init__(self) -> None:
         # msgspec turns these ValueErrors into a ValidationError naming the bad value.
@@ -58,6 +63,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
                 parse_rate_limit(limit)
             except ValueError:
                 raise ValueError(f"{limit!r} is not a rate limit like '60/minute'") from None
+        try:
+            re.compile(self.sns_origin_pattern)
+        except re.error as error:
+            raise ValueError(
+                f"sns_origin_pattern {self.sns_origin_pattern!r} is not a regular expression: {error}"
+            ) from None
 
 
 class ConfigError(ValueError):

@@ -6,9 +6,10 @@ from contactreports.config import Settings
 from contactreports.webhooks.base import Adapter
 from contactreports.webhooks.postmark import PostmarkAdapter
 from contactreports.webhooks.sendgrid import SendGridAdapter
+from contactreports.webhooks.ses import SesAdapter
 
 
 def make_adapters(settings: Settings) -> dict[str, Adapter]:
     """Every provider's adapter, by the `{provider}` of its webhook URL, in the order documents list them."""
-    adapters: list[Adapter] = [SendGridAdapter(), PostmarkAdapter()]
+    adapters: list[Adapter] = [SendGridAdapter(), PostmarkAdapter(), SesAdapter(settings)]
     return {adapter.name: adapter for adapter in adapters}
