@@ -13,11 +13,11 @@ import pytest
 
 from contactreports.ingest import EventIn
 from contactreports.webhooks.base import Delivery, Malformed, Parsed, Unauthorized
-from contactreports.webhooks.brevo import Brevo
+from contactreports.webhooks.brevo import BrevoAdapter
 
 FIXTURES = Path(__file__).parent / "fixtures" / "webhooks" / "brevo"
 TOKEN = "Zk3m-Qp8_wR2vT6yX9aB"
-BREVO = Brevo()
+BREVO = BrevoAdapter()
 
 EMAIL = "example@domain.com"
 MESSAGE_ID = "201798300811.5787683@relay.domain.com"

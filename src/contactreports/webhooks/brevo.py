@@ -116,7 +116,7 @@ class BrevoEvent(msgspec.Struct):
 _decode = msgspec.json.Decoder(BrevoEvent | list[BrevoEvent]).decode
 
 
-class Brevo:
+class BrevoAdapter:
     name: ClassVar[str] = "brevo"
     secret_help: ClassVar[str] = (
         "The token Brevo sends with each webhook call: the bearer token set when creating the "
