@@ -9,11 +9,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from contactreports.ingest import EventIn
 from contactreports.webhooks.base import Delivery, Malformed, Parsed, Unauthorized
 from contactreports.webhooks.brevo import BrevoAdapter
+from helpers import report_for, webhook_url
 
 FIXTURES = Path(__file__).parent / "fixtures" / "webhooks" / "brevo"
 TOKEN = "Zk3m-Qp8_wR2vT6yX9aB"
@@ -38,6 +40,11 @@ def marketing(event_id: str, action: str, **details: Any) -> EventIn:
     return EventIn(EMAIL, action, MARKETING_AT, event_id, CAMPAIGN, {"provider": "brevo", **details})
 
 
+def bounced(event_id: str, provider_event: str, bounce_type: str, **details: Any) -> EventIn:
+    return transactional(event_id, "email.bounced", provider_event=provider_event, bounce_type=bounce_type, **details)
+
+
+DOWN = "server is down"
 # Ids are pinned: a stored event's id must not change, or a redelivery after an upgrade
 # would be stored twice. `opened` and `unique_opened` report one open: one id.
 EXPECTED = {
@@ -56,26 +63,10 @@ EXPECTED = {
         url="https://domain.com/product",
         user_agent=USER_AGENT,
     ),
-    "hard_bounce": transactional(
-        "brevo:5d2f9c6f009b72b4a6d8c09e928adc2c",
-        "email.bounced",
-        provider_event="hard_bounce",
-        bounce_type="hard",
-        reason="server is down",
-    ),
-    "soft_bounce": transactional(
-        "brevo:9fc3ae67da28d3d7864cac551b095bfc",
-        "email.bounced",
-        provider_event="soft_bounce",
-        bounce_type="soft",
-        reason="server is down",
-    ),
-    "blocked": transactional(
-        "brevo:ab6f9ebfaed56808d361893e41c31ce7", "email.bounced", provider_event="blocked", bounce_type="hard"
-    ),
-    "invalid_email": transactional(
-        "brevo:218fe688711c19b910ee8e24bd5511a1", "email.bounced", provider_event="invalid_email", bounce_type="hard"
-    ),
+    "hard_bounce": bounced("brevo:5d2f9c6f009b72b4a6d8c09e928adc2c", "hard_bounce", "hard", reason=DOWN),
+    "soft_bounce": bounced("brevo:9fc3ae67da28d3d7864cac551b095bfc", "soft_bounce", "soft", reason=DOWN),
+    "blocked": bounced("brevo:ab6f9ebfaed56808d361893e41c31ce7", "blocked", "hard"),
+    "invalid_email": bounced("brevo:218fe688711c19b910ee8e24bd5511a1", "invalid_email", "hard"),
     "spam": transactional("brevo:101de78e8619ebd9f1ef891e76a95b1b", "email.spam_reported", provider_event="spam"),
     "unsubscribed": transactional(
         "brevo:89e13f6455d29737f7c7c82c79b54734",
@@ -269,3 +260,85 @@ async def test_a_missing_or_wrong_token_is_unauthorized(headers: dict[str, str],
 def test_check_secret_wants_a_long_token_without_spaces(secret: str, problem: str | None) -> None:
     result = BREVO.check_secret(secret)
     assert result == problem if problem is None else problem in result
+
+
+# End to end: the fixtures posted over HTTP to the live API, as Brevo posts them.
+
+TRANSACTIONAL = [name for name in [*EXPECTED, *IGNORED] if not name.startswith("marketing_")]
+MARKETING = [name for name in [*EXPECTED, *IGNORED] if name.startswith("marketing_")]
+
+
+def brevo_row(event: EventIn, campaign_name: str) -> dict:
+    return {
+        "occurred_at": event.occurred_at.strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+        "action": event.action,
+        "category": "email",
+        "campaign": {"id": event.campaign_id, "name": campaign_name, "archived": False},
+        "details": event.details,
+    }
+
+
+async def test_brevos_documented_payloads_make_a_contact_report(client: httpx.AsyncClient) -> None:
+    url = await webhook_url(client, "brevo", TOKEN)
+    batch = b"[" + b",".join(fixture(name) for name in MARKETING) + b"]"
+
+    async with httpx.AsyncClient() as brevo:
+
+        async def post_all() -> list[tuple[int, dict]]:
+            # Transactional events one a request with the bearer token; marketing ones as one
+            # batch, with the token as the password in the URL (httpx sends it as basic auth).
+            bearer = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
+            responses = [await brevo.post(url, content=fixture(name), headers=bearer) for name in TRANSACTIONAL]
+            responses.append(await brevo.post(url.replace("://", f"://brevo:{TOKEN}@", 1), content=batch))
+            return [(response.status_code, response.json()) for response in responses]
+
+        first = await post_all()
+        again = await post_all()
+
+    stored_once = {"ingested": 1, "duplicates": 0, "ignored": {}}
+    duplicate = {"ingested": 0, "duplicates": 1, "ignored": {}}
+    expected_first = [
+        (200, {"ingested": 0, "duplicates": 0, "ignored": IGNORED[name]})
+        if name in IGNORED
+        # `unique_opened` is the open `opened` already stored.
+        else (200, duplicate if name == "unique_opened" else stored_once)
+        for name in TRANSACTIONAL
+    ]
+    marketing_batch = {"ingested": 5, "duplicates": 0, "ignored": {"list_addition": 1}}
+    assert first == [*expected_first, (200, marketing_batch)]
+    # Redelivered, everything is a duplicate.
+    assert again == [
+        (status, {**body, "ingested": 0, "duplicates": body["ingested"] + body["duplicates"]}) for status, body in first
+    ]
+    stored = [name for name in EXPECTED if name != "unique_opened"]
+    assert await report_for(client, EMAIL, "2020-11-01T00:00:00Z", "2020-12-01T00:00:00Z") == [
+        brevo_row(EXPECTED[name], CAMPAIGN_NAMES[EXPECTED[name].campaign_id]) for name in stored
+    ]
+    assert (await client.get("/api/campaigns")).json()["items"] == [
+        {"id": campaign_id, "name": name, "channel": "email", "sent_at": None, "archived": False}
+        for campaign_id, name in sorted(CAMPAIGN_NAMES.items())
+    ]
+
+
+@pytest.mark.parametrize(
+    ("headers", "detail"),
+    [
+        ({}, "no Authorization header: set the Brevo webhook's bearer token or URL credentials"),
+        (
+            {"Authorization": f"Bearer {TOKEN[:-1]}"},
+            "the Authorization header does not carry this account's Brevo token",
+        ),
+    ],
+)
+async def test_a_delivery_without_the_token_stores_nothing(
+    client: httpx.AsyncClient, headers: dict[str, str], detail: str
+) -> None:
+    url = await webhook_url(client, "brevo", TOKEN)
+
+    async with httpx.AsyncClient() as brevo:
+        response = await brevo.post(url, content=fixture("delivered"), headers=headers)
+
+    problem = {"type": "about:blank", "title": "Unauthorized", "status": 401, "detail": detail}
+    assert (response.status_code, response.json()) == (401, problem)
+    assert await report_for(client, EMAIL, "2020-11-01T00:00:00Z", "2020-12-01T00:00:00Z") == []
+    assert (await client.get("/api/campaigns")).json()["items"] == []

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from contactreports.config import Settings
 from contactreports.webhooks.base import Adapter
+from contactreports.webhooks.brevo import BrevoAdapter
 from contactreports.webhooks.postmark import PostmarkAdapter
 
 
 def make_adapters(settings: Settings) -> dict[str, Adapter]:
     """Every provider's adapter, by the `{provider}` of its webhook URL, in the order documents list them."""
-    adapters: list[Adapter] = [PostmarkAdapter()]
+    adapters: list[Adapter] = [PostmarkAdapter(), BrevoAdapter()]
     return {adapter.name: adapter for adapter in adapters}
