@@ -48,7 +48,6 @@ counted as ignored rather than failing the whole batch.
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import hmac
 from datetime import UTC, datetime
@@ -160,9 +159,11 @@ def presented_token(authorization: str | None) -> str:
     if scheme.lower() == "bearer":
         return credentials.strip()
     if scheme.lower() == "basic":
+        # ValueError covers bad base64 (binascii.Error), a header beyond ASCII, and a password
+        # that is not UTF-8 (UnicodeDecodeError): all of them a 401, none a 500.
         try:
             user_and_password = base64.b64decode(credentials.strip(), validate=True).decode()
-        except (binascii.Error, UnicodeDecodeError) as error:
+        except ValueError as error:
             raise Unauthorized("the basic-auth credentials are not base64 of user:password") from error
         return user_and_password.partition(":")[2]
     raise Unauthorized("the Authorization header must be Bearer <token> or Basic credentials")
