@@ -66,7 +66,7 @@ def at(text: str) -> datetime:
     return datetime.fromisoformat(text).replace(tzinfo=UTC)
 
 
-TAG = {"mailgun:webhook_payload": "webhook_payload"}
+RECIPIENT = "recipient@sample.mailgun.com"
 OPENED_IN_CHROME = "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/144.0.0.0 Safari/537.36"  # noqa: E501
 CLICKED_ON_ANDROID = "Mozilla/5.0 (Linux; Android 9; itel A27) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/133.0.6943.143 Mobile Safari/537.36"  # noqa: E501
 MAILBOX_UNAVAILABLE = (
@@ -74,132 +74,95 @@ MAILBOX_UNAVAILABLE = (
     "[BN3PEPF0000B36D.namprd21.prod.outlook.com 2026-02-12T17:42:55.527Z 08DE657A58651558]"
 )
 
+
+def one_event(
+    action: str,
+    occurred_at: str,
+    mailgun_id: str,
+    email: str = RECIPIENT,
+    tag: str | None = "webhook_payload",
+    **details: Any,
+) -> Parsed:
+    """What the adapter should make of a webhook: one event, of the campaign named by `tag`."""
+    campaign_id = f"mailgun:{tag}" if tag else None
+    event = EventIn(
+        email=email,
+        action=action,
+        occurred_at=at(occurred_at),
+        id=f"mailgun:{mailgun_id}",
+        campaign_id=campaign_id,
+        details={"provider": "mailgun", **details},
+    )
+    return Parsed(events=[event], campaigns={campaign_id: tag} if tag else {})
+
+
 # Each fixture and exactly what the adapter makes of it.
 EXPECTED: dict[str, Parsed] = {
-    "accepted.json": Parsed(
-        events=[
-            EventIn(
-                email="recipient@sample.mailgun.com",
-                action="email.sent",
-                occurred_at=at("2026-02-03T19:26:38.372891"),
-                id="mailgun:CCXMjJ7nQi2N3BPigGOdgQ",
-                campaign_id="mailgun:webhook_payload",
-                details={"provider": "mailgun", "message_id": "20260203192638.000be97f99f8cea1@sample.mailgun.com"},
-            )
-        ],
-        campaigns=TAG,
+    "accepted.json": one_event(
+        "email.sent",
+        "2026-02-03T19:26:38.372891",
+        "CCXMjJ7nQi2N3BPigGOdgQ",
+        message_id="20260203192638.000be97f99f8cea1@sample.mailgun.com",
     ),
-    "delivered.json": Parsed(
-        events=[
-            EventIn(
-                email="recipient@sample.mailgun.com",
-                action="email.delivered",
-                occurred_at=at("2026-02-03T19:20:31.658528"),
-                id="mailgun:MXcc2gEpS-eN8HfkOnmK2w",
-                campaign_id="mailgun:webhook_payload",
-                details={"provider": "mailgun", "message_id": "20260203192030.53383e583ab41f62@sample.mailgun.com"},
-            )
-        ],
-        campaigns=TAG,
+    "delivered.json": one_event(
+        "email.delivered",
+        "2026-02-03T19:20:31.658528",
+        "MXcc2gEpS-eN8HfkOnmK2w",
+        message_id="20260203192030.53383e583ab41f62@sample.mailgun.com",
     ),
-    "opened.json": Parsed(
-        events=[
-            EventIn(
-                email="recipient@sample.mailgun.com",
-                action="email.opened",
-                occurred_at=at("2026-02-05T21:31:14.554933"),
-                id="mailgun:q7DMpbLFRKW1QuiLC9XV4Q",
-                campaign_id="mailgun:webhook_payload",
-                details={
-                    "provider": "mailgun",
-                    "message_id": "20260205213049.8e3a7bf607f78309@sample.mailgun.com",
-                    "user_agent": OPENED_IN_CHROME,
-                    "ip": "38.142.208.162",
-                },
-            )
-        ],
-        campaigns=TAG,
+    "opened.json": one_event(
+        "email.opened",
+        "2026-02-05T21:31:14.554933",
+        "q7DMpbLFRKW1QuiLC9XV4Q",
+        message_id="20260205213049.8e3a7bf607f78309@sample.mailgun.com",
+        user_agent=OPENED_IN_CHROME,
+        ip="38.142.208.162",
     ),
     # Apple Mail Privacy Protection fetched the pixel: Mailgun's client-info.bot is "apple".
-    "opened-bot.json": Parsed(
-        events=[
-            EventIn(
-                email="bot@apple.com",
-                action="email.opened",
-                occurred_at=at("2022-05-18T14:17:15.279025"),
-                id="mailgun:added-by-contactreports-bot-open",
-                details={"provider": "mailgun", "user_agent": "Mozilla/5.0", "machine_open": True},
-            )
-        ],
+    "opened-bot.json": one_event(
+        "email.opened",
+        "2022-05-18T14:17:15.279025",
+        "added-by-contactreports-bot-open",
+        email="bot@apple.com",
+        tag=None,
+        user_agent="Mozilla/5.0",
+        machine_open=True,
     ),
-    "clicked.json": Parsed(
-        events=[
-            EventIn(
-                email="recipient@sample.mailgun.com",
-                action="email.clicked",
-                occurred_at=at("2026-02-05T21:31:58.664868"),
-                id="mailgun:A9dLUrCXQjK92TlnW3zkIA",
-                campaign_id="mailgun:webhook_payload",
-                details={
-                    "provider": "mailgun",
-                    "message_id": "20260205213049.8e3a7bf607f78309@sample.mailgun.com",
-                    "url": "https://sample.mailgun.com",
-                    "user_agent": CLICKED_ON_ANDROID,
-                    "ip": "9.169.124.21",
-                },
-            )
-        ],
-        campaigns=TAG,
+    "clicked.json": one_event(
+        "email.clicked",
+        "2026-02-05T21:31:58.664868",
+        "A9dLUrCXQjK92TlnW3zkIA",
+        message_id="20260205213049.8e3a7bf607f78309@sample.mailgun.com",
+        url="https://sample.mailgun.com",
+        user_agent=CLICKED_ON_ANDROID,
+        ip="9.169.124.21",
     ),
-    "failed-permanent.json": Parsed(
-        events=[
-            EventIn(
-                email="badrecipient@sample.mailgun.com",
-                action="email.bounced",
-                occurred_at=at("2026-02-12T17:42:55.592369"),
-                id="mailgun:2kFItcrLQuKTdp-Ia2Xr7w",
-                campaign_id="mailgun:webhook_payload",
-                details={
-                    "provider": "mailgun",
-                    "message_id": "20260212174255.58bbb7ce85a423e5@mailgun.com",
-                    "bounce_type": "hard",
-                    "reason": MAILBOX_UNAVAILABLE,
-                },
-            )
-        ],
-        campaigns=TAG,
+    "failed-permanent.json": one_event(
+        "email.bounced",
+        "2026-02-12T17:42:55.592369",
+        "2kFItcrLQuKTdp-Ia2Xr7w",
+        email="badrecipient@sample.mailgun.com",
+        message_id="20260212174255.58bbb7ce85a423e5@mailgun.com",
+        bounce_type="hard",
+        reason=MAILBOX_UNAVAILABLE,
     ),
     # Mailgun retries the message: a delay, counted, not stored.
     "failed-temporary.json": Parsed(ignored={"temporary_fail": 1}),
     # The unsubscribe is from every tag ("*"): no campaign.
-    "unsubscribed.json": Parsed(
-        events=[
-            EventIn(
-                email="recipient@sample.mailgun.com",
-                action="email.unsubscribed",
-                occurred_at=at("2026-02-05T21:31:30.465629"),
-                id="mailgun:89QcW8YuSv6lhSeN3n4qnA",
-                details={
-                    "provider": "mailgun",
-                    "message_id": "20260205213049.8e3a7bf607f78309@sample.mailgun.com",
-                    "user_agent": OPENED_IN_CHROME,
-                    "ip": "38.142.208.162",
-                },
-            )
-        ],
+    "unsubscribed.json": one_event(
+        "email.unsubscribed",
+        "2026-02-05T21:31:30.465629",
+        "89QcW8YuSv6lhSeN3n4qnA",
+        tag=None,
+        message_id="20260205213049.8e3a7bf607f78309@sample.mailgun.com",
+        user_agent=OPENED_IN_CHROME,
+        ip="38.142.208.162",
     ),
-    "complained.json": Parsed(
-        events=[
-            EventIn(
-                email="recipient@sample.mailgun.com",
-                action="email.spam_reported",
-                occurred_at=at("2026-02-12T18:26:12.268414"),
-                id="mailgun:rIVDlyk8SY-mJauQoYmNFA",
-                campaign_id="mailgun:webhook_payload",
-                details={"provider": "mailgun", "message_id": "20260212182531.0d5ed3254c319957@sample.mailgun.com"},
-            )
-        ],
-        campaigns=TAG,
+    "complained.json": one_event(
+        "email.spam_reported",
+        "2026-02-12T18:26:12.268414",
+        "rIVDlyk8SY-mJauQoYmNFA",
+        message_id="20260212182531.0d5ed3254c319957@sample.mailgun.com",
     ),
 }
 
