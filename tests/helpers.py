@@ -10,6 +10,7 @@ import httpx
 
 from conftest import wait_until
 
+CATEGORIES = ["email", "campaign", "sms", "automation"]  # the contract's (shared/API.md)
 ALL_EMAIL = [
     "email.sent",
     "email.delivered",
@@ -124,3 +125,21 @@ def oracle(
         }
         for moment, _, event, campaign in matching
     ]
+
+
+async def webhook_url(client: httpx.AsyncClient, provider: str, secret: str) -> str:
+    """The account's webhook URL for `provider`, with `secret` set for it. Rotates the token, so a
+    URL from an earlier call stops working: call it once per test and account."""
+    token = await client.post("/api/webhooks/token")
+    assert token.status_code == 201, token.text
+    response = await client.put(f"/api/webhooks/{provider}", json={"secret": secret})
+    assert response.status_code == 200, response.text
+    return token.json()["urls"][provider]
+
+
+async def report_for(client: httpx.AsyncClient, email: str, start: str, end: str) -> list[dict]:
+    """The rows of a done report on every action of `email` from `start` to `end` (at most 3 years)."""
+    report = await create_report(client, email=email, categories=CATEGORIES, start=start, end=end)
+    done = await wait_done(client, report["id"])
+    assert done["status"] == "done", done
+    return await all_rows(client, report["id"])

@@ -44,15 +44,23 @@ TABLE = (
 
 
 def run(
-    *args: str, url: str, key: str | None, cwd: Path | None = None, text: bool = True
+    *args: str,
+    url: str,
+    key: str | None,
+    cwd: Path | None = None,
+    text: bool = True,
+    group: str = "report",
+    stdin: str | None = None,
 ) -> subprocess.CompletedProcess:
-    """The CLI as a user runs it: settings from the environment only (`text=False`: output as bytes)."""
+    """`contactreports <group> ...` as a user runs it: settings from the environment only (`text=False`: output
+    as bytes)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CONTACTREPORTS_")}
     env |= {"CONTACTREPORTS_URL": url, **({"CONTACTREPORTS_API_KEY": key} if key else {})}
     return subprocess.run(
-        [sys.executable, "-m", "contactreports", "report", *args],
+        [sys.executable, "-m", "contactreports", group, *args],
         env=env,
         cwd=cwd,
+        input=stdin,
         capture_output=True,
         text=text,
         timeout=60,
@@ -291,3 +299,38 @@ def test_waiting_on_a_report_that_fails_says_why_and_exits_1(monkeypatch: pytest
 
     with pytest.raises(ClickException, match="^report r1 failed: matched more than 2,000,000 events$"):
         cli_report._show(scripted, at("processing", 10.0), wait=True, as_json=False)
+
+
+async def test_webhooks_token_list_set_and_unset(api: str, account: ApiAccount, client: httpx.AsyncClient) -> None:
+    def webhooks(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+        return run(*args, url=api, key=account.api_key, group="webhooks", stdin=stdin)
+
+    made = ok(webhooks("token"))
+    set_from_stdin = ok(webhooks("set", "postmark", "-", stdin="hooks:s3cret\n"))
+    listed = ok(webhooks("list"))
+    overview = (await client.get("/api/webhooks")).json()
+    bad_secret = webhooks("set", "postmark", "no-colon")
+    unknown = webhooks("set", "nope", "a:b")
+    token_json = json.loads(ok(webhooks("token", "--json")))
+    unset = ok(webhooks("unset", "postmark"))
+
+    token = re.match(r"token: (wh_\S+)\n", made)[1]
+    assert made.startswith(f"token: {token}\n(shown this once; a token made before no longer works)\n\n")
+    assert re.search(rf"\n  postmark +{api}/webhooks/postmark/{token}\n", made)
+    postmark = next(provider for provider in overview["providers"] if provider["name"] == "postmark")
+    assert set_from_stdin == f"postmark: secret set {postmark['updated_at']}\n"
+    assert listed.startswith(f"token: made {overview['token_created_at']}\n\n")
+    assert re.search(rf"\npostmark +secret set {postmark['updated_at']}\n  The basic-auth credentials Postmark", listed)
+    assert (bad_secret.returncode, bad_secret.stderr) == (
+        1,
+        "Error: Bad Request (400): the request is invalid\n"
+        "  secret: expected username:password (the webhook's basic-auth credentials), both non-empty\n",
+    )
+    assert unknown.returncode == 1 and unknown.stderr.startswith(
+        "Error: Not Found (404): No such webhook provider 'nope'"
+    )
+    assert token_json["token"] != token
+    assert token_json["urls"]["postmark"] == f"{api}/webhooks/postmark/{token_json['token']}"
+    assert unset == "postmark: no secret; its deliveries are refused from now on\n"
+    after = (await client.get("/api/webhooks")).json()["providers"]
+    assert next(provider for provider in after if provider["name"] == "postmark")["configured"] is False

@@ -38,6 +38,19 @@ OPERATIONS = {
         "429": PROBLEM,
         "503": PROBLEM,
     },
+    ("get", "/api/webhooks"): {"200": JSON, **ERRORS},
+    ("post", "/api/webhooks/token"): {"201": JSON, **ERRORS, "503": PROBLEM},
+    ("put", "/api/webhooks/{provider}"): {"200": JSON, **ERRORS, "404": PROBLEM, "413": PROBLEM, "503": PROBLEM},
+    ("delete", "/api/webhooks/{provider}"): {"204": None, **ERRORS, "404": PROBLEM, "503": PROBLEM},
+    ("post", "/webhooks/{provider}/{account_token}"): {
+        "200": JSON,
+        **ERRORS,
+        "404": PROBLEM,
+        "413": PROBLEM,
+        "429": PROBLEM,
+        "502": PROBLEM,
+        "503": PROBLEM,
+    },
     ("get", "/health"): {"200": JSON, "503": JSON},
 }
 
@@ -112,7 +125,9 @@ async def test_options_names_every_method_of_the_path(client: httpx.AsyncClient)
     for path in sorted({path for _, path in OPERATIONS}):
         methods = ", ".join(sorted({"OPTIONS", *(method.upper() for method, other in OPERATIONS if other == path)}))
 
-        response = await client.options(path.format(report_id="r1", campaign_id="c1"))
+        response = await client.options(
+            path.format(report_id="r1", campaign_id="c1", provider="postmark", account_token="t1")
+        )
 
         assert (response.status_code, response.headers.get("allow"), response.content) == (204, methods, b""), path
 

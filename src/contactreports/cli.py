@@ -1,4 +1,5 @@
-"""The `contactreports` command: up, serve, worker, accounts create, import; `report ...` (cli_report.py)."""
+"""The `contactreports` command: up, serve, worker, accounts create, import; `report ...` (cli_report.py),
+`webhooks ...` (cli_webhooks.py)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from uvicorn.config import STARTUP_FAILURE
 from uvicorn.supervisors import Multiprocess
 
 from contactreports.cli_report import report
+from contactreports.cli_webhooks import webhooks
 from contactreports.config import ConfigError, Settings, load_settings, sqlite_path
 
 log = logging.getLogger("contactreports")
@@ -30,6 +32,7 @@ def main() -> None:
 
 
 main.add_command(report)
+main.add_command(webhooks)
 
 
 def _settings(*, need_redis: bool = False) -> Settings:

@@ -8,7 +8,6 @@ one-paragraph message on stderr and exit code 1, never a traceback.
 from __future__ import annotations
 
 import itertools
-import logging
 import re
 import sys
 import time
@@ -17,11 +16,11 @@ from contextlib import nullcontext
 from datetime import UTC, datetime, timedelta
 
 import click
-import msgspec
 from tqdm import tqdm
 
 from contactreports.api.schemas import ReportOut
-from contactreports.client import DEFAULT_URL, PAGE_LIMIT, ApiError, Client, Row
+from contactreports.cli_client import api_group, client_for, json_option, json_text
+from contactreports.client import PAGE_LIMIT, Client, Row
 
 FINISHED = ("done", "failed")
 # Poll often at first (small reports finish in a fraction of a second), then back off so a
@@ -33,41 +32,7 @@ TIMESTAMP_WIDTH = len("2026-03-01T09:30:00.000Z")
 MAX_CAMPAIGN_WIDTH = 40
 
 
-class ReportGroup(click.Group):
-    """Turns every ApiError of a subcommand into click's `Error: ...` and exit code 1."""
-
-    def invoke(self, ctx: click.Context):
-        try:
-            return super().invoke(ctx)
-        except ApiError as error:
-            raise click.ClickException(str(error)) from error
-
-
-@click.group(cls=ReportGroup)
-@click.option(
-    "--url",
-    envvar="CONTACTREPORTS_URL",
-    default=DEFAULT_URL,
-    show_default=True,
-    help="The API (or CONTACTREPORTS_URL).",
-)
-@click.option("--api-key", envvar="CONTACTREPORTS_API_KEY", help="The account's API key (or CONTACTREPORTS_API_KEY).")
-@click.pass_context
-def report(ctx: click.Context, url: str, api_key: str | None) -> None:
-    """Contact reports through the HTTP API."""
-    # The root command logs at INFO; httpx would log every request there.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-    ctx.obj = {"url": url, "api_key": api_key}
-
-
-def _client(ctx: click.Context) -> Client:
-    """The API client, made on first use so `--help` needs no key."""
-    options = ctx.find_object(dict)
-    if not options.get("api_key"):
-        raise click.ClickException("no API key: set CONTACTREPORTS_API_KEY or pass --api-key")
-    client = Client(options["url"], options["api_key"])
-    ctx.call_on_close(client.close)
-    return client
+report = api_group("report", "Contact reports through the HTTP API.")
 
 
 def parse_moment(text: str, now: datetime) -> datetime:
@@ -102,13 +67,9 @@ def wire_time(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _json(value: object) -> str:
-    return msgspec.json.encode(value).decode()
-
-
 def details_text(details: dict) -> str:
     """`url=https://…, type=hard`: readable at a glance, unlike the raw JSON object."""
-    return ", ".join(f"{key}={value if isinstance(value, str) else _json(value)}" for key, value in details.items())
+    return ", ".join(f"{key}={value if isinstance(value, str) else json_text(value)}" for key, value in details.items())
 
 
 def _batches(items: Iterable, size: int) -> Iterator[list]:
@@ -190,7 +151,7 @@ def _show(client: Client, report: ReportOut, *, wait: bool, as_json: bool) -> No
     if wait:
         report = wait_for(client, report)
     if as_json:
-        click.echo(_json(report))
+        click.echo(json_text(report))
     else:
         print_report(report)
     if wait and report.status == "failed":
@@ -203,7 +164,6 @@ def _show(client: Client, report: ReportOut, *, wait: bool, as_json: bool) -> No
 # One "now" per command run: `--since 30d` and the default `--until` are exactly 30 days apart.
 NOW = Moment(datetime.now(UTC))
 wait_option = click.option("--wait", is_flag=True, help="Show progress until done, then the rows.")
-json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 
 
 @report.command("create")
@@ -226,7 +186,7 @@ def create(ctx, email, categories, actions, since, until, include_archived, wait
         "end": wire_time(until or NOW.now),
         "include_archived": include_archived,
     }
-    client = _client(ctx)
+    client = client_for(ctx)
     _show(client, client.create_report(search), wait=wait, as_json=as_json)
 
 
@@ -237,9 +197,9 @@ def create(ctx, email, categories, actions, since, until, include_archived, wait
 def list_reports(ctx, status, as_json) -> None:
     """The account's reports, newest first."""
     count = 0
-    for count, item in enumerate(_client(ctx).reports(status), start=1):
+    for count, item in enumerate(client_for(ctx).reports(status), start=1):
         if as_json:
-            click.echo(_json(item))
+            click.echo(json_text(item))
             continue
         if count == 1:
             click.echo(f"{'id':<36}  {'status':<10}  {'progress':>8}  {'rows':>7}  {'created':<24}  email")
@@ -259,7 +219,7 @@ def _report_command(name: str, help_text: str, fetch: Callable[[Client, str], Re
     @json_option
     @click.pass_context
     def command(ctx, report_id, wait, as_json) -> None:
-        client = _client(ctx)
+        client = client_for(ctx)
         _show(client, fetch(client, report_id), wait=wait, as_json=as_json)
 
     return command
@@ -278,12 +238,12 @@ rerun = _report_command("rerun", "Compute a report again from the events as they
 def rows(ctx, report_id, action, limit, as_json) -> None:
     """A done report's rows, oldest first."""
     page_size = min(limit or PAGE_LIMIT, PAGE_LIMIT)
-    found = itertools.islice(_client(ctx).rows(report_id, action, page_size), limit)
+    found = itertools.islice(client_for(ctx).rows(report_id, action, page_size), limit)
     if not as_json:
         print_rows_table(found)
         return
     for row in found:
-        click.echo(_json(row))
+        click.echo(json_text(row))
 
 
 @report.command("export")
@@ -293,7 +253,7 @@ def rows(ctx, report_id, action, limit, as_json) -> None:
 @click.pass_context
 def export(ctx, report_id, file_format, output) -> None:
     """Download a done report's rows as a file."""
-    with _client(ctx).export(report_id, file_format) as (suggested, chunks):
+    with client_for(ctx).export(report_id, file_format) as (suggested, chunks):
         name = output or suggested
         written = 0
         with nullcontext(sys.stdout.buffer) if name == "-" else open(name, "wb") as target:
@@ -307,5 +267,5 @@ def export(ctx, report_id, file_format, output) -> None:
 @click.pass_context
 def delete(ctx, report_id) -> None:
     """Delete a report and its rows (a running one stops)."""
-    _client(ctx).delete(report_id)
+    client_for(ctx).delete(report_id)
     click.echo(f"deleted report {report_id}")

@@ -1,4 +1,4 @@
-"""A small HTTP client for the reports API (../shared/API.md), used by `contactreports report ...`.
+"""A small HTTP client for the API (../shared/API.md), used by `contactreports report|webhooks ...`.
 
 It talks to a running service, never to the database, so it works against any deployment.
 Every failure becomes an `ApiError` whose message a person can act on: the CLI prints it as is.
@@ -16,7 +16,7 @@ import httpx
 import msgspec
 
 # The API's own response Structs: api/schemas.py imports msgspec and models only, not Litestar.
-from contactreports.api.schemas import ReportOut
+from contactreports.api.schemas import ReportOut, WebhookProviderOut, WebhooksOut, WebhookTokenOut
 from contactreports.models import FieldError
 
 DEFAULT_URL = "http://127.0.0.1:8000"
@@ -174,6 +174,19 @@ class Client:
     def rows(self, report_id: str, action: str | None = None, page_size: int = PAGE_LIMIT) -> Iterator[Row]:
         params = {"limit": page_size, **({"action": action} if action else {})}
         return self._pages(f"/api/reports/{report_id}/rows", RowPage, params)
+
+    def rotate_webhook_token(self) -> WebhookTokenOut:
+        return self._decode(self._request("POST", "/api/webhooks/token"), WebhookTokenOut)
+
+    def webhooks(self) -> WebhooksOut:
+        return self._decode(self._request("GET", "/api/webhooks"), WebhooksOut)
+
+    def set_webhook_secret(self, provider: str, secret: str) -> WebhookProviderOut:
+        response = self._request("PUT", f"/api/webhooks/{provider}", json={"secret": secret})
+        return self._decode(response, WebhookProviderOut)
+
+    def delete_webhook_secret(self, provider: str) -> None:
+        self._request("DELETE", f"/api/webhooks/{provider}")
 
     @contextmanager
     def export(self, report_id: str, file_format: str) -> Iterator[tuple[str, Iterator[bytes]]]:

@@ -24,11 +24,13 @@ from contactreports.api.options import answer_options
 from contactreports.api.pagination import Cursors
 from contactreports.api.reports import ReportController
 from contactreports.api.requests import ApiRequest
+from contactreports.api.webhooks import WebhookController, receive_webhook
 from contactreports.config import Settings, load_settings
 from contactreports.store.database import Database
 from contactreports.store.meta import cursor_secret, session_secret
 from contactreports.web.pages import TEMPLATES, web_routers
 from contactreports.web.session import session_backend
+from contactreports.webhooks import make_adapters
 
 
 def create_app(settings: Settings | None = None) -> Litestar:
@@ -50,6 +52,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             settings=settings,
             cursors=Cursors(await cursor_secret(db)),
             rate_limits=RateLimits(redis, settings),
+            webhook_adapters=make_adapters(settings),
         )
         try:
             yield
@@ -59,13 +62,13 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
     api = Router(
         "/api",
-        route_handlers=[list_actions, CampaignController, EventController, ReportController],
+        route_handlers=[list_actions, CampaignController, EventController, ReportController, WebhookController],
         guards=[require_api_key],
         dependencies={"account": Provide(provide_account)},
         security=[{"BearerAuth": []}],
     )
     return Litestar(
-        route_handlers=[api, health, *web_routers(sessions)],
+        route_handlers=[api, receive_webhook, health, *web_routers(sessions)],
         template_config=TEMPLATES,
         lifespan=[lifespan],
         state=State({}),

@@ -7,7 +7,7 @@ from typing import Any
 from litestar import Controller, post
 from litestar.datastructures import State
 
-from contactreports.api.errors import invalid, problem_responses
+from contactreports.api.errors import ProblemError, invalid, problem_responses
 from contactreports.api.limits import limit_ingestion
 from contactreports.api.openapi import NDJSON, EventBatchOperation
 from contactreports.api.requests import ApiRequest
@@ -63,10 +63,15 @@ class EventController(Controller):
         except InvalidEvents as error:
             raise invalid(error.errors) from error
         except UnknownCampaigns as error:
-            raise invalid(
-                [
-                    FieldError(f"[{i}].campaign_id", f"unknown campaign {campaign!r}")
-                    for i, campaign in sorted(error.unknown.items())
-                ]
-            ) from error
+            raise unknown_campaigns(error) from error
         return IngestResult(ingested, duplicates)
+
+
+def unknown_campaigns(error: UnknownCampaigns) -> ProblemError:
+    """A 400 naming each event whose campaign the account does not have."""
+    return invalid(
+        [
+            FieldError(f"[{i}].campaign_id", f"unknown campaign {campaign!r}")
+            for i, campaign in sorted(error.unknown.items())
+        ]
+    )

@@ -1,10 +1,18 @@
-"""What Litestar cannot infer for the OpenAPI document: downloads and the NDJSON request body."""
+"""What Litestar cannot infer for the OpenAPI document: downloads, the NDJSON request body, webhook bodies."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from litestar.openapi.spec import OpenAPIHeader, OpenAPIMediaType, OpenAPIResponse, OpenAPIType, Operation, Schema
+from litestar.openapi.spec import (
+    OpenAPIHeader,
+    OpenAPIMediaType,
+    OpenAPIResponse,
+    OpenAPIType,
+    Operation,
+    RequestBody,
+    Schema,
+)
 
 from contactreports.exports import MEDIA_TYPES
 
@@ -45,3 +53,18 @@ class EventBatchOperation(Operation):
         array = self.request_body.content["application/json"].schema
         assert isinstance(array, Schema)
         self.request_body.content[NDJSON] = OpenAPIMediaType(schema=array.items)
+
+
+@dataclass
+class WebhookDeliveryOperation(Operation):
+    """A delivery's body is the provider's own format, read raw: there is no `data` to describe."""
+
+    def __post_init__(self) -> None:
+        self.request_body = RequestBody(
+            description=(
+                "Exactly what the provider posts (JSON for most; Amazon SNS sends JSON as text/plain), "
+                "checked by its adapter."
+            ),
+            content={"application/json": OpenAPIMediaType(schema=Schema(type=OpenAPIType.OBJECT))},
+            required=True,
+        )

@@ -90,3 +90,40 @@ class Health(msgspec.Struct):
     status: str
     database: str
     redis: str
+
+
+Provider = Annotated[str, msgspec.Meta(examples=["postmark"])]
+
+
+class WebhookSecretIn(msgspec.Struct, forbid_unknown_fields=True):
+    secret: Annotated[str, msgspec.Meta(min_length=1, max_length=4096, examples=["hooks:s3cret-passw0rd"])]
+
+
+class WebhookTokenOut(msgspec.Struct):
+    token: Annotated[str, msgspec.Meta(description="Shown this once: only its hash is kept.")]
+    urls: Annotated[
+        dict[Provider, str],
+        msgspec.Meta(description="The URL to paste into each provider's dashboard, by provider."),
+    ]
+
+
+class WebhookProviderOut(msgspec.Struct):
+    name: Provider
+    configured: Annotated[bool, msgspec.Meta(description="Whether the account has a secret for this provider.")]
+    updated_at: Annotated[TimestampOut | None, msgspec.Meta(description="When the secret was last set.")]
+    secret_help: Annotated[str, msgspec.Meta(description="What the secret is and where to find it.")]
+
+
+class WebhooksOut(msgspec.Struct):
+    has_token: bool
+    token_created_at: TimestampOut | None
+    providers: list[WebhookProviderOut]
+
+
+class WebhookResult(msgspec.Struct):
+    ingested: int
+    duplicates: int
+    ignored: Annotated[
+        dict[str, int],
+        msgspec.Meta(description="The provider's event types not mapped onto the catalogue, with their counts."),
+    ]

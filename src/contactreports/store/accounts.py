@@ -9,9 +9,10 @@ from contactreports.models import Account, now_ms
 from contactreports.store.database import Database
 
 
-def hash_api_key(api_key: str) -> str:
-    # Keys are 256-bit random tokens, so a fast hash is enough: no dictionary to attack.
-    return hashlib.sha256(api_key.encode()).hexdigest()
+def hash_token(token: str) -> str:
+    """How API keys and webhook tokens are stored. They are 256-bit random tokens, so a fast
+    hash is enough: there is no dictionary to attack."""
+    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def new_api_key() -> str:
@@ -24,7 +25,7 @@ async def create_account(db: Database, name: str, api_key: str | None = None) ->
     async with db.transaction() as conn:
         cursor = await conn.execute(
             "INSERT INTO accounts (name, api_key_hash, created_at) VALUES (?, ?, ?)",
-            (name, hash_api_key(api_key), now_ms()),
+            (name, hash_token(api_key), now_ms()),
         )
         account_id = cursor.lastrowid
     assert account_id is not None
@@ -32,7 +33,7 @@ async def create_account(db: Database, name: str, api_key: str | None = None) ->
 
 
 async def account_for_key(db: Database, api_key: str) -> Account | None:
-    row = db.lookup("SELECT id, name FROM accounts WHERE api_key_hash = ?", (hash_api_key(api_key),))
+    row = db.lookup("SELECT id, name FROM accounts WHERE api_key_hash = ?", (hash_token(api_key),))
     return Account(row[0], row[1]) if row else None
 
 

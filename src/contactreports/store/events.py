@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from itertools import repeat
 from operator import itemgetter
 
@@ -23,13 +23,23 @@ class UnknownCampaigns(Exception):
         self.unknown = unknown
 
 
-async def insert_events(db: Database, account_id: int, events: Sequence[NewEvent]) -> tuple[int, int]:
+async def insert_events(
+    db: Database, account_id: int, events: Sequence[NewEvent], new_campaigns: Mapping[str, str] | None = None
+) -> tuple[int, int]:
     """Store a batch all or nothing; returns (ingested, duplicates).
 
     An event whose id the account already ingested (earlier, or earlier in this batch)
     is skipped as a duplicate. Raises UnknownCampaigns, storing nothing.
+    `new_campaigns` ({id: name}) are created first, in the same transaction, unless the account
+    has them already (then they are left as they are): campaigns a webhook names on first sight.
     """
     async with db.transaction() as conn:
+        if new_campaigns:
+            await conn.executemany(
+                "INSERT INTO campaigns (account_id, id, name, channel, sent_at, archived)"
+                " VALUES (?, ?, ?, 'email', NULL, 0) ON CONFLICT (account_id, id) DO NOTHING",
+                [(account_id, campaign_id, name) for campaign_id, name in sorted(new_campaigns.items())],
+            )
         campaigns = await _campaigns_by_id(conn, account_id, {e.campaign_id for e in events if e.campaign_id})
         unknown = {i: e.campaign_id for i, e in enumerate(events) if e.campaign_id and e.campaign_id not in campaigns}
         if unknown:

@@ -1,0 +1,252 @@
+"""Webhooks from email platforms: the account's token and secrets under `/api/webhooks`, and the
+public `POST /webhooks/{provider}/{account_token}` the platforms post their events to.
+
+The public route has no API key: the token in its path names the account, and the provider's
+adapter (webhooks/) checks the delivery against the secret the account set for that provider.
+Its events then take the way `POST /api/events` does: the same checks, the same all-or-nothing
+insert, duplicates skipped by id, and the same per-account rate limit.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from typing import Annotated
+
+import httpx
+import msgspec
+from litestar import Controller, Request, delete, get, post, put
+from litestar.connection import ASGIConnection
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.handlers import BaseRouteHandler
+from litestar.openapi.spec import Example
+from litestar.params import Parameter
+
+from contactreports.api.auth import provide_account
+from contactreports.api.errors import ProblemError, invalid, problem_responses
+from contactreports.api.events import unknown_campaigns
+from contactreports.api.limits import limit_ingestion
+from contactreports.api.openapi import WebhookDeliveryOperation
+from contactreports.api.schemas import (
+    WebhookProviderOut,
+    WebhookResult,
+    WebhookSecretIn,
+    WebhooksOut,
+    WebhookTokenOut,
+)
+from contactreports.ingest import InvalidEvents, decode_array, to_new_events
+from contactreports.models import TEXT_CONTROLS, Account, FieldError, control_characters_in, format_ms
+from contactreports.store.events import UnknownCampaigns, insert_events
+from contactreports.store.webhooks import (
+    account_for_webhook_token,
+    delete_webhook_secret,
+    get_webhook_secret,
+    rotate_webhook_token,
+    set_webhook_secret,
+    webhook_secrets_updated,
+    webhook_token_created_at,
+)
+from contactreports.webhooks.base import Adapter, Delivery, Malformed, Parsed, Unauthorized
+
+log = logging.getLogger(__name__)
+# Amazon SNS waits for the confirmation no longer than a webhook delivery waits for our answer.
+SUBSCRIBE_TIMEOUT_SECONDS = 10
+MAX_CAMPAIGN_NAME = 200  # as PUT /api/campaigns allows
+ProviderName = Annotated[
+    str,
+    Parameter(
+        description="The platform: one of those `GET /api/webhooks` lists.", examples=[Example(value="postmark")]
+    ),
+]
+AccountToken = Annotated[str, Parameter(description="The account's webhook token (`POST /api/webhooks/token`).")]
+
+
+def _adapter(state: State, provider: str) -> Adapter:
+    adapters: dict[str, Adapter] = state.webhook_adapters
+    adapter = adapters.get(provider)
+    if adapter is None:
+        raise ProblemError(404, f"No such webhook provider {provider!r}: one of {', '.join(adapters)}.")
+    return adapter
+
+
+def _provider_out(adapter: Adapter, updated_at: int | None) -> WebhookProviderOut:
+    return WebhookProviderOut(
+        adapter.name,
+        updated_at is not None,
+        format_ms(updated_at) if updated_at is not None else None,
+        adapter.secret_help,
+    )
+
+
+class WebhookController(Controller):
+    path = "/webhooks"
+    tags = ["webhooks"]
+
+    @post(
+        "/token",
+        status_code=201,
+        responses=problem_responses(503),
+        summary="Create or rotate the webhook token",
+        description=(
+            "A new token for the account's webhook URLs, `/webhooks/{provider}/{token}`, each given in full "
+            "in `urls`. It is shown this once (only its hash is kept); a token made before stops working at "
+            "once, so paste the new URLs into every provider. The token is not the API key: it only lets "
+            "a provider post events, and only with that provider's secret."
+        ),
+    )
+    async def rotate(self, request: Request, account: Account, state: State) -> WebhookTokenOut:
+        token, _ = await rotate_webhook_token(state.db, account.id)
+        base = str(request.base_url).rstrip("/")
+        return WebhookTokenOut(token, {name: f"{base}/webhooks/{name}/{token}" for name in state.webhook_adapters})
+
+    @get(
+        "/",
+        responses=problem_responses(),
+        summary="The webhook token and each provider's secret",
+        description=(
+            "Whether the account has a webhook token and when it was made (the token itself cannot be "
+            "shown again), and for each provider whether its secret is set, when, and what it is."
+        ),
+    )
+    async def overview(self, account: Account, state: State) -> WebhooksOut:
+        created_at = await webhook_token_created_at(state.db, account.id)
+        updated = await webhook_secrets_updated(state.db, account.id)
+        return WebhooksOut(
+            created_at is not None,
+            format_ms(created_at) if created_at is not None else None,
+            [_provider_out(adapter, updated.get(name)) for name, adapter in state.webhook_adapters.items()],
+        )
+
+    @put(
+        "/{provider:str}",
+        responses=problem_responses(404, 413, 503),
+        summary="Set a provider's secret",
+        description=(
+            "The secret its deliveries are checked with (see `secret_help` in `GET /api/webhooks`); it "
+            "replaces the one set before. Deliveries from a provider without a secret are refused with `401`."
+        ),
+    )
+    async def set_secret(
+        self, provider: ProviderName, data: WebhookSecretIn, account: Account, state: State
+    ) -> WebhookProviderOut:
+        adapter = _adapter(state, provider)
+        reason = adapter.check_secret(data.secret)
+        if reason is not None:
+            raise invalid([FieldError("secret", reason)])
+        updated_at = await set_webhook_secret(state.db, account.id, adapter.name, data.secret)
+        return _provider_out(adapter, updated_at)
+
+    @delete(
+        "/{provider:str}",
+        status_code=204,
+        responses=problem_responses(404, 503),
+        summary="Remove a provider's secret",
+        description="Its deliveries are refused with `401` from now on. `204` also when it had none.",
+    )
+    async def unset_secret(self, provider: ProviderName, account: Account, state: State) -> None:
+        await delete_webhook_secret(state.db, account.id, _adapter(state, provider).name)
+
+
+async def webhook_account(connection: ASGIConnection, _: BaseRouteHandler) -> None:
+    """A guard: the provider must be known and the token an account's, before the rate limit counts."""
+    _adapter(connection.app.state, connection.path_params["provider"])
+    account = await account_for_webhook_token(connection.app.state.db, connection.path_params["account_token"])
+    if account is None:
+        raise ProblemError(404, "Unknown webhook token: make one with POST /api/webhooks/token.")
+    connection.state.account = account
+
+
+def _campaign_errors(campaigns: Mapping[str, str]) -> list[FieldError]:
+    """The names a provider gives its campaigns, held to PUT /api/campaigns' rules for a name."""
+    errors = []
+    for campaign_id, name in sorted(campaigns.items()):
+        if not 1 <= len(name) <= MAX_CAMPAIGN_NAME:
+            errors.append(FieldError(f"campaigns[{campaign_id}]", f"a name of 1 to {MAX_CAMPAIGN_NAME} characters"))
+        elif control_characters_in(name, allowed=TEXT_CONTROLS):
+            errors.append(FieldError(f"campaigns[{campaign_id}]", "control characters in the name"))
+    return errors
+
+
+async def _store(state: State, account: Account, parsed: Parsed) -> tuple[int, int]:
+    """Store the events all or nothing, creating the campaigns they name on first sight."""
+    # Encoded and decoded again: every constraint `POST /api/events` puts on an event (lengths of
+    # ids, say) holds for an adapter's events too, checked by the same code.
+    events = to_new_events(decode_array(msgspec.json.encode(parsed.events)), state.settings.max_details_bytes)
+    named = {event.campaign_id for event in events if event.campaign_id}
+    campaigns = {campaign_id: name for campaign_id, name in parsed.campaigns.items() if campaign_id in named}
+    if errors := _campaign_errors(campaigns):
+        raise invalid(errors)
+    try:
+        return await insert_events(state.db, account.id, events, new_campaigns=campaigns)
+    except UnknownCampaigns as error:
+        raise unknown_campaigns(error) from error
+
+
+async def _confirm_subscription(url: str) -> None:
+    """Amazon SNS's handshake: GET the SubscribeURL of a verified SubscriptionConfirmation."""
+    try:
+        async with httpx.AsyncClient(timeout=SUBSCRIBE_TIMEOUT_SECONDS) as http:
+            (await http.get(url)).raise_for_status()
+    except httpx.HTTPError as error:
+        raise ProblemError(
+            502, f"Could not confirm the subscription at {httpx.URL(url).host}: {error or type(error).__name__}."
+        ) from error
+
+
+@post(
+    "/webhooks/{provider:str}/{account_token:str}",
+    status_code=200,
+    guards=[webhook_account, limit_ingestion],
+    dependencies={"account": Provide(provide_account)},
+    operation_class=WebhookDeliveryOperation,
+    responses=problem_responses(404, 413, 429, 502, 503),
+    tags=["webhooks"],
+    summary="Receive a provider's webhook",
+    description=(
+        "The URL to paste into the provider's dashboard (`POST /api/webhooks/token` gives it). No API key: "
+        "the token names the account, and the delivery must be signed or authenticated as the provider "
+        "documents, with the secret set by `PUT /api/webhooks/{provider}` (else `401`; nothing stored). "
+        "Events are stored all or nothing, a redelivered event is counted as a duplicate, and campaigns the "
+        "provider names are created on first sight. Event types that mean nothing to a contact report are "
+        "counted in `ignored`. A body that is not the provider's format: `400`. Amazon SNS's subscription "
+        "confirmation is answered here too (`502` when SNS could not be reached)."
+    ),
+)
+async def receive_webhook(
+    provider: ProviderName, account_token: AccountToken, request: Request, account: Account, state: State
+) -> WebhookResult:
+    adapter = _adapter(state, provider)
+    secret = await get_webhook_secret(state.db, account.id, adapter.name)
+    if secret is None:
+        raise ProblemError(
+            401,
+            f"No {adapter.name} secret is set for this account: set it with PUT /api/webhooks/{adapter.name} "
+            f"(or `contactreports webhooks set {adapter.name} SECRET`). Nothing was stored.",
+        )
+    delivery = Delivery(
+        headers={name.lower(): value for name, value in request.headers.items()},
+        body=await request.body(),
+        received_at=time.time(),
+        url=str(request.url),
+    )
+    try:
+        await adapter.verify(delivery, secret)
+        parsed = adapter.parse(delivery)
+    except Unauthorized as error:
+        raise ProblemError(401, str(error) or "Not sent by the provider with this account's secret.") from error
+    except Malformed as error:
+        raise invalid([FieldError("body", str(error))]) from error
+    if parsed.subscribe_url is not None:
+        await _confirm_subscription(parsed.subscribe_url)
+    ingested, duplicates = 0, 0
+    if parsed.events:
+        try:
+            ingested, duplicates = await _store(state, account, parsed)
+        except InvalidEvents as error:
+            raise invalid(error.errors) from error
+    if parsed.ignored:
+        counts = ", ".join(f"{kind} x{count}" for kind, count in sorted(parsed.ignored.items()))
+        log.info("%s webhook for account %s: ignored %s", adapter.name, account.id, counts)
+    return WebhookResult(ingested, duplicates, parsed.ignored)

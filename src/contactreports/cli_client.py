@@ -1,0 +1,64 @@
+"""What every command group of the HTTP API's client shares: --url and --api-key, the client, errors.
+
+`contactreports report ...` (cli_report.py) and `contactreports webhooks ...` (cli_webhooks.py) talk to
+a running service through client.py, never to the database, so they work against any deployment.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import click
+import msgspec
+
+from contactreports.client import DEFAULT_URL, ApiError, Client
+
+
+class ApiGroup(click.Group):
+    """Turns every ApiError of a subcommand into click's `Error: ...` and exit code 1."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except ApiError as error:
+            raise click.ClickException(str(error)) from error
+
+
+def api_group(name: str, help_text: str) -> click.Group:
+    """A command group whose commands call the API, with --url and --api-key (or their variables)."""
+
+    @click.group(name, cls=ApiGroup, help=help_text)
+    @click.option(
+        "--url",
+        envvar="CONTACTREPORTS_URL",
+        default=DEFAULT_URL,
+        show_default=True,
+        help="The API (or CONTACTREPORTS_URL).",
+    )
+    @click.option(
+        "--api-key", envvar="CONTACTREPORTS_API_KEY", help="The account's API key (or CONTACTREPORTS_API_KEY)."
+    )
+    @click.pass_context
+    def group(ctx: click.Context, url: str, api_key: str | None) -> None:
+        # The root command logs at INFO; httpx would log every request there.
+        logging.getLogger("httpx").setLevel(logging.WARNING)
+        ctx.obj = {"url": url, "api_key": api_key}
+
+    return group
+
+
+def client_for(ctx: click.Context) -> Client:
+    """The API client, made on first use so `--help` needs no key."""
+    options = ctx.find_object(dict)
+    if not options.get("api_key"):
+        raise click.ClickException("no API key: set CONTACTREPORTS_API_KEY or pass --api-key")
+    client = Client(options["url"], options["api_key"])
+    ctx.call_on_close(client.close)
+    return client
+
+
+def json_text(value: object) -> str:
+    return msgspec.json.encode(value).decode()
+
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")

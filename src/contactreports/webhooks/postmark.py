@@ -1,0 +1,236 @@
+"""Postmark: the webhooks of a message stream, one record a request.
+
+Formats: https://postmarkapp.com/developer/webhooks/webhooks-overview and its page per record type
+(tests/fixtures/webhooks/postmark/ holds their examples). How each record maps:
+
+| RecordType | action | details |
+| --- | --- | --- |
+| Delivery | email.delivered | |
+| Bounce | email.bounced | provider_event (its Type), bounce_type, reason |
+| SpamComplaint | email.spam_reported | reason |
+| Open | email.opened | user_agent, ip, first_open |
+| Click | email.clicked | url (OriginalLink), user_agent, ip |
+| SubscriptionChange, SuppressSending true | email.unsubscribed | reason (SuppressionReason), origin |
+| SubscriptionChange, SuppressSending false | campaign.subscribed | origin |
+
+Every event also has `provider` and, when the record names one, `message_id`. Other record types
+are counted as ignored.
+
+- A SubscriptionChange that lifts a suppression (SuppressSending false) is `campaign.subscribed`
+  rather than ignored: otherwise a contact's report would end at "unsubscribed" while Postmark
+  sends to them again.
+- Campaigns: the message's Tag when it has one (`postmark:tag:<Tag>`), else its message stream
+  (`postmark:stream:<MessageStream>`), each named as Postmark names it. A tag is the sender's own
+  grouping of messages, the closest thing Postmark has to a campaign; every message has a stream.
+- Postmark documents no flag for machine opens (its docs say Apple Mail Privacy Protection causes
+  opens it cannot tell apart), so `machine_open` is never set.
+- Event ids: Postmark gives records no id. A record is one of a message's events for one
+  recipient at one time, so the id is a hash of RecordType, MessageID, the recipient and the
+  time: a redelivery repeats all four; two distinct records never share them.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+from datetime import datetime
+from typing import Annotated, Any, ClassVar
+
+import msgspec
+
+from contactreports.ingest import UNDECODABLE, EventIn, undecodable
+from contactreports.models import control_characters_in
+from contactreports.webhooks.base import Delivery, Malformed, Parsed, Unauthorized
+
+NAME = "postmark"
+Timestamp = Annotated[datetime, msgspec.Meta(tz=True)]
+
+# Postmark's bounce types (https://postmarkapp.com/developer/api/bounce-api#bounce-types), by
+# Type: its examples' TypeCodes do not always match its table (the SpamComplaint example says 512,
+# SpamNotification's code), the names do. Hard: the address itself cannot receive mail. Soft: this
+# message was not delivered, for now or for its content. The other types (AutoResponder,
+# Unsubscribe, Subscribe, AddressChange, OpenRelayTest, Unknown, ...) are replies or notices, not
+# failures: bounced, as Postmark counts them, without a bounce_type.
+BOUNCE_TYPES = {
+    "HardBounce": "hard",
+    "BadEmailAddress": "hard",
+    "Transient": "soft",
+    "DnsError": "soft",
+    "SoftBounce": "soft",
+    "SpamNotification": "soft",
+    "VirusNotification": "soft",
+    "ChallengeVerification": "soft",
+    "Blocked": "soft",
+    "DMARCPolicy": "soft",
+}
+
+
+class _Record(msgspec.Struct, kw_only=True):
+    MessageID: str | None = None
+    MessageStream: str | None = None
+    Tag: str | None = None
+
+    def event(self) -> tuple[str, datetime, str, dict[str, Any]]:
+        """(recipient, when, action, details beyond provider and message_id)."""
+        raise NotImplementedError
+
+    def campaign(self) -> tuple[str, str] | None:
+        """(campaign id, Postmark's name for it)."""
+        if self.Tag:
+            return f"{NAME}:tag:{self.Tag}", self.Tag
+        if self.MessageStream:
+            return f"{NAME}:stream:{self.MessageStream}", self.MessageStream
+        return None
+
+
+class _Geo(msgspec.Struct):
+    IP: str | None = None
+
+
+class _Delivery(_Record, kw_only=True):
+    Recipient: str
+    DeliveredAt: Timestamp
+
+    def event(self):
+        return self.Recipient, self.DeliveredAt, "email.delivered", {}
+
+
+class _Bounce(_Record, kw_only=True):
+    Email: str
+    BouncedAt: Timestamp
+    Type: str = ""
+    Description: str | None = None
+    Details: str | None = None
+
+    def event(self):
+        details = {
+            "provider_event": self.Type,
+            "bounce_type": BOUNCE_TYPES.get(self.Type),
+            "reason": self.Details or self.Description,
+        }
+        return self.Email, self.BouncedAt, "email.bounced", details
+
+
+class _SpamComplaint(_Bounce, kw_only=True):
+    def event(self):
+        return self.Email, self.BouncedAt, "email.spam_reported", {"reason": self.Details or self.Description}
+
+
+class _Open(_Record, kw_only=True):
+    Recipient: str
+    ReceivedAt: Timestamp
+    FirstOpen: bool | None = None
+    UserAgent: str | None = None
+    Geo: _Geo | None = None
+
+    def event(self):
+        details = {"user_agent": self.UserAgent, "ip": self.Geo and self.Geo.IP, "first_open": self.FirstOpen}
+        return self.Recipient, self.ReceivedAt, "email.opened", details
+
+
+class _Click(_Record, kw_only=True):
+    Recipient: str
+    ReceivedAt: Timestamp
+    OriginalLink: str
+    UserAgent: str | None = None
+    Geo: _Geo | None = None
+
+    def event(self):
+        details = {"url": self.OriginalLink, "user_agent": self.UserAgent, "ip": self.Geo and self.Geo.IP}
+        return self.Recipient, self.ReceivedAt, "email.clicked", details
+
+
+class _SubscriptionChange(_Record, kw_only=True):
+    Recipient: str
+    ChangedAt: Timestamp
+    SuppressSending: bool
+    SuppressionReason: str | None = None
+    Origin: str | None = None
+
+    def event(self):
+        if self.SuppressSending:
+            details = {"reason": self.SuppressionReason, "origin": self.Origin}
+            return self.Recipient, self.ChangedAt, "email.unsubscribed", details
+        return self.Recipient, self.ChangedAt, "campaign.subscribed", {"origin": self.Origin}
+
+
+class _Kind(msgspec.Struct):
+    RecordType: str
+
+
+RECORDS: dict[str, type[_Record]] = {
+    "Delivery": _Delivery,
+    "Bounce": _Bounce,
+    "SpamComplaint": _SpamComplaint,
+    "Open": _Open,
+    "Click": _Click,
+    "SubscriptionChange": _SubscriptionChange,
+}
+
+
+def _decode(body: bytes, record_type: type) -> Any:
+    try:
+        return msgspec.json.decode(body, type=record_type)
+    except msgspec.ValidationError as error:
+        raise Malformed(f"not a Postmark webhook record: {error}") from error
+    except UNDECODABLE as error:
+        raise Malformed(undecodable(error)) from error
+
+
+def _event_in(record_type: str, record: _Record) -> EventIn:
+    email, at, action, details = record.event()
+    identity = "\x1f".join((record_type, record.MessageID or "", email, at.isoformat()))
+    campaign = record.campaign()
+    details = {"provider": NAME, "message_id": record.MessageID, **details}
+    return EventIn(
+        email=email,
+        action=action,
+        occurred_at=at,
+        id=f"{NAME}:{hashlib.sha256(identity.encode()).hexdigest()}",
+        campaign_id=campaign[0] if campaign else None,
+        # Left out rather than null or empty, as `POST /api/events` callers leave out what they lack.
+        details={key: value for key, value in details.items() if value not in (None, "")},
+    )
+
+
+class PostmarkAdapter:
+    name: ClassVar[str] = NAME
+    secret_help: ClassVar[str] = (
+        "The basic-auth credentials Postmark sends, as username:password. Choose them, then in Postmark "
+        "(your server, the message stream, Webhooks) put them in the webhook URL, "
+        "https://username:password@<this host>/webhooks/postmark/<token>, or in the webhook's Basic auth fields."
+    )
+
+    def check_secret(self, secret: str) -> str | None:
+        username, colon, password = secret.partition(":")
+        if not (colon and username and password):
+            return "expected username:password (the webhook's basic-auth credentials), both non-empty"
+        if control_characters_in(secret):
+            return "control characters (tab, newline...) cannot be sent in basic-auth credentials"
+        return None
+
+    async def verify(self, delivery: Delivery, secret: str) -> None:
+        scheme, _, credentials = delivery.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "basic":
+            raise Unauthorized(
+                "No basic-auth credentials: give Postmark the webhook URL with them "
+                "(https://username:password@host/...) or set its Basic auth fields."
+            )
+        try:
+            given = base64.b64decode(credentials.strip(), validate=True)
+        except binascii.Error as error:
+            raise Unauthorized("The basic-auth credentials are not valid base64.") from error
+        # Constant time: how much of a guess matches must not show in how long the answer takes.
+        if not hmac.compare_digest(given, secret.encode()):
+            raise Unauthorized("Wrong basic-auth credentials for Postmark.")
+
+    def parse(self, delivery: Delivery) -> Parsed:
+        record_type = _decode(delivery.body, _Kind).RecordType
+        record_class = RECORDS.get(record_type)
+        if record_class is None:
+            return Parsed(ignored={record_type: 1})
+        record = _decode(delivery.body, record_class)
+        campaign = record.campaign()
+        return Parsed(events=[_event_in(record_type, record)], campaigns=dict([campaign]) if campaign else {})

@@ -1,0 +1,417 @@
+"""Webhooks: the account's token and secrets, and Postmark's documented payloads posted to the live API."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from conftest import ApiAccount, service_env, start_api, wait_until
+from contactreports.store.database import Database
+from contactreports.webhooks.postmark import PostmarkAdapter
+from helpers import ingest, put_campaign, report_for, webhook_url
+
+FIXTURES = Path(__file__).with_name("fixtures") / "webhooks" / "postmark"
+SECRET = "hooks:s3cret-passw0rd"
+JOHN = "john@example.com"
+UA = (
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_7_5) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/35.0.1916.153 Safari/537.36"
+)
+POSTMARK = {
+    "name": "postmark",
+    "configured": False,
+    "updated_at": None,
+    "secret_help": PostmarkAdapter.secret_help,
+}
+INVALID = "The request is invalid: see `errors`."
+NOT_USER_PASS = "expected username:password (the webhook's basic-auth credentials), both non-empty"
+CONTROLS = "control characters (tab, newline...) cannot be sent in basic-auth credentials"
+NOT_A_RECORD = "not a Postmark webhook record: "
+TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+
+
+def fixture(name: str) -> bytes:
+    return (FIXTURES / f"{name}.json").read_bytes()
+
+
+def with_credentials(url: str, credentials: str = SECRET) -> str:
+    """The URL as the user pastes it into Postmark: https://user:password@host/... (httpx sends basic auth)."""
+    return url.replace("://", f"://{credentials}@", 1)
+
+
+def problem(status: int, title: str, detail: str, **extra: object) -> dict:
+    return {"type": "about:blank", "title": title, "status": status, "detail": detail, **extra}
+
+
+async def stored(db: Database, account_id: int) -> tuple[int, int]:
+    """(events, campaigns) the account has."""
+    rows = await db.reader.execute_fetchall(
+        "SELECT (SELECT count(*) FROM events WHERE account_id = ?) + (SELECT count(*) FROM archived_events"
+        " WHERE account_id = ?), (SELECT count(*) FROM campaigns WHERE account_id = ?)",
+        (account_id, account_id, account_id),
+    )
+    return rows[0]
+
+
+def postmark_entry(providers: list[dict]) -> dict:
+    return next(provider for provider in providers if provider["name"] == "postmark")
+
+
+async def test_token_and_secrets_are_managed_through_the_api(api: str, client: httpx.AsyncClient) -> None:
+    before = (await client.get("/api/webhooks")).json()
+    names = [provider["name"] for provider in before["providers"]]
+
+    created = await client.post("/api/webhooks/token")
+    after_token = (await client.get("/api/webhooks")).json()
+    put = await client.put("/api/webhooks/postmark", json={"secret": SECRET})
+    configured = (await client.get("/api/webhooks")).json()
+    deleted = await client.delete("/api/webhooks/postmark")
+    deleted_again = await client.delete("/api/webhooks/postmark")
+
+    assert (before["has_token"], before["token_created_at"]) == (False, None)
+    assert "postmark" in names
+    assert all(provider["configured"] is False for provider in before["providers"])
+    assert postmark_entry(before["providers"]) == POSTMARK
+    assert created.status_code == 201
+    token = created.json()["token"]
+    assert re.fullmatch(r"wh_[A-Za-z0-9_-]{43}", token)
+    assert created.json() == {"token": token, "urls": {name: f"{api}/webhooks/{name}/{token}" for name in names}}
+    assert after_token["has_token"] is True and TIMESTAMP.match(after_token["token_created_at"])
+    assert put.status_code == 200
+    updated_at = put.json()["updated_at"]
+    assert TIMESTAMP.match(updated_at) and updated_at >= after_token["token_created_at"]
+    assert put.json() == {**POSTMARK, "configured": True, "updated_at": updated_at}
+    assert postmark_entry(configured["providers"]) == put.json()
+    assert (deleted.status_code, deleted.content, deleted_again.status_code) == (204, b"", 204)
+    assert postmark_entry((await client.get("/api/webhooks")).json()["providers"]) == POSTMARK
+
+
+@pytest.mark.parametrize(
+    ("body", "errors"),
+    [
+        ({"secret": "no-colon"}, [("secret", NOT_USER_PASS)]),
+        ({"secret": ":password"}, [("secret", NOT_USER_PASS)]),
+        ({"secret": "user:"}, [("secret", NOT_USER_PASS)]),
+        ({"secret": "user:pass\n"}, [("secret", CONTROLS)]),
+        ({"secret": ""}, [("secret", "Expected `str` of length >= 1")]),
+        ({"secret": "u:" + "p" * 4095}, [("secret", "Expected `str` of length <= 4096")]),
+        ({"secret": SECRET, "other": 1}, [("other", "Object contains unknown field `other`")]),
+        ({}, [("secret", "Object missing required field `secret`")]),
+    ],
+)  # fmt: skip
+async def test_a_secret_the_provider_cannot_have_is_a_400(
+    client: httpx.AsyncClient, body: dict, errors: list[tuple[str, str]]
+) -> None:
+    response = await client.put("/api/webhooks/postmark", json=body)
+
+    expected = [{"field": field, "message": message} for field, message in errors]
+    assert (response.status_code, response.json()) == (400, problem(400, "Bad Request", INVALID, errors=expected))
+    assert postmark_entry((await client.get("/api/webhooks")).json()["providers"]) == POSTMARK
+
+
+async def test_unknown_providers_and_missing_keys(api: str, client: httpx.AsyncClient) -> None:
+    names = ", ".join(provider["name"] for provider in (await client.get("/api/webhooks")).json()["providers"])
+    not_found = problem(404, "Not Found", f"No such webhook provider 'nope': one of {names}.")
+
+    assert (await client.put("/api/webhooks/nope", json={"secret": SECRET})).json() == not_found
+    assert (await client.delete("/api/webhooks/nope")).json() == not_found
+    async with httpx.AsyncClient(base_url=api) as anonymous:
+        for method, path in [
+            ("GET", "/api/webhooks"),
+            ("POST", "/api/webhooks/token"),
+            ("DELETE", "/api/webhooks/postmark"),
+        ]:
+            assert (await anonymous.request(method, path)).status_code == 401
+
+
+@pytest.fixture
+async def postmark_url(client: httpx.AsyncClient) -> str:
+    return await webhook_url(client, "postmark", SECRET)
+
+
+async def test_postmarks_documented_payloads_make_a_contact_report(
+    client: httpx.AsyncClient, postmark_url: str, api: str
+) -> None:
+    # A campaign the account already has keeps its name and settings.
+    await put_campaign(client, "postmark:tag:Test", "Our test sends")
+    names = ["delivery", "bounce", "spam_complaint", "open", "click", "subscription_change"]
+    later_open = json.loads(fixture("open"))
+    later_open.update(FirstOpen=False, ReceivedAt="2019-11-06T08:00:00.1234567Z")
+    reactivated = json.loads(fixture("subscription_change"))
+    reactivated.update(
+        SuppressSending=False, ChangedAt="2020-02-03T09:00:00Z", Origin="Customer", Tag=None, Metadata={}
+    )
+    bodies = [fixture(name) for name in names] + [json.dumps(later_open).encode(), json.dumps(reactivated).encode()]
+
+    async with httpx.AsyncClient() as postmark:
+        url = with_credentials(postmark_url)
+        first = [
+            await postmark.post(url, content=body, headers={"Content-Type": "application/json"}) for body in bodies
+        ]
+        again = [
+            await postmark.post(url, content=body, headers={"Content-Type": "application/json"}) for body in bodies
+        ]
+
+    assert [(r.status_code, r.json()) for r in first] == [(200, {"ingested": 1, "duplicates": 0, "ignored": {}})] * 8
+    assert [(r.status_code, r.json()) for r in again] == [(200, {"ingested": 0, "duplicates": 1, "ignored": {}})] * 8
+    welcome = {"id": "postmark:tag:welcome-email", "name": "welcome-email", "archived": False}
+    test = {"id": "postmark:tag:Test", "name": "Our test sends", "archived": False}
+    assert await report_for(client, JOHN, "2017-06-01T00:00:00Z", "2020-06-01T00:00:00Z") == [
+        {
+            "occurred_at": "2017-10-25T15:21:11.906Z",
+            "action": "email.clicked",
+            "category": "email",
+            "campaign": welcome,
+            "details": {
+                "provider": "postmark",
+                "message_id": "00000000-0000-0000-0000-000000000000",
+                "url": "https://example.com",
+                "user_agent": UA,
+                "ip": "8.8.8.8",
+            },
+        },
+        {
+            "occurred_at": "2019-11-05T16:33:54.907Z",
+            "action": "email.delivered",
+            "category": "email",
+            "campaign": welcome,
+            "details": {"provider": "postmark", "message_id": "883953f4-6105-42a2-a16a-77a8eac79483"},
+        },
+        {
+            "occurred_at": "2019-11-05T16:33:54.907Z",
+            "action": "email.bounced",
+            "category": "email",
+            "campaign": test,
+            "details": {
+                "provider": "postmark",
+                "message_id": "883953f4-6105-42a2-a16a-77a8eac79483",
+                "provider_event": "HardBounce",
+                "bounce_type": "hard",
+                "reason": "Test bounce details",
+            },
+        },
+        {
+            "occurred_at": "2019-11-05T16:33:54.907Z",
+            "action": "email.spam_reported",
+            "category": "email",
+            "campaign": test,
+            "details": {
+                "provider": "postmark",
+                "message_id": "00000000-0000-0000-0000-000000000000",
+                "reason": "Test spam complaint details",
+            },
+        },
+        {
+            "occurred_at": "2019-11-05T16:33:54.907Z",
+            "action": "email.opened",
+            "category": "email",
+            "campaign": welcome,
+            "details": {
+                "provider": "postmark",
+                "message_id": "883953f4-6105-42a2-a16a-77a8eac79483",
+                "user_agent": UA,
+                "ip": "188.2.95.4",
+                "first_open": True,
+            },
+        },
+        {
+            "occurred_at": "2019-11-06T08:00:00.123Z",
+            "action": "email.opened",
+            "category": "email",
+            "campaign": welcome,
+            "details": {
+                "provider": "postmark",
+                "message_id": "883953f4-6105-42a2-a16a-77a8eac79483",
+                "user_agent": UA,
+                "ip": "188.2.95.4",
+                "first_open": False,
+            },
+        },
+    ]
+    assert await report_for(client, "bounced-address@wildbit.com", "2019-06-01T00:00:00Z", "2020-06-01T00:00:00Z") == [
+        {
+            "occurred_at": "2020-02-01T10:53:34.416Z",
+            "action": "email.unsubscribed",
+            "category": "email",
+            "campaign": {"id": "postmark:tag:my-tag", "name": "my-tag", "archived": False},
+            "details": {
+                "provider": "postmark",
+                "message_id": "883953f4-6105-42a2-a16a-77a8eac79483",
+                "reason": "HardBounce",
+                "origin": "Recipient",
+            },
+        },
+        {
+            "occurred_at": "2020-02-03T09:00:00.000Z",
+            "action": "campaign.subscribed",
+            "category": "campaign",
+            "campaign": {"id": "postmark:stream:outbound", "name": "outbound", "archived": False},
+            "details": {
+                "provider": "postmark",
+                "message_id": "883953f4-6105-42a2-a16a-77a8eac79483",
+                "origin": "Customer",
+            },
+        },
+    ]
+    campaigns = (await client.get("/api/campaigns")).json()["items"]
+    assert campaigns == [
+        {"id": f"postmark:{kind}", "name": name, "channel": "email", "sent_at": None, "archived": False}
+        for kind, name in [
+            ("stream:outbound", "outbound"),
+            ("tag:Test", "Our test sends"),
+            ("tag:my-tag", "my-tag"),
+            ("tag:welcome-email", "welcome-email"),
+        ]
+    ]
+
+
+async def test_record_types_that_mean_nothing_to_a_report_are_counted_and_logged(
+    client: httpx.AsyncClient, postmark_url: str, account: ApiAccount, db: Database, logs: Path
+) -> None:
+    record = {"RecordType": "SMTPApiError", "MessageID": "883953f4-6105-42a2-a16a-77a8eac79483"}
+
+    response = await httpx.AsyncClient().post(with_credentials(postmark_url), json=record)
+
+    assert (response.status_code, response.json()) == (
+        200,
+        {"ingested": 0, "duplicates": 0, "ignored": {"SMTPApiError": 1}},
+    )
+    assert await stored(db, account.id) == (0, 0)
+    line = f"postmark webhook for account {account.id}: ignored SMTPApiError x1"
+    await wait_until(lambda: _contains(logs / "api.log", line))
+
+
+async def _contains(path: Path, text: str) -> bool:
+    return text in path.read_text()
+
+
+async def test_a_rotated_token_stops_working_at_once(client: httpx.AsyncClient, postmark_url: str) -> None:
+    new_url = (await client.post("/api/webhooks/token")).json()["urls"]["postmark"]
+
+    async with httpx.AsyncClient() as postmark:
+        old = await postmark.post(with_credentials(postmark_url), content=fixture("delivery"))
+        new = await postmark.post(with_credentials(new_url), content=fixture("delivery"))
+
+    assert (old.status_code, old.json()) == (
+        404, problem(404, "Not Found", "Unknown webhook token: make one with POST /api/webhooks/token.")
+    )  # fmt: skip
+    assert (new.status_code, new.json()) == (200, {"ingested": 1, "duplicates": 0, "ignored": {}})
+
+
+def _basic(credentials: str) -> dict[str, str]:
+    return {"Authorization": "Basic " + base64.b64encode(credentials.encode()).decode()}
+
+
+NO_CREDENTIALS = (
+    "No basic-auth credentials: give Postmark the webhook URL with them "
+    "(https://username:password@host/...) or set its Basic auth fields."
+)
+WRONG = "Wrong basic-auth credentials for Postmark."
+NOT_BASE64 = "The basic-auth credentials are not valid base64."
+
+
+@pytest.mark.parametrize(
+    ("headers", "body", "status", "detail", "errors"),
+    [
+        ({}, fixture("delivery"), 401, NO_CREDENTIALS, None),
+        ({"Authorization": "Bearer " + SECRET}, fixture("delivery"), 401, NO_CREDENTIALS, None),
+        (_basic("hooks:s3cret-passw0rD"), fixture("delivery"), 401, WRONG, None),
+        (_basic("hooks:s3cret-passw0rd "), fixture("delivery"), 401, WRONG, None),
+        (_basic("Hooks:s3cret-passw0rd"), fixture("delivery"), 401, WRONG, None),
+        ({"Authorization": "Basic !!!"}, fixture("delivery"), 401, NOT_BASE64, None),
+        (_basic(SECRET), b"", 400, INVALID, [("body", "not valid JSON: Input data was truncated")]),
+        (_basic(SECRET), b'{"RecordType": "\xff"}', 400, INVALID, [("body", "not valid UTF-8")]),
+        (_basic(SECRET), b"RecordType=Delivery", 400, INVALID,
+         [("body", "not valid JSON: JSON is malformed: invalid character (byte 0)")]),
+        (_basic(SECRET), b"[]", 400, INVALID, [("body", NOT_A_RECORD + "Expected `object`, got `array`")]),
+        (_basic(SECRET), b'{"RecordType": "Delivery"}', 400, INVALID,
+         [("body", NOT_A_RECORD + "Object missing required field `Recipient`")]),
+        (_basic(SECRET), fixture("delivery").replace(b"Z\",", b"\","), 400, INVALID,
+         [("body", NOT_A_RECORD + "Expected `datetime` with a timezone component - at `$.DeliveredAt`")]),
+        (_basic(SECRET), fixture("delivery").replace(b"john@example.com", b"john at example.com"), 400, INVALID,
+         [("[0].email", "not an email address")]),
+        (_basic(SECRET), fixture("open").replace(b"welcome-email", b"w" * 200), 400, INVALID,
+         [("[0].campaign_id", "Expected `str` of length <= 200")]),
+    ],
+)  # fmt: skip
+async def test_refused_deliveries_store_nothing(
+    postmark_url: str,
+    account: ApiAccount,
+    db: Database,
+    headers: dict,
+    body: bytes,
+    status: int,
+    detail: str,
+    errors: list[tuple[str, str]] | None,
+) -> None:
+    async with httpx.AsyncClient() as postmark:
+        response = await postmark.post(postmark_url, content=body, headers={"Content-Type": "text/plain", **headers})
+
+    extra = {"errors": [{"field": field, "message": message} for field, message in errors]} if errors else {}
+    assert (response.status_code, response.json()) == (status, problem(status, response.reason_phrase, detail, **extra))
+    assert await stored(db, account.id) == (0, 0)
+
+
+async def test_unknown_providers_tokens_and_unset_secrets_store_nothing(
+    client: httpx.AsyncClient, api: str, account: ApiAccount, db: Database
+) -> None:
+    token = (await client.post("/api/webhooks/token")).json()["token"]
+    names = ", ".join(provider["name"] for provider in (await client.get("/api/webhooks")).json()["providers"])
+
+    async with httpx.AsyncClient(base_url=api, headers=_basic(SECRET)) as postmark:
+        unknown_provider = await postmark.post(f"/webhooks/nope/{token}", content=fixture("delivery"))
+        unknown_token = await postmark.post("/webhooks/postmark/wh_nope", content=fixture("delivery"))
+        no_secret = await postmark.post(f"/webhooks/postmark/{token}", content=fixture("delivery"))
+        await client.put("/api/webhooks/postmark", json={"secret": SECRET})
+        too_big = await postmark.post(f"/webhooks/postmark/{token}", content=b" " * (16 * 1024 * 1024 + 1))
+
+    assert unknown_provider.json() == problem(404, "Not Found", f"No such webhook provider 'nope': one of {names}.")
+    assert unknown_token.json() == problem(
+        404, "Not Found", "Unknown webhook token: make one with POST /api/webhooks/token."
+    )
+    assert no_secret.json() == problem(
+        401,
+        "Unauthorized",
+        "No postmark secret is set for this account: set it with PUT /api/webhooks/postmark "
+        "(or `contactreports webhooks set postmark SECRET`). Nothing was stored.",
+    )
+    assert too_big.json() == problem(
+        413, "Request Entity Too Large", "The request body is larger than this server accepts."
+    )
+    assert await stored(db, account.id) == (0, 0)
+
+
+@pytest.fixture(scope="module")
+def rate_limited_api(database_url: str, redis_url: str, logs: Path) -> Iterator[str]:
+    process, url = start_api(service_env(database_url, redis_url, ingest_rate_limit="2/minute"), logs, "webhook-limits")
+    yield url
+    process.stop()
+
+
+async def test_webhooks_count_against_the_accounts_ingestion_rate_limit(
+    rate_limited_api: str, account: ApiAccount, db: Database
+) -> None:
+    async with (
+        httpx.AsyncClient(base_url=rate_limited_api, headers=account.headers) as client,
+        httpx.AsyncClient() as postmark,
+    ):
+        url = with_credentials(await webhook_url(client, "postmark", SECRET))
+        await ingest(client, [{"email": JOHN, "action": "email.sent", "occurred_at": "2019-11-05T16:00:00Z"}])
+        accepted = await postmark.post(url, content=fixture("delivery"))
+        refused = await postmark.post(url, content=fixture("open"))
+
+    assert (accepted.status_code, refused.status_code) == (200, 429)
+    retry_after = refused.headers["retry-after"]
+    assert refused.json() == problem(
+        429,
+        "Too Many Requests",
+        f"Too many event batches: this account may make 2 per 1 minute. Try again in {retry_after} s; "
+        "nothing was stored.",
+    )
+    assert await stored(db, account.id) == (2, 1)
