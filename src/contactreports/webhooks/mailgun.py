@@ -14,10 +14,11 @@ Mapping onto the catalogue:
   finally happens arrives as delivered or as a permanent failure.
 - Anything else (rejected, stored, types Mailgun adds later) is counted as ignored.
 
-Campaign: the first of the message's tags (`o:tag`, Mailgun's way to group messages for
-its analytics) other than "*", which in an unsubscribed event means "unsubscribed from every
-tag", not a tag of the message. Mailgun's `campaigns` belong to its retired Campaigns
-feature (its examples send `[]`), and `user-variables` are free-form data with no agreed key.
+Campaign: `mailgun:tag:<tag>` for the first of the message's tags (`o:tag`, Mailgun's way to
+group messages for its analytics) other than "*", which in an unsubscribed event means
+"unsubscribed from every tag", not a tag of the message. Mailgun's `campaigns` belong to its
+retired Campaigns feature (its examples send `[]`), and `user-variables` are free-form data
+with no agreed key.
 """
 
 from __future__ import annotations
@@ -111,7 +112,7 @@ _decode_signed = msgspec.json.Decoder(_Signed).decode
 _decode_webhook = msgspec.json.Decoder(_Webhook).decode
 
 
-class Mailgun:
+class MailgunAdapter:
     name: ClassVar[str] = "mailgun"
     secret_help: ClassVar[str] = (
         "Mailgun's HTTP webhook signing key (not the API key): in the Mailgun control panel, "
@@ -137,8 +138,8 @@ class Mailgun:
         if not any(hmac.compare_digest(expected, signature) for signature in offered):
             raise Unauthorized("the signature does not match the account's Mailgun signing key")
         try:
-            age = delivery.received_at - int(signed.timestamp)
-        except ValueError as error:
+            age = delivery.received_at - float(int(signed.timestamp))
+        except (ValueError, OverflowError) as error:
             raise Unauthorized(f"the signature's timestamp {signed.timestamp!r} is not a time") from error
         if not -MAX_AHEAD_SECONDS <= age <= MAX_AGE_SECONDS:
             raise Unauthorized(
@@ -158,7 +159,7 @@ class Mailgun:
         if not data.id or not data.recipient:
             raise Malformed(f"a Mailgun {data.event} event needs event-data.id and event-data.recipient")
         tag = next((tag for tag in data.tags if tag != _ALL_TAGS), None)
-        campaign_id = f"mailgun:{tag}" if tag else None
+        campaign_id = f"mailgun:tag:{tag}" if tag else None
         event = EventIn(
             email=data.recipient,
             action=action,
