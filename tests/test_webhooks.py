@@ -9,10 +9,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import msgspec
 import pytest
 
 from conftest import ApiAccount, service_env, start_api, wait_until
 from contactreports.store.database import Database
+from contactreports.webhooks.base import Delivery
 from contactreports.webhooks.postmark import PostmarkAdapter
 from helpers import ingest, put_campaign, report_for, webhook_url
 
@@ -207,32 +209,22 @@ async def test_postmarks_documented_payloads_make_a_contact_report(
                 "reason": "Test spam complaint details",
             },
         },
-        {
-            "occurred_at": "2019-11-05T16:33:54.907Z",
-            "action": "email.opened",
-            "category": "email",
-            "campaign": welcome,
-            "details": {
-                "provider": "postmark",
-                "message_id": "883953f4-6105-42a2-a16a-77a8eac79483",
-                "user_agent": UA,
-                "ip": "188.2.95.4",
-                "first_open": True,
-            },
-        },
-        {
-            "occurred_at": "2019-11-06T08:00:00.123Z",
-            "action": "email.opened",
-            "category": "email",
-            "campaign": welcome,
-            "details": {
-                "provider": "postmark",
-                "message_id": "883953f4-6105-42a2-a16a-77a8eac79483",
-                "user_agent": UA,
-                "ip": "188.2.95.4",
-                "first_open": False,
-            },
-        },
+        *(
+            {
+                "occurred_at": at,
+                "action": "email.opened",
+                "category": "email",
+                "campaign": welcome,
+                "details": {
+                    "provider": "postmark",
+                    "message_id": "883953f4-6105-42a2-a16a-77a8eac79483",
+                    "user_agent": UA,
+                    "ip": "188.2.95.4",
+                    "first_open": first,
+                },
+            }
+            for at, first in [("2019-11-05T16:33:54.907Z", True), ("2019-11-06T08:00:00.123Z", False)]
+        ),
     ]
     assert await report_for(client, "bounced-address@wildbit.com", "2019-06-01T00:00:00Z", "2020-06-01T00:00:00Z") == [
         {
@@ -276,7 +268,8 @@ async def test_record_types_that_mean_nothing_to_a_report_are_counted_and_logged
 ) -> None:
     record = {"RecordType": "SMTPApiError", "MessageID": "883953f4-6105-42a2-a16a-77a8eac79483"}
 
-    response = await httpx.AsyncClient().post(with_credentials(postmark_url), json=record)
+    async with httpx.AsyncClient() as postmark:
+        response = await postmark.post(with_credentials(postmark_url), json=record)
 
     assert (response.status_code, response.json()) == (
         200,
@@ -325,6 +318,7 @@ NOT_BASE64 = "The basic-auth credentials are not valid base64."
         (_basic("hooks:s3cret-passw0rd "), fixture("delivery"), 401, WRONG, None),
         (_basic("Hooks:s3cret-passw0rd"), fixture("delivery"), 401, WRONG, None),
         ({"Authorization": "Basic !!!"}, fixture("delivery"), 401, NOT_BASE64, None),
+        ({"Authorization": b"Basic \xfc"}, fixture("delivery"), 401, NOT_BASE64, None),
         (_basic(SECRET), b"", 400, INVALID, [("body", "not valid JSON: Input data was truncated")]),
         (_basic(SECRET), b'{"RecordType": "\xff"}', 400, INVALID, [("body", "not valid UTF-8")]),
         (_basic(SECRET), b"RecordType=Delivery", 400, INVALID,
@@ -415,3 +409,36 @@ async def test_webhooks_count_against_the_accounts_ingestion_rate_limit(
         "nothing was stored.",
     )
     assert await stored(db, account.id) == (2, 1)
+
+
+def _parsed(body: bytes) -> dict:
+    delivery = Delivery(headers={}, body=body, received_at=0.0, url="https://example.com/webhooks/postmark/t")
+    return msgspec.to_builtins(PostmarkAdapter().parse(delivery))
+
+
+@pytest.mark.parametrize(
+    ("bounce_type", "expected"),
+    [("HardBounce", "hard"), ("BadEmailAddress", "hard"), ("Transient", "soft"), ("SoftBounce", "soft"),
+     ("DnsError", "soft"), ("Blocked", "soft"), ("DMARCPolicy", "soft"), ("AutoResponder", None), ("Unknown", None)],
+)  # fmt: skip
+def test_postmarks_bounce_types_are_hard_soft_or_neither(bounce_type: str, expected: str | None) -> None:
+    body = fixture("bounce").replace(b'"Type": "HardBounce"', f'"Type": "{bounce_type}"'.encode())
+
+    details = _parsed(body)["events"][0]["details"]
+
+    assert (details["provider_event"], details.get("bounce_type")) == (bounce_type, expected)
+
+
+def test_a_postmark_records_id_is_stable_and_names_record_message_recipient_and_time() -> None:
+    delivery = _parsed(fixture("delivery"))["events"][0]["id"]
+    changes = [
+        (b'"john@example.com"', b'"jane@example.com"'),
+        (b"883953f4", b"983953f4"),
+        (b"54.9070259Z", b"55.9070259Z"),
+    ]
+    others = [_parsed(fixture("delivery").replace(old, new))["events"][0]["id"] for old, new in changes]
+    bounce = _parsed(fixture("bounce"))["events"][0]["id"]  # same message, recipient and time
+
+    assert _parsed(fixture("delivery"))["events"][0]["id"] == delivery
+    assert re.fullmatch(r"postmark:[0-9a-f]{64}", delivery)
+    assert len({delivery, bounce, *others}) == 5

@@ -25,14 +25,14 @@ are counted as ignored.
 - Postmark documents no flag for machine opens (its docs say Apple Mail Privacy Protection causes
   opens it cannot tell apart), so `machine_open` is never set.
 - Event ids: Postmark gives records no id. A record is one of a message's events for one
-  recipient at one time, so the id is a hash of RecordType, MessageID, the recipient and the
-  time: a redelivery repeats all four; two distinct records never share them.
+  recipient at one time (to the microsecond), so the id is a hash of RecordType,
+  MessageID, the recipient and the time: a redelivery repeats all four, and no two records Postmark
+  makes share them.
 """
 
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import hmac
 from datetime import datetime
@@ -118,28 +118,30 @@ class _SpamComplaint(_Bounce, kw_only=True):
         return self.Email, self.BouncedAt, "email.spam_reported", {"reason": self.Details or self.Description}
 
 
-class _Open(_Record, kw_only=True):
+class _Tracked(_Record, kw_only=True):
+    """Open and Click records: what the tracking pixel or link learnt of the reader."""
+
     Recipient: str
     ReceivedAt: Timestamp
+    UserAgent: str | None = None
+    Geo: _Geo | None = None
+
+    def reader(self) -> dict[str, Any]:
+        return {"user_agent": self.UserAgent, "ip": self.Geo and self.Geo.IP}
+
+
+class _Open(_Tracked, kw_only=True):
     FirstOpen: bool | None = None
-    UserAgent: str | None = None
-    Geo: _Geo | None = None
 
     def event(self):
-        details = {"user_agent": self.UserAgent, "ip": self.Geo and self.Geo.IP, "first_open": self.FirstOpen}
-        return self.Recipient, self.ReceivedAt, "email.opened", details
+        return self.Recipient, self.ReceivedAt, "email.opened", {**self.reader(), "first_open": self.FirstOpen}
 
 
-class _Click(_Record, kw_only=True):
-    Recipient: str
-    ReceivedAt: Timestamp
+class _Click(_Tracked, kw_only=True):
     OriginalLink: str
-    UserAgent: str | None = None
-    Geo: _Geo | None = None
 
     def event(self):
-        details = {"url": self.OriginalLink, "user_agent": self.UserAgent, "ip": self.Geo and self.Geo.IP}
-        return self.Recipient, self.ReceivedAt, "email.clicked", details
+        return self.Recipient, self.ReceivedAt, "email.clicked", {"url": self.OriginalLink, **self.reader()}
 
 
 class _SubscriptionChange(_Record, kw_only=True):
@@ -170,9 +172,9 @@ RECORDS: dict[str, type[_Record]] = {
 }
 
 
-def _decode(body: bytes, record_type: type) -> Any:
+def _decode(body: bytes, shape: type) -> Any:
     try:
-        return msgspec.json.decode(body, type=record_type)
+        return msgspec.json.decode(body, type=shape)
     except msgspec.ValidationError as error:
         raise Malformed(f"not a Postmark webhook record: {error}") from error
     except UNDECODABLE as error:
@@ -220,7 +222,7 @@ class PostmarkAdapter:
             )
         try:
             given = base64.b64decode(credentials.strip(), validate=True)
-        except binascii.Error as error:
+        except ValueError as error:  # binascii.Error, or a header with characters beyond ASCII
             raise Unauthorized("The basic-auth credentials are not valid base64.") from error
         # Constant time: how much of a guess matches must not show in how long the answer takes.
         if not hmac.compare_digest(given, secret.encode()):
