@@ -18,7 +18,7 @@ import pytest
 
 from conftest import ApiAccount
 from contactreports.store.database import Database
-from helpers import ALL_EMAIL, all_rows, create_report, ingest, oracle, put_campaign, wait_done
+from helpers import ALL_EMAIL, all_rows, create_report, ingest, oracle, put_campaign, wait_done, webhook_url
 
 SEARCH = {
     "email": "ann@example.com",
@@ -46,20 +46,35 @@ class Owned:
 
     report_id: str
     campaign_id: str
+    webhook_token: str
 
 
 # How to fill each path parameter with one of A's ids, and the resource its 404 names.
 PATH_IDS: dict[str, tuple[Callable[[Owned], str], str]] = {
     "report_id": (lambda owned: owned.report_id, "report"),
     "campaign_id": (lambda owned: owned.campaign_id, "campaign"),
+    # Not an id of A's: every account has each provider, and a secret of its own for it.
+    "provider": (lambda _: "postmark", "webhook provider"),
+    "account_token": (lambda owned: owned.webhook_token, "webhook token"),
 }
 # Required query parameters: values valid for A's resources, so only ownership decides the answer.
 QUERY = {"format": "csv"}
 # Request bodies, valid ones for the same reason.
-BODIES = {("PUT", "/api/campaigns/{campaign_id}"): B_CAMPAIGN}
+WEBHOOK = ("POST", "/webhooks/{provider}/{account_token}")
+BODIES = {
+    ("PUT", "/api/campaigns/{campaign_id}"): B_CAMPAIGN,
+    ("PUT", "/api/webhooks/{provider}"): {"secret": "b-user:b-password"},
+    WEBHOOK: {"RecordType": "Delivery", "Recipient": "ann@example.com", "DeliveredAt": "2026-03-02T00:00:00Z"},
+}
 # Not a 404, and why: campaign ids are chosen by each account (API.md), so B's PUT on A's campaign
-# id creates B's own campaign (201) and leaves A's alone.
-NOT_404 = {("PUT", "/api/campaigns/{campaign_id}"): 201}
+# id creates B's own campaign (201) and leaves A's alone. B sets and removes its own postmark secret.
+# A webhook takes no API key: A's token names A, but only A's secret gets a delivery in (401).
+NOT_404 = {
+    ("PUT", "/api/campaigns/{campaign_id}"): 201,
+    ("PUT", "/api/webhooks/{provider}"): 200,
+    ("DELETE", "/api/webhooks/{provider}"): 204,
+    WEBHOOK: 401,
+}
 # The matrix may grow, never shrink: these at least are in the OpenAPI document.
 KNOWN = {
     ("GET", "/api/reports/{report_id}"),
@@ -69,6 +84,9 @@ KNOWN = {
     ("DELETE", "/api/reports/{report_id}"),
     ("GET", "/api/campaigns/{campaign_id}"),
     ("PUT", "/api/campaigns/{campaign_id}"),
+    ("PUT", "/api/webhooks/{provider}"),
+    ("DELETE", "/api/webhooks/{provider}"),
+    WEBHOOK,
 }
 # Reads first and deletes last, so that a leak shows where it happens; the operations that are no
 # 404 (B's own campaign) after all the 404s, so B's campaign is not there when they are read.
@@ -125,13 +143,14 @@ def parametrised_operations(document: dict[str, Any]) -> list[Operation]:
 
 @pytest.fixture
 async def owner(client: httpx.AsyncClient) -> Owned:
-    """Account A: campaigns, events and a done report with rows."""
+    """Account A: campaigns, events, a done report with rows, a webhook token and a postmark secret."""
     for campaign_id, campaign in A_CAMPAIGNS.items():
         await put_campaign(client, campaign_id, campaign["name"], archived=campaign["archived"])
     await ingest(client, A_EVENTS)
     report = await wait_done(client, (await create_report(client, **SEARCH))["id"])
     assert report["row_count"] == 2
-    return Owned(report_id=report["id"], campaign_id="spring")
+    token = await webhook_url(client, "postmark", "a-user:a-password")
+    return Owned(report_id=report["id"], campaign_id="spring", webhook_token=token.rsplit("/", 1)[1])
 
 
 async def what_a_has(client: httpx.AsyncClient, db: Database, account: ApiAccount, owned: Owned) -> dict[str, Any]:
@@ -144,6 +163,7 @@ async def what_a_has(client: httpx.AsyncClient, db: Database, account: ApiAccoun
         "campaign": (await client.get(f"/api/campaigns/{owned.campaign_id}")).json(),
         "reports": (await client.get("/api/reports")).json(),
         "campaigns": (await client.get("/api/campaigns")).json(),
+        "webhooks": (await client.get("/api/webhooks")).json(),
         "database": await db.reader.execute_fetchall(
             "SELECT id, run, status, attempts, row_count, finished_at FROM reports WHERE account_id = ?", (account.id,)
         )
@@ -154,6 +174,9 @@ async def what_a_has(client: httpx.AsyncClient, db: Database, account: ApiAccoun
             "SELECT count(*) FROM events WHERE account_id = ?"
             " UNION ALL SELECT count(*) FROM archived_events WHERE account_id = ?",
             (account.id, account.id),
+        )
+        + await db.reader.execute_fetchall(
+            "SELECT provider, secret, updated_at FROM webhook_secrets WHERE account_id = ?", (account.id,)
         ),
     }
 
