@@ -5,6 +5,7 @@ from __future__ import annotations
 from contactreports.config import Settings
 from contactreports.webhooks.base import Adapter
 from contactreports.webhooks.brevo import BrevoAdapter
+from contactreports.webhooks.mailgun import MailgunAdapter
 from contactreports.webhooks.postmark import PostmarkAdapter
 from contactreports.webhooks.sendgrid import SendGridAdapter
 from contactreports.webhooks.ses import SesAdapter
@@ -12,5 +13,11 @@ from contactreports.webhooks.ses import SesAdapter
 
 def make_adapters(settings: Settings) -> dict[str, Adapter]:
     """Every provider's adapter, by the `{provider}` of its webhook URL, in the order documents list them."""
-    adapters: list[Adapter] = [SendGridAdapter(), PostmarkAdapter(), SesAdapter(settings), BrevoAdapter()]
+    adapters: list[Adapter] = [
+        SendGridAdapter(),
+        MailgunAdapter(),
+        PostmarkAdapter(),
+        SesAdapter(settings),
+        BrevoAdapter(),
+    ]
     return {adapter.name: adapter for adapter in adapters}

@@ -1,0 +1,199 @@
+"""Mailgun's documented payloads, signed with a key the test makes, posted to the live API over HTTP."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+
+import httpx
+import pytest
+from test_webhook_mailgun import FIXTURES, new_key, sign, signed_body
+
+from helpers import report_for, webhook_url
+
+TAGGED = {"id": "mailgun:tag:webhook_payload", "name": "webhook_payload", "archived": False}
+CHROME_ON_MAC = (
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/144.0.0.0 Safari/537.36"
+)
+RECIPIENT_ROWS = [
+    {
+        "occurred_at": "2026-02-03T19:20:31.658Z",
+        "action": "email.delivered",
+        "category": "email",
+        "campaign": TAGGED,
+        "details": {"provider": "mailgun", "message_id": "20260203192030.53383e583ab41f62@sample.mailgun.com"},
+    },
+    {
+        "occurred_at": "2026-02-03T19:26:38.372Z",
+        "action": "email.sent",
+        "category": "email",
+        "campaign": TAGGED,
+        "details": {"provider": "mailgun", "message_id": "20260203192638.000be97f99f8cea1@sample.mailgun.com"},
+    },
+    {
+        "occurred_at": "2026-02-05T21:31:14.554Z",
+        "action": "email.opened",
+        "category": "email",
+        "campaign": TAGGED,
+        "details": {
+            "provider": "mailgun",
+            "message_id": "20260205213049.8e3a7bf607f78309@sample.mailgun.com",
+            "user_agent": CHROME_ON_MAC,
+            "ip": "38.142.208.162",
+        },
+    },
+    {
+        "occurred_at": "2026-02-05T21:31:30.465Z",
+        "action": "email.unsubscribed",
+        "category": "email",
+        "campaign": None,
+        "details": {
+            "provider": "mailgun",
+            "message_id": "20260205213049.8e3a7bf607f78309@sample.mailgun.com",
+            "user_agent": CHROME_ON_MAC,
+            "ip": "38.142.208.162",
+        },
+    },
+    {
+        "occurred_at": "2026-02-05T21:31:58.664Z",
+        "action": "email.clicked",
+        "category": "email",
+        "campaign": TAGGED,
+        "details": {
+            "provider": "mailgun",
+            "message_id": "20260205213049.8e3a7bf607f78309@sample.mailgun.com",
+            "url": "https://sample.mailgun.com",
+            "user_agent": (
+                "Mozilla/5.0 (Linux; Android 9; itel A27) AppleWebKit/537.36 (KHTML, like Gecko) "
+                "Chrome/133.0.6943.143 Mobile Safari/537.36"
+            ),
+            "ip": "9.169.124.21",
+        },
+    },
+    {
+        "occurred_at": "2026-02-12T18:26:12.268Z",
+        "action": "email.spam_reported",
+        "category": "email",
+        "campaign": TAGGED,
+        "details": {"provider": "mailgun", "message_id": "20260212182531.0d5ed3254c319957@sample.mailgun.com"},
+    },
+]
+BOUNCED_ROWS = [
+    {
+        "occurred_at": "2026-02-12T17:42:55.592Z",
+        "action": "email.bounced",
+        "category": "email",
+        "campaign": TAGGED,
+        "details": {
+            "provider": "mailgun",
+            "message_id": "20260212174255.58bbb7ce85a423e5@mailgun.com",
+            "bounce_type": "hard",
+            "reason": (
+                "5.5.0 Requested action not taken: mailbox unavailable (S2017062302). "
+                "[BN3PEPF0000B36D.namprd21.prod.outlook.com 2026-02-12T17:42:55.527Z 08DE657A58651558]"
+            ),
+        },
+    }
+]
+BOT_ROWS = [
+    {
+        "occurred_at": "2022-05-18T14:17:15.279Z",
+        "action": "email.opened",
+        "category": "email",
+        "campaign": None,
+        "details": {"provider": "mailgun", "user_agent": "Mozilla/5.0", "machine_open": True},
+    }
+]
+
+
+def problem(status: int, title: str, detail: str, **extra: object) -> dict:
+    return {"type": "about:blank", "title": title, "status": status, "detail": detail, **extra}
+
+
+async def test_mailguns_documented_payloads_make_a_contact_report(client: httpx.AsyncClient) -> None:
+    key = new_key()
+    url = await webhook_url(client, "mailgun", key)
+    fixtures = sorted(path.name for path in FIXTURES.glob("*.json"))
+
+    async with httpx.AsyncClient() as mailgun:
+        first = {name: await mailgun.post(url, content=signed_body(name, key, time.time())) for name in fixtures}
+        # Signed again, as a retry or a second webhook for the same event would be.
+        again = {name: await mailgun.post(url, content=signed_body(name, key, time.time())) for name in fixtures}
+
+    stored = {"ingested": 1, "duplicates": 0, "ignored": {}}
+    retry_delay = {"ingested": 0, "duplicates": 0, "ignored": {"temporary_fail": 1}}
+    expected = {name: retry_delay if name == "failed-temporary.json" else stored for name in fixtures}
+    assert {name: (r.status_code, r.json()) for name, r in first.items()} == {
+        name: (200, body) for name, body in expected.items()
+    }
+    duplicate = {"ingested": 0, "duplicates": 1, "ignored": {}}
+    assert {name: (r.status_code, r.json()) for name, r in again.items()} == {
+        name: (200, retry_delay if name == "failed-temporary.json" else duplicate) for name in fixtures
+    }
+    start, end = "2026-01-01T00:00:00Z", "2027-01-01T00:00:00Z"
+    assert await report_for(client, "recipient@sample.mailgun.com", start, end) == RECIPIENT_ROWS
+    assert await report_for(client, "badrecipient@sample.mailgun.com", start, end) == BOUNCED_ROWS
+    assert await report_for(client, "tempfailrecipient@sample.mailgun.com", start, end) == []
+    assert await report_for(client, "bot@apple.com", "2022-01-01T00:00:00Z", "2023-01-01T00:00:00Z") == BOT_ROWS
+    assert (await client.get("/api/campaigns")).json()["items"] == [
+        {"id": "mailgun:tag:webhook_payload", "name": "webhook_payload", "channel": "email", "sent_at": None,
+         "archived": False}
+    ]  # fmt: skip
+
+
+def resigned(key: str, signed_at: str, **change: str) -> bytes:
+    """delivered.json signed with `key` at `signed_at`, then a field of the signature changed."""
+    body = json.loads((FIXTURES / "delivered.json").read_text())
+    token = "t" * 50
+    body["signature"] = {"token": token, "timestamp": signed_at, "signature": sign(key, signed_at, token), **change}
+    return json.dumps(body).encode()
+
+
+NO_MATCH = "the signature does not match the account's Mailgun signing key"
+NO_RECIPIENT = "a Mailgun delivered event needs event-data.id and event-data.recipient"
+
+
+# (what is wrong, status, the answer's detail as a pattern)
+REFUSED = [
+    ("token", 401, re.escape(NO_MATCH)),
+    ("timestamp", 401, re.escape(NO_MATCH)),
+    ("other key", 401, re.escape(NO_MATCH)),
+    # Ten hours old, give or take the second the request takes.
+    ("stale", 401, r"the signature is 3600[01] seconds old, outside -300 to 32400: stale or replayed"),
+    ("no signature", 401, re.escape("no Mailgun signature in the body: Object missing required field `signature`")),
+    ("no recipient", 400, re.escape("The request is invalid: see `errors`.")),
+]
+
+
+@pytest.mark.parametrize(("tamper", "status", "detail"), REFUSED, ids=[tamper for tamper, _, _ in REFUSED])
+async def test_a_refused_delivery_stores_nothing(
+    client: httpx.AsyncClient, tamper: str, status: int, detail: str
+) -> None:
+    key = new_key()
+    url = await webhook_url(client, "mailgun", key)
+    now = str(int(time.time()))
+    body = {
+        "token": resigned(key, now, token="u" * 50),
+        "timestamp": resigned(key, now, timestamp=str(int(now) - 1)),
+        "other key": resigned(new_key(), now),
+        "stale": resigned(key, str(int(now) - 36_000)),
+        "no signature": json.dumps({"event-data": json.loads(resigned(key, now))["event-data"]}).encode(),
+        "no recipient": resigned(key, now).replace(b'"recipient": "recipient@sample.mailgun.com"', b'"x": 1'),
+    }[tamper]
+
+    async with httpx.AsyncClient() as mailgun:
+        response = await mailgun.post(url, content=body)
+
+    answer = response.json()
+    assert re.fullmatch(detail, answer["detail"]), answer
+    errors = {"errors": [{"field": "body", "message": NO_RECIPIENT}]} if status == 400 else {}
+    assert (response.status_code, answer) == (
+        status,
+        problem(status, response.reason_phrase, answer["detail"], **errors),
+    )
+    assert (
+        await report_for(client, "recipient@sample.mailgun.com", "2026-01-01T00:00:00Z", "2027-01-01T00:00:00Z") == []
+    )
+    assert (await client.get("/api/campaigns")).json()["items"] == []
