@@ -143,3 +143,8 @@ async def report_for(client: httpx.AsyncClient, email: str, start: str, end: str
     done = await wait_done(client, report["id"])
     assert done["status"] == "done", done
     return await all_rows(client, report["id"])
+
+
+def result(ingested: int = 0, duplicates: int = 0, ignored: dict | None = None, rejected: list | None = None) -> dict:
+    """A webhook delivery's answer (`POST /webhooks/{provider}/{token}`)."""
+    return {"ingested": ingested, "duplicates": duplicates, "ignored": ignored or {}, "rejected": rejected or []}

@@ -298,16 +298,16 @@ async def test_brevos_documented_payloads_make_a_contact_report(client: httpx.As
         first = await post_all()
         again = await post_all()
 
-    stored_once = {"ingested": 1, "duplicates": 0, "ignored": {}}
-    duplicate = {"ingested": 0, "duplicates": 1, "ignored": {}}
+    stored_once = {"ingested": 1, "duplicates": 0, "ignored": {}, "rejected": []}
+    duplicate = {"ingested": 0, "duplicates": 1, "ignored": {}, "rejected": []}
     expected_first = [
-        (200, {"ingested": 0, "duplicates": 0, "ignored": IGNORED[name]})
+        (200, {"ingested": 0, "duplicates": 0, "ignored": IGNORED[name], "rejected": []})
         if name in IGNORED
         # `unique_opened` is the open `opened` already stored.
         else (200, duplicate if name == "unique_opened" else stored_once)
         for name in TRANSACTIONAL
     ]
-    marketing_batch = {"ingested": 5, "duplicates": 0, "ignored": {"list_addition": 1}}
+    marketing_batch = {"ingested": 5, "duplicates": 0, "ignored": {"list_addition": 1}, "rejected": []}
     assert first == [*expected_first, (200, marketing_batch)]
     # Redelivered, everything is a duplicate.
     assert again == [

@@ -122,13 +122,13 @@ async def test_mailguns_documented_payloads_make_a_contact_report(client: httpx.
         # Signed again, as a retry or a second webhook for the same event would be.
         again = {name: await mailgun.post(url, content=signed_body(name, key, time.time())) for name in fixtures}
 
-    stored = {"ingested": 1, "duplicates": 0, "ignored": {}}
-    retry_delay = {"ingested": 0, "duplicates": 0, "ignored": {"temporary_fail": 1}}
+    stored = {"ingested": 1, "duplicates": 0, "ignored": {}, "rejected": []}
+    retry_delay = {"ingested": 0, "duplicates": 0, "ignored": {"temporary_fail": 1}, "rejected": []}
     expected = {name: retry_delay if name == "failed-temporary.json" else stored for name in fixtures}
     assert {name: (r.status_code, r.json()) for name, r in first.items()} == {
         name: (200, body) for name, body in expected.items()
     }
-    duplicate = {"ingested": 0, "duplicates": 1, "ignored": {}}
+    duplicate = {"ingested": 0, "duplicates": 1, "ignored": {}, "rejected": []}
     assert {name: (r.status_code, r.json()) for name, r in again.items()} == {
         name: (200, retry_delay if name == "failed-temporary.json" else duplicate) for name in fixtures
     }

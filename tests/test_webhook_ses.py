@@ -18,7 +18,7 @@ import pytest
 from conftest import ApiAccount, Process, service_env, start_api
 from contactreports.config import Settings
 from contactreports.ingest import EventIn
-from contactreports.webhooks.base import Delivery, Malformed, Parsed, Unauthorized
+from contactreports.webhooks.base import Delivery, Malformed, Parsed, Unauthorized, Unavailable
 from contactreports.webhooks.ses import SesAdapter
 from helpers import report_for, webhook_url
 from local_sns import LocalSns
@@ -446,7 +446,10 @@ async def test_a_certificate_that_cannot_vouch_is_unauthorized(
 async def test_a_certificate_host_failing_is_an_error_sns_retries(sns: LocalSns, adapter: SesAdapter) -> None:
     message = sns.sign(fixture("sns-notification.json"), cert="/error.pem")
 
-    with pytest.raises(httpx.HTTPStatusError):
+    # Unavailable, answered 503: SNS retries it, where a 401 would lose the message.
+    with pytest.raises(
+        Unavailable, match=r"^The SNS signing certificate host answered 503 for http://.*/error\.pem\.$"
+    ):
         await adapter.verify(delivery(message), TOPIC)
 
 
@@ -591,7 +594,7 @@ async def post_as_sns(url: str, messages: list[dict[str, Any]]) -> list[tuple[in
     return [(response.status_code, response.json()) for response in responses]
 
 
-NOTHING = {"ingested": 0, "duplicates": 0, "ignored": {}}
+NOTHING = {"ingested": 0, "duplicates": 0, "ignored": {}, "rejected": []}
 
 
 async def test_the_subscription_handshake_visits_the_subscribe_url(sns: LocalSns, ses_url: str) -> None:
@@ -741,8 +744,12 @@ async def test_ses_documented_records_make_contact_reports(
     again = await post_as_sns(ses_url, [sns.sign(message) for message in messages])
 
     counts = [(len(EXAMPLES[name].events), EXAMPLES[name].ignored) for name in names]
-    assert first == [(200, {"ingested": n, "duplicates": 0, "ignored": ignored}) for n, ignored in counts]
-    assert again == [(200, {"ingested": 0, "duplicates": n, "ignored": ignored}) for n, ignored in counts]
+    assert first == [
+        (200, {"ingested": n, "duplicates": 0, "ignored": ignored, "rejected": []}) for n, ignored in counts
+    ]
+    assert again == [
+        (200, {"ingested": 0, "duplicates": n, "ignored": ignored, "rejected": []}) for n, ignored in counts
+    ]
     for (email, start, end), rows in REPORTS.items():
         assert await report_for(ses_client, email, start, end) == rows, email
     assert (await ses_client.get("/api/campaigns")).json()["items"] == [
@@ -770,4 +777,16 @@ async def test_a_tampered_notification_is_refused_and_stores_nothing(sns: LocalS
             },
         )
     ]
-    assert genuine == [(200, {"ingested": 1, "duplicates": 0, "ignored": {}})]
+    assert genuine == [(200, {"ingested": 1, "duplicates": 0, "ignored": {}, "rejected": []})]
+
+
+async def test_a_certificate_host_failing_is_a_503_and_the_retry_is_stored(sns: LocalSns, ses_url: str) -> None:
+    notification = ses_notification(fixture("event-delivery.json"), sns_message_id("cert-host-down"))
+
+    failing = await post_as_sns(ses_url, [sns.sign(notification, "2", cert="/error.pem")])
+    retried = await post_as_sns(ses_url, [sns.sign(notification, "2")])
+
+    [(status, body)] = failing
+    assert (status, body["title"]) == (503, "Service Unavailable")
+    assert body["detail"].endswith("/error.pem. Nothing was stored; try again.")
+    assert retried == [(200, {"ingested": 1, "duplicates": 0, "ignored": {}, "rejected": []})]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import Annotated, Any
 
 import msgspec
@@ -89,29 +90,45 @@ def decode_line(index: int, line: bytes) -> EventIn:
 
 def to_new_events(events: list[EventIn], max_details_bytes: int) -> list[NewEvent]:
     """Normalise the emails and check what the types cannot; raises InvalidEvents naming each bad field."""
+    valid, errors = check_events(events, max_details_bytes)
+    if errors:
+        raise InvalidEvents(errors)
+    return valid
+
+
+def check_events(
+    events: Sequence[EventIn], max_details_bytes: int, positions: Sequence[int] | None = None
+) -> tuple[list[NewEvent], list[FieldError]]:
+    """The events that pass every check, ready to store, and what is wrong with the others.
+
+    Errors name an event by its index in `events`, or by its entry in `positions` when given
+    (where the events came from, when some were already set aside).
+    """
     valid, errors = [], []
     # A batch names few campaigns, many times each: check each one once.
     bad_campaigns = {c for c in {event.campaign_id for event in events} if control_characters_in(c)}
     for i, event in enumerate(events):
+        at = i if positions is None else positions[i]
+        found = len(errors)
         email = normalize_email(event.email)
         if not is_plausible_email(email):
-            errors.append(FieldError(f"[{i}].email", "not an email address"))
+            errors.append(FieldError(f"[{at}].email", "not an email address"))
         if not in_range(event.occurred_at):
-            errors.append(FieldError(f"[{i}].occurred_at", OUT_OF_RANGE))
+            errors.append(FieldError(f"[{at}].occurred_at", OUT_OF_RANGE))
         if control_characters_in(event.id):
-            errors.append(FieldError(f"[{i}].id", CONTROL_CHARACTERS))
+            errors.append(FieldError(f"[{at}].id", CONTROL_CHARACTERS))
         if event.campaign_id in bad_campaigns:
-            errors.append(FieldError(f"[{i}].campaign_id", CONTROL_CHARACTERS))
+            errors.append(FieldError(f"[{at}].campaign_id", CONTROL_CHARACTERS))
         action = ACTION_CODES.get(event.action)
         if action is None:
-            errors.append(FieldError(f"[{i}].action", f"unknown action {event.action!r}; see GET /api/actions"))
+            errors.append(FieldError(f"[{at}].action", f"unknown action {event.action!r}; see GET /api/actions"))
             continue
         details = msgspec.json.encode(event.details) if event.details else None
         if details is not None and len(details) > max_details_bytes:
             errors.append(
-                FieldError(f"[{i}].details", f"at most {max_details_bytes:,} bytes of JSON, got {len(details):,}")
+                FieldError(f"[{at}].details", f"at most {max_details_bytes:,} bytes of JSON, got {len(details):,}")
             )
-        valid.append(NewEvent(event.id, email, action, datetime_to_ms(event.occurred_at), event.campaign_id, details))
-    if errors:
-        raise InvalidEvents(errors)
-    return valid
+        if len(errors) == found:
+            occurred_at = datetime_to_ms(event.occurred_at)
+            valid.append(NewEvent(event.id, email, action, occurred_at, event.campaign_id, details))
+    return valid, errors

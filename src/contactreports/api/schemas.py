@@ -6,7 +6,7 @@ from typing import Annotated
 
 import msgspec
 
-from contactreports.models import Channel, Status, Timestamp
+from contactreports.models import Channel, FieldError, Status, Timestamp
 
 # Responses: UTC, `Z`, millisecond precision.
 TimestampOut = Annotated[str, msgspec.Meta(examples=["2026-03-01T09:30:00.000Z"])]
@@ -126,4 +126,11 @@ class WebhookResult(msgspec.Struct):
     ignored: Annotated[
         dict[str, int],
         msgspec.Meta(description="The provider's event types not mapped onto the catalogue, with their counts."),
+    ]
+    rejected: Annotated[
+        list[FieldError],
+        msgspec.Meta(
+            description="Events that fail the checks of `POST /api/events` (say, an address that is not one), "
+            "by their index in the delivery: set aside, so that the delivery's other events are stored."
+        ),
     ]

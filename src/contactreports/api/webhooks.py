@@ -3,15 +3,16 @@ public `POST /webhooks/{provider}/{account_token}` the platforms post their even
 
 The public route has no API key: the token in its path names the account, and the provider's
 adapter (webhooks/) checks the delivery against the secret the account set for that provider.
-Its events then take the way `POST /api/events` does: the same checks, the same all-or-nothing
-insert, duplicates skipped by id, and the same per-account rate limit.
+Its events then take the way `POST /api/events` does: the same checks, duplicates skipped by id,
+and the same per-account rate limit; but an event that fails a check is set aside and reported,
+not the whole delivery refused (see `_checked`).
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import time
-from collections.abc import Mapping
 from typing import Annotated
 
 import httpx
@@ -36,8 +37,8 @@ from contactreports.api.schemas import (
     WebhooksOut,
     WebhookTokenOut,
 )
-from contactreports.ingest import InvalidEvents, decode_array, to_new_events
-from contactreports.models import TEXT_CONTROLS, Account, FieldError, control_characters_in, format_ms
+from contactreports.ingest import InvalidEvents, check_events, decode_line
+from contactreports.models import Account, FieldError, NewEvent, format_ms
 from contactreports.store.events import UnknownCampaigns, insert_events
 from contactreports.store.webhooks import (
     account_for_webhook_token,
@@ -48,7 +49,7 @@ from contactreports.store.webhooks import (
     webhook_secrets_updated,
     webhook_token_created_at,
 )
-from contactreports.webhooks.base import Adapter, Delivery, Malformed, Parsed, Unauthorized
+from contactreports.webhooks.base import Adapter, Delivery, Malformed, Parsed, Unauthorized, Unavailable
 
 log = logging.getLogger(__name__)
 # Amazon SNS waits for the confirmation no longer than a webhook delivery waits for our answer.
@@ -158,26 +159,39 @@ async def webhook_account(connection: ASGIConnection, _: BaseRouteHandler) -> No
     connection.state.account = account
 
 
-def _campaign_errors(campaigns: Mapping[str, str]) -> list[FieldError]:
-    """The names a provider gives its campaigns, held to PUT /api/campaigns' rules for a name."""
-    errors = []
-    for campaign_id, name in sorted(campaigns.items()):
-        if not 1 <= len(name) <= MAX_CAMPAIGN_NAME:
-            errors.append(FieldError(f"campaigns[{campaign_id}]", f"a name of 1 to {MAX_CAMPAIGN_NAME} characters"))
-        elif control_characters_in(name, allowed=TEXT_CONTROLS):
-            errors.append(FieldError(f"campaigns[{campaign_id}]", "control characters in the name"))
-    return errors
+def _campaign_name(campaign_id: str, name: str) -> str:
+    """A provider's name for a campaign as PUT /api/campaigns takes one: control characters become
+    spaces, and it is cut to 200 characters (a provider's name is shown, never looked up)."""
+    cleaned = _CONTROLS_IN_NAME.sub(" ", name).strip()[:MAX_CAMPAIGN_NAME]
+    return cleaned or campaign_id[:MAX_CAMPAIGN_NAME]
 
 
-async def _store(state: State, account: Account, parsed: Parsed) -> tuple[int, int]:
+_CONTROLS_IN_NAME = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
+def _checked(parsed: Parsed, max_details_bytes: int) -> tuple[list[NewEvent], list[FieldError]]:
+    """The adapter's events that pass every check of `POST /api/events`, and what is wrong with the others.
+
+    A provider retries a refused delivery whole, then gives up on it: one event we cannot store
+    (an address our check refuses, an over-long tag) must not cost the delivery's other events.
+    """
+    decoded, positions, rejected = [], [], []
+    for i, event in enumerate(parsed.events):
+        try:
+            # Encoded and decoded again: the limits EventIn declares (lengths of ids, say) hold too.
+            decoded.append(decode_line(i, msgspec.json.encode(event)))
+        except InvalidEvents as error:
+            rejected.extend(error.errors)
+        else:
+            positions.append(i)
+    valid, errors = check_events(decoded, max_details_bytes, positions)
+    return valid, rejected + errors
+
+
+async def _store(state: State, account: Account, events: list[NewEvent], parsed: Parsed) -> tuple[int, int]:
     """Store the events all or nothing, creating the campaigns they name on first sight."""
-    # Encoded and decoded again: every constraint `POST /api/events` puts on an event (lengths of
-    # ids, say) holds for an adapter's events too, checked by the same code.
-    events = to_new_events(decode_array(msgspec.json.encode(parsed.events)), state.settings.max_details_bytes)
     named = {event.campaign_id for event in events if event.campaign_id}
-    campaigns = {campaign_id: name for campaign_id, name in parsed.campaigns.items() if campaign_id in named}
-    if errors := _campaign_errors(campaigns):
-        raise invalid(errors)
+    campaigns = {id_: _campaign_name(id_, name) for id_, name in parsed.campaigns.items() if id_ in named}
     try:
         return await insert_events(state.db, account.id, events, new_campaigns=campaigns)
     except UnknownCampaigns as error:
@@ -238,15 +252,18 @@ async def receive_webhook(
         raise ProblemError(401, str(error) or "Not sent by the provider with this account's secret.") from error
     except Malformed as error:
         raise invalid([FieldError("body", str(error))]) from error
+    except Unavailable as error:  # the provider retries a 503; a 401 would lose its events
+        raise ProblemError(503, f"{error} Nothing was stored; try again.", headers={"Retry-After": "5"}) from error
     if parsed.subscribe_url is not None:
         await _confirm_subscription(parsed.subscribe_url)
-    ingested, duplicates = 0, 0
-    if parsed.events:
-        try:
-            ingested, duplicates = await _store(state, account, parsed)
-        except InvalidEvents as error:
-            raise invalid(error.errors) from error
+    events, rejected = _checked(parsed, state.settings.max_details_bytes)
+    ingested, duplicates = await _store(state, account, events, parsed) if events else (0, 0)
     if parsed.ignored:
         counts = ", ".join(f"{kind} x{count}" for kind, count in sorted(parsed.ignored.items()))
         log.info("%s webhook for account %s: ignored %s", adapter.name, account.id, counts)
-    return WebhookResult(ingested, duplicates, parsed.ignored)
+    if rejected:
+        reasons = "; ".join(f"{error.field}: {error.message}" for error in rejected[:5])
+        log.warning(
+            "%s webhook for account %s: set aside %d events: %s", adapter.name, account.id, len(rejected), reasons
+        )
+    return WebhookResult(ingested, duplicates, parsed.ignored, rejected)

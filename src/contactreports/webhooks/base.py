@@ -31,6 +31,10 @@ class Unauthorized(Exception):
     """The delivery is unsigned, badly signed or stale: answered 401, nothing stored."""
 
 
+class Unavailable(Exception):
+    """Something the check needs cannot be had now (the provider's certificate host is down): 503, retry."""
+
+
 class Malformed(Exception):
     """The body is not the provider's documented format: answered 400, nothing stored."""
 

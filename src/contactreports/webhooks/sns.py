@@ -24,7 +24,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from contactreports.webhooks.base import Unauthorized
+from contactreports.webhooks.base import Unauthorized, Unavailable
 
 # SNS stamps a message when it is published and keeps that Timestamp on every retry, and an
 # HTTP(S) delivery policy retries for at most 3,600 seconds (a hard limit): an older message
@@ -148,12 +148,15 @@ class SignatureVerifier:
 
 
 async def fetch_certificate(url: str) -> x509.Certificate:
-    """The PEM certificate at `url`. A network failure or a 5xx is raised as httpx's error, not
-    Unauthorized: the route then answers 5xx and SNS retries, where a 401 would lose the message."""
-    async with httpx.AsyncClient(timeout=FETCH_TIMEOUT_SECONDS) as client:
-        response = await client.get(url)
+    """The PEM certificate at `url`. A network failure or a 5xx is Unavailable, not Unauthorized:
+    the route then answers 503 and SNS retries, where a 401 would lose the message."""
+    try:
+        async with httpx.AsyncClient(timeout=FETCH_TIMEOUT_SECONDS) as client:
+            response = await client.get(url)
+    except httpx.HTTPError as error:
+        raise Unavailable(f"The SNS signing certificate could not be fetched from {url}: {error!r}.") from error
     if response.is_server_error:
-        response.raise_for_status()
+        raise Unavailable(f"The SNS signing certificate host answered {response.status_code} for {url}.")
     if response.status_code != 200:
         raise Unauthorized(f"SigningCertURL {url} answered {response.status_code}")
     try:
