@@ -759,3 +759,16 @@ async def test_a_batchs_events_that_our_checks_refuse_are_set_aside_and_the_othe
     assert (response.status_code, response.json()) == result(1, rejected=rejected)
     rows = await report_for(client, ALEX, "2017-01-01T00:00:00Z", "2018-01-01T00:00:00Z")
     assert [(row["action"], row["details"]["bounce_type"]) for row in rows] == [("email.bounced", "hard")]
+
+
+async def test_a_campaign_name_with_control_characters_or_too_long_is_cleaned_not_refused(
+    client: httpx.AsyncClient, sendgrid: tuple[str, ec.EllipticCurvePrivateKey]
+) -> None:
+    url, private_key = sendgrid
+    [bounce] = json.loads(fixture("bounce.json"))
+    named = {**bounce, "marketing_campaign_id": 7, "marketing_campaign_name": "Spring\x07sale\n" + "x" * 300}
+    response = await post_signed(url, private_key, json.dumps([named]).encode())
+
+    assert (response.status_code, response.json()) == result(1)
+    campaign = (await client.get("/api/campaigns/sendgrid:campaign:7")).json()
+    assert campaign["name"] == ("Spring sale\n" + "x" * 300)[:200]  # a bell is no part of a name; a line break is
