@@ -311,6 +311,7 @@ async def test_webhooks_token_list_set_and_unset(api: str, account: ApiAccount, 
     overview = (await client.get("/api/webhooks")).json()
     bad_secret = webhooks("set", "postmark", "no-colon")
     unknown = webhooks("set", "nope", "a:b")
+    climbing = webhooks("unset", "../reports/x")  # one path segment, not a way to another endpoint
     token_json = json.loads(ok(webhooks("token", "--json")))
     unset = ok(webhooks("unset", "postmark"))
 
@@ -329,6 +330,8 @@ async def test_webhooks_token_list_set_and_unset(api: str, account: ApiAccount, 
     assert unknown.returncode == 1 and unknown.stderr.startswith(
         "Error: Not Found (404): No such webhook provider 'nope'"
     )
+    # Not DELETE /api/reports/x ("No such report."): the route with a provider of that name, which none has.
+    assert (climbing.returncode, climbing.stderr) == (1, "Error: Not Found (404): No such resource.\n")
     assert token_json["token"] != token
     assert token_json["urls"]["postmark"] == f"{api}/webhooks/postmark/{token_json['token']}"
     assert unset == "postmark: no secret; its deliveries are refused from now on\n"

@@ -401,12 +401,13 @@ async def test_unknown_providers_tokens_and_unset_secrets_store_nothing(
 
 @pytest.fixture(scope="module")
 def rate_limited_api(database_url: str, redis_url: str, logs: Path) -> Iterator[str]:
-    process, url = start_api(service_env(database_url, redis_url, ingest_rate_limit="2/minute"), logs, "webhook-limits")
+    env = service_env(database_url, redis_url, ingest_rate_limit="1/minute", webhook_rate_limit="2/minute")
+    process, url = start_api(env, logs, "webhook-limits")
     yield url
     process.stop()
 
 
-async def test_webhooks_count_against_the_accounts_ingestion_rate_limit(
+async def test_webhooks_have_a_rate_limit_of_their_own(
     rate_limited_api: str, account: ApiAccount, db: Database
 ) -> None:
     async with (
@@ -414,19 +415,21 @@ async def test_webhooks_count_against_the_accounts_ingestion_rate_limit(
         httpx.AsyncClient() as postmark,
     ):
         url = with_credentials(await webhook_url(client, "postmark", SECRET))
+        # The API's ingestion allowance spent: webhooks count apart from it, and the reverse.
         await ingest(client, [{"email": JOHN, "action": "email.sent", "occurred_at": "2019-11-05T16:00:00Z"}])
-        accepted = await postmark.post(url, content=fixture("delivery"))
+        accepted = [await postmark.post(url, content=fixture(name)) for name in ("delivery", "click")]
         refused = await postmark.post(url, content=fixture("open"))
+        one_more_batch = await client.post("/api/events", json=[])
 
-    assert (accepted.status_code, refused.status_code) == (200, 429)
+    assert [response.status_code for response in [*accepted, refused, one_more_batch]] == [200, 200, 429, 429]
     retry_after = refused.headers["retry-after"]
     assert refused.json() == problem(
         429,
         "Too Many Requests",
-        f"Too many event batches: this account may make 2 per 1 minute. Try again in {retry_after} s; "
+        f"Too many webhook deliveries: this account may make 2 per 1 minute. Try again in {retry_after} s; "
         "nothing was stored.",
     )
-    assert await stored(db, account.id) == (2, 1)
+    assert await stored(db, account.id) == (3, 1)  # the delivery and the click: one message, one tag
 
 
 def _parsed(body: bytes) -> dict:

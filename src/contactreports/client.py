@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import msgspec
@@ -21,6 +22,11 @@ from contactreports.models import FieldError
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 PAGE_LIMIT = 500  # the API's largest page: fewest round trips when reading every row
+
+
+def _segment(value: str) -> str:
+    """`value` as one path segment: an id typed as "../campaigns/x" must not reach another endpoint."""
+    return quote(value, safe="")
 
 
 class CampaignRef(msgspec.Struct):
@@ -148,13 +154,13 @@ class Client:
         return self._decode(self._request("POST", "/api/reports", json=search), ReportOut)
 
     def report(self, report_id: str) -> ReportOut:
-        return self._decode(self._request("GET", f"/api/reports/{report_id}"), ReportOut)
+        return self._decode(self._request("GET", f"/api/reports/{_segment(report_id)}"), ReportOut)
 
     def rerun(self, report_id: str) -> ReportOut:
-        return self._decode(self._request("POST", f"/api/reports/{report_id}/rerun"), ReportOut)
+        return self._decode(self._request("POST", f"/api/reports/{_segment(report_id)}/rerun"), ReportOut)
 
     def delete(self, report_id: str) -> None:
-        self._request("DELETE", f"/api/reports/{report_id}")
+        self._request("DELETE", f"/api/reports/{_segment(report_id)}")
 
     def _pages(self, path: str, page_type: type, params: dict[str, Any]) -> Iterator[Any]:
         """Every item, following `next_cursor` page by page (never the whole list in memory)."""
@@ -173,7 +179,7 @@ class Client:
 
     def rows(self, report_id: str, action: str | None = None, page_size: int = PAGE_LIMIT) -> Iterator[Row]:
         params = {"limit": page_size, **({"action": action} if action else {})}
-        return self._pages(f"/api/reports/{report_id}/rows", RowPage, params)
+        return self._pages(f"/api/reports/{_segment(report_id)}/rows", RowPage, params)
 
     def rotate_webhook_token(self) -> WebhookTokenOut:
         return self._decode(self._request("POST", "/api/webhooks/token"), WebhookTokenOut)
@@ -182,11 +188,11 @@ class Client:
         return self._decode(self._request("GET", "/api/webhooks"), WebhooksOut)
 
     def set_webhook_secret(self, provider: str, secret: str) -> WebhookProviderOut:
-        response = self._request("PUT", f"/api/webhooks/{provider}", json={"secret": secret})
+        response = self._request("PUT", f"/api/webhooks/{_segment(provider)}", json={"secret": secret})
         return self._decode(response, WebhookProviderOut)
 
     def delete_webhook_secret(self, provider: str) -> None:
-        self._request("DELETE", f"/api/webhooks/{provider}")
+        self._request("DELETE", f"/api/webhooks/{_segment(provider)}")
 
     @contextmanager
     def export(self, report_id: str, file_format: str) -> Iterator[tuple[str, Iterator[bytes]]]:
@@ -195,12 +201,15 @@ class Client:
         The caller opens its file only inside this block, once the API has answered 200, so an
         error leaves no empty file behind.
         """
-        path = f"/api/reports/{report_id}/export"
+        path = f"/api/reports/{_segment(report_id)}/export"
         try:
             with self._http.stream("GET", path, params={"format": file_format}) as response:
                 if not response.is_success:
                     response.read()
                     _raise_for_problem(response)
-                yield filename_from(response, f"contact-report-{report_id}.{file_format}"), response.iter_bytes()
+                yield (
+                    filename_from(response, f"contact-report-{report_id}.{file_format}"),
+                    response.iter_bytes(),
+                )
         except httpx.TransportError as error:
             raise self._unreachable(error) from error

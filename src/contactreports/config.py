@@ -39,6 +39,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # Per account, shared by all API processes: "N/second|minute|hour|day".
     report_rate_limit: str = "60/minute"
     ingest_rate_limit: str = "1200/minute"
+    # Webhook deliveries, counted apart: a platform posts one event a request (Mailgun, Postmark,
+    # SNS) and drops what is still refused after a few retries, so this is a guard against a
+    # leaked token run wild, far above any real sending volume.
+    webhook_rate_limit: str = "60000/minute"
     # arq polls Redis for new jobs this often: it is the floor of submit-to-start latency.
     poll_delay_seconds: float = 0.05
     # Reports one worker process runs at once. arq starts at most this many a poll, so a
@@ -58,7 +62,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             raise ValueError(f"max_jobs must be at least 1, got {self.max_jobs}")
         if not 1 <= self.reconcile_every_seconds <= 60:
             raise ValueError(f"reconcile_every_seconds must be 1 to 60, got {self.reconcile_every_seconds}")
-        for limit in (self.report_rate_limit, self.ingest_rate_limit):
+        for limit in (self.report_rate_limit, self.ingest_rate_limit, self.webhook_rate_limit):
             try:
                 parse_rate_limit(limit)
             except ValueError:

@@ -112,7 +112,9 @@ def handle_busy(_: Request, error: StoreBusy) -> Response[Problem]:
 
 
 def handle_unexpected(request: Request, error: Exception) -> Response[Problem]:
-    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=error)
+    # The route's template, not the path: a webhook's path holds the account's token, kept only hashed.
+    path = request.scope.get("path_template") or request.url.path
+    log.exception("unhandled error on %s %s", request.method, path, exc_info=error)
     return _problem_response(problem(500, "Something went wrong on our side; it has been logged."))
 
 

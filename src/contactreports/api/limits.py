@@ -1,4 +1,4 @@
-"""Per-account rate limits on the requests that make work: creating reports and ingesting events.
+"""Per-account rate limits on the requests that make work: creating reports, ingesting events, webhooks.
 
 The `limits` library counts hits in Redis with atomic scripts, so every API process shares one
 count per account. A limit is a moving window ("60/minute" is at most 60 in any 60 seconds).
@@ -37,7 +37,11 @@ class RateLimits:
             wrap_exceptions=True,
         )
         self._limiter = MovingWindowRateLimiter(storage)
-        self.limits = {"reports": parse(settings.report_rate_limit), "events": parse(settings.ingest_rate_limit)}
+        self.limits = {
+            "reports": parse(settings.report_rate_limit),
+            "events": parse(settings.ingest_rate_limit),
+            "webhooks": parse(settings.webhook_rate_limit),
+        }
 
     async def retry_after(self, kind: str, account_id: int) -> int | None:
         """Count one request; None if it is within the limit, else the seconds until one is."""
@@ -74,3 +78,4 @@ def rate_limited(kind: str, what: str):
 
 limit_report_creation = rate_limited("reports", "reports created")
 limit_ingestion = rate_limited("events", "event batches")
+limit_webhooks = rate_limited("webhooks", "webhook deliveries")

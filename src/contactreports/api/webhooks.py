@@ -3,9 +3,9 @@ public `POST /webhooks/{provider}/{account_token}` the platforms post their even
 
 The public route has no API key: the token in its path names the account, and the provider's
 adapter (webhooks/) checks the delivery against the secret the account set for that provider.
-Its events then take the way `POST /api/events` does: the same checks, duplicates skipped by id,
-and the same per-account rate limit; but an event that fails a check is set aside and reported,
-not the whole delivery refused (see `_checked`).
+Its events then take the way `POST /api/events` does: the same checks, duplicates skipped by id;
+but its rate limit is its own (see `Settings.webhook_rate_limit`), and an event that fails a
+check is set aside and reported, not the whole delivery refused (see `_checked`).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from litestar.params import Parameter
 from contactreports.api.auth import provide_account
 from contactreports.api.errors import ProblemError, invalid, problem_responses
 from contactreports.api.events import unknown_campaigns
-from contactreports.api.limits import limit_ingestion
+from contactreports.api.limits import limit_webhooks
 from contactreports.api.openapi import WebhookDeliveryOperation
 from contactreports.api.schemas import (
     WebhookProviderOut,
@@ -212,7 +212,7 @@ async def _confirm_subscription(url: str) -> None:
 @post(
     "/webhooks/{provider:str}/{account_token:str}",
     status_code=200,
-    guards=[webhook_account, limit_ingestion],
+    guards=[webhook_account, limit_webhooks],
     dependencies={"account": Provide(provide_account)},
     operation_class=WebhookDeliveryOperation,
     responses=problem_responses(404, 413, 429, 502, 503),
