@@ -10,6 +10,7 @@ check is set aside and reported, not the whole delivery refused (see `_checked`)
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 import time
@@ -24,6 +25,7 @@ from litestar.di import Provide
 from litestar.handlers import BaseRouteHandler
 from litestar.openapi.spec import Example
 from litestar.params import Parameter
+from redis.exceptions import RedisError
 
 from contactreports.api.auth import provide_account
 from contactreports.api.errors import ProblemError, invalid, problem_responses
@@ -198,6 +200,24 @@ async def _store(state: State, account: Account, events: list[NewEvent], parsed:
         raise unknown_campaigns(error) from error
 
 
+async def _signed_once(state: State, nonce: str, seconds: int, body: bytes) -> None:
+    """Refuse a signature seen before with another body: a replay carrying forged events.
+
+    Mailgun signs a timestamp and a token, not the body, so whoever sees one delivery could post
+    any events with its signature for as long as it is accepted; Mailgun's advice is to keep the
+    tokens used. The same body again is a retry, let through to count its events as duplicates.
+    """
+    key = "contactreports:webhook-nonces:" + hashlib.sha256(nonce.encode()).hexdigest()
+    digest = hashlib.sha256(body).hexdigest()
+    try:
+        first = await state.redis.set(key, digest, nx=True, ex=max(seconds, 1))
+        seen = None if first else await state.redis.get(key)
+    except RedisError as error:  # unchecked, it might be a replay: the provider retries a 503
+        raise ProblemError(503, "Redis is unavailable; try again. Nothing was stored.") from error
+    if seen is not None and seen.decode() != digest:
+        raise ProblemError(401, "This signature came before with another body: a replay. Nothing was stored.")
+
+
 async def _confirm_subscription(url: str) -> None:
     """Amazon SNS's handshake: GET the SubscribeURL of a verified SubscriptionConfirmation."""
     try:
@@ -254,6 +274,8 @@ async def receive_webhook(
         raise invalid([FieldError("body", str(error))]) from error
     except Unavailable as error:  # the provider retries a 503; a 401 would lose its events
         raise ProblemError(503, f"{error} Nothing was stored; try again.", headers={"Retry-After": "5"}) from error
+    if parsed.nonce is not None:
+        await _signed_once(state, f"{account.id}:{adapter.name}:{parsed.nonce}", parsed.nonce_seconds, delivery.body)
     if parsed.subscribe_url is not None:
         await _confirm_subscription(parsed.subscribe_url)
     events, rejected = _checked(parsed, state.settings.max_details_bytes)

@@ -59,6 +59,10 @@ class Parsed(msgspec.Struct, kw_only=True):
     ignored: dict[str, int] = msgspec.field(default_factory=dict)
     # Amazon SNS's subscription handshake: the URL to GET to confirm the subscription.
     subscribe_url: str | None = None
+    # What a signature that leaves the body out (Mailgun's) signs instead, a value it may sign one
+    # body with only, and for how many seconds the adapter accepts that signature.
+    nonce: str | None = None
+    nonce_seconds: int = 0
 
 
 class Adapter(Protocol):
