@@ -40,7 +40,6 @@ id is `sendgrid:<sg_event_id>`. Other events are counted as ignored.
 from __future__ import annotations
 
 import base64
-import binascii
 from collections import Counter
 from datetime import UTC, datetime
 from typing import Any, ClassVar
@@ -149,7 +148,8 @@ class SendGridAdapter:
             key.verify(
                 base64.b64decode(signature, validate=True), timestamp.encode() + delivery.body, SIGNATURE_ALGORITHM
             )
-        except (InvalidSignature, binascii.Error) as error:
+        # ValueError: not base64 (binascii.Error), or characters beyond ASCII in the header.
+        except (InvalidSignature, ValueError) as error:
             raise Unauthorized("the signature does not match this body, timestamp and verification key") from error
 
     def parse(self, delivery: Delivery) -> Parsed:
@@ -178,9 +178,11 @@ class SendGridAdapter:
 def public_key(secret: str) -> ec.EllipticCurvePublicKey:
     """The verification key SendGrid shows (base64 of a DER public key); ValueError says why it is not one."""
     try:
-        key = load_der_public_key(base64.b64decode(secret.strip(), validate=True))
-    except binascii.Error as error:
+        der = base64.b64decode(secret.strip(), validate=True)
+    except ValueError as error:  # binascii.Error, or characters beyond ASCII
         raise ValueError("not base64: SendGrid's verification key is base64 text starting MFkw") from error
+    try:
+        key = load_der_public_key(der)
     except (ValueError, UnsupportedAlgorithm) as error:
         raise ValueError("not a public key: copy the whole verification key SendGrid shows") from error
     if not (isinstance(key, ec.EllipticCurvePublicKey) and isinstance(key.curve, ec.SECP256R1)):
