@@ -31,10 +31,11 @@ group transactional mail, and Brevo's statistics filter by them). `tags` is a li
 events send `tag` instead, a JSON-encoded list as a string.
 
 Mapping (see `ACTIONS`): hard and soft bounces are `email.bounced` with their
-`bounce_type`. `blocked` (Brevo did not send: the address is on its blocklist after an
-earlier hard bounce, unsubscribe or complaint) and `invalid_email` (the address cannot
-receive mail) are `email.bounced` with `bounce_type` "hard": the contact did not get the
-mail and will not, and `provider_event` says which it was. `proxy_open` and
+`bounce_type`. `invalid_email` (the address cannot receive mail) is `email.bounced` with
+`bounce_type` "hard". `blocked` (Brevo did not send: the address is on its blocklist after an
+earlier hard bounce, unsubscribe or complaint) is `email.bounced` without `bounce_type`: the
+contact did not get the mail, but no server bounced it (as SendGrid's `dropped` and Mailgun's
+suppressed sends). `provider_event` says which it was. `proxy_open` and
 `unique_proxy_open` (an open by a mail privacy proxy such as Apple Mail Privacy Protection)
 are `email.opened` with `machine_open`. Counted as ignored: `deferred` (the receiving
 server asked Brevo to retry; `delivered` or a bounce follows, and reporting a failure then
@@ -83,7 +84,6 @@ ACTIONS: dict[str, str] = {
 BOUNCE_TYPES = {
     "hard_bounce": "hard",
     "hard_bounced": "hard",
-    "blocked": "hard",
     "invalid_email": "hard",
     "soft_bounce": "soft",
     "soft_bounced": "soft",
