@@ -427,6 +427,10 @@ def test_a_category_too_long_for_a_campaign_id_names_no_campaign() -> None:
             b'[{"event": "open", "email": "ann@example.com", "timestamp": 1000000000000000000}]',
             "[0].timestamp: 1000000000000000000 is out of range",
         ),
+        (
+            b'[{"event": "open", "email": "ann@example.com", "timestamp": 9' + b"9" * 4299 + b"}]",
+            "[0].timestamp: 9" + "9" * 4299 + " is out of range",
+        ),
     ],
 )
 def test_a_body_not_in_sendgrids_format_is_malformed(body: bytes, message: str) -> None:

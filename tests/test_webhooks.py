@@ -322,7 +322,7 @@ NO_CREDENTIALS = (
     "(https://username:password@host/...) or set its Basic auth fields."
 )
 WRONG = "Wrong basic-auth credentials for Postmark."
-NOT_BASE64 = "The basic-auth credentials are not valid base64."
+NOT_BASE64 = "The basic-auth credentials are not base64 of user:password."
 
 
 @pytest.mark.parametrize(
@@ -335,6 +335,9 @@ NOT_BASE64 = "The basic-auth credentials are not valid base64."
         (_basic("Hooks:s3cret-passw0rd"), fixture("delivery"), 401, WRONG, None),
         ({"Authorization": "Basic !!!"}, fixture("delivery"), 401, NOT_BASE64, None),
         ({"Authorization": b"Basic \xfc"}, fixture("delivery"), 401, NOT_BASE64, None),
+        (_basic("hooks"), fixture("delivery"), 401, NOT_BASE64, None),
+        ({"Authorization": "Basic " + base64.b64encode(b"hooks:\xff").decode()}, fixture("delivery"), 401,
+         NOT_BASE64, None),
         (_basic(SECRET), b"", 400, INVALID, [("body", "not valid JSON: Input data was truncated")]),
         (_basic(SECRET), b'{"RecordType": "\xff"}', 400, INVALID, [("body", "not valid UTF-8")]),
         (_basic(SECRET), b"RecordType=Delivery", 400, INVALID,

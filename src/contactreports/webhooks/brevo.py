@@ -48,16 +48,14 @@ counted as ignored rather than failing the whole batch.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
-from datetime import UTC, datetime
 from typing import ClassVar
 
 import msgspec
 
 from contactreports.ingest import UNDECODABLE, EventIn, undecodable
-from contactreports.webhooks.base import Delivery, Malformed, Parsed, Unauthorized
+from contactreports.webhooks.base import Delivery, Malformed, Parsed, Unauthorized, basic_auth, unix_time
 
 # Brevo's event name -> our action, for transactional and marketing events alike.
 ACTIONS: dict[str, str] = {
@@ -134,7 +132,7 @@ class BrevoAdapter:
         return None
 
     async def verify(self, delivery: Delivery, secret: str) -> None:
-        token = presented_token(delivery.headers.get("authorization"))
+        token = _presented_token(delivery.headers)
         if not hmac.compare_digest(token.encode(), secret.encode()):
             raise Unauthorized("the Authorization header does not carry this account's Brevo token")
 
@@ -151,21 +149,17 @@ class BrevoAdapter:
         return parsed
 
 
-def presented_token(authorization: str | None) -> str:
+def _presented_token(headers: dict[str, str]) -> str:
     """The token a request presents: a bearer token, or a basic-auth password."""
+    credentials = basic_auth(headers)
+    if credentials is not None:
+        return credentials[1]
+    authorization = headers.get("authorization")
     if authorization is None:
         raise Unauthorized("no Authorization header: set the Brevo webhook's bearer token or URL credentials")
-    scheme, _, credentials = authorization.strip().partition(" ")
+    scheme, _, token = authorization.strip().partition(" ")
     if scheme.lower() == "bearer":
-        return credentials.strip()
-    if scheme.lower() == "basic":
-        # ValueError covers bad base64 (binascii.Error), a header beyond ASCII, and a password
-        # that is not UTF-8 (UnicodeDecodeError): all of them a 401, none a 500.
-        try:
-            user_and_password = base64.b64decode(credentials.strip(), validate=True).decode()
-        except ValueError as error:
-            raise Unauthorized("the basic-auth credentials are not base64 of user:password") from error
-        return user_and_password.partition(":")[2]
+        return token.strip()
     raise Unauthorized("the Authorization header must be Bearer <token> or Basic credentials")
 
 
@@ -184,19 +178,12 @@ def add_event(parsed: Parsed, index: int, event: BrevoEvent) -> None:
         EventIn(
             email=event.email,
             action=action,
-            occurred_at=occurred_at(index, event.ts_event),
+            occurred_at=unix_time(event.ts_event, f"[{index}].ts_event"),
             id=event_id(event),
             campaign_id=campaign[0] if campaign else None,
             details=details_of(event),
         )
     )
-
-
-def occurred_at(index: int, ts_event: int) -> datetime:
-    try:
-        return datetime.fromtimestamp(ts_event, UTC)
-    except (OverflowError, OSError, ValueError) as error:
-        raise Malformed(f"[{index}].ts_event: {ts_event} is not a time in seconds since the epoch") from error
 
 
 def event_id(event: BrevoEvent) -> str:

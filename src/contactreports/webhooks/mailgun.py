@@ -31,13 +31,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
-from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 import msgspec
 
 from contactreports.ingest import UNDECODABLE, EventIn
-from contactreports.webhooks.base import Delivery, Malformed, Parsed, Unauthorized
+from contactreports.webhooks.base import Delivery, Malformed, Parsed, Unauthorized, unix_time
 
 # Mailgun does not document re-signing a retried webhook (others report that a retry carries
 # the first attempt's signature), and it retries for about 8 hours (7 tries, 10 minutes to 4
@@ -171,7 +170,7 @@ class MailgunAdapter:
         event = EventIn(
             email=data.recipient,
             action=action,
-            occurred_at=_moment(data.timestamp),
+            occurred_at=unix_time(data.timestamp, "event-data.timestamp"),
             id=f"mailgun:{data.id}",
             campaign_id=campaign_id,
             details=_details(data),
@@ -191,13 +190,6 @@ def _action(data: _EventData) -> str | None:
     if data.severity not in ("permanent", "temporary"):
         raise Malformed(f"a Mailgun failed event's severity is permanent or temporary, not {data.severity!r}")
     return "email.bounced" if data.severity == "permanent" else None
-
-
-def _moment(timestamp: float) -> datetime:
-    try:
-        return datetime.fromtimestamp(timestamp, UTC)
-    except (OverflowError, OSError, ValueError) as error:
-        raise Malformed(f"event-data.timestamp {timestamp} is not a time") from error
 
 
 def _details(data: _EventData) -> dict[str, Any]:

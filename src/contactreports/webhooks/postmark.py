@@ -43,7 +43,6 @@ are counted as ignored.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 from datetime import UTC, datetime
@@ -53,7 +52,7 @@ import msgspec
 
 from contactreports.ingest import UNDECODABLE, EventIn, undecodable
 from contactreports.models import control_characters_in
-from contactreports.webhooks.base import Delivery, Malformed, Parsed, Unauthorized
+from contactreports.webhooks.base import Delivery, Malformed, Parsed, Unauthorized, basic_auth
 
 NAME = "postmark"
 Timestamp = Annotated[datetime, msgspec.Meta(tz=True)]
@@ -240,18 +239,14 @@ class PostmarkAdapter:
         return None
 
     async def verify(self, delivery: Delivery, secret: str) -> None:
-        scheme, _, credentials = delivery.headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "basic":
+        credentials = basic_auth(delivery.headers)
+        if credentials is None:
             raise Unauthorized(
                 "No basic-auth credentials: give Postmark the webhook URL with them "
                 "(https://username:password@host/...) or set its Basic auth fields."
             )
-        try:
-            given = base64.b64decode(credentials.strip(), validate=True)
-        except ValueError as error:  # binascii.Error, or a header with characters beyond ASCII
-            raise Unauthorized("The basic-auth credentials are not valid base64.") from error
         # Constant time: how much of a guess matches must not show in how long the answer takes.
-        if not hmac.compare_digest(given, secret.encode()):
+        if not hmac.compare_digest(":".join(credentials).encode(), secret.encode()):
             raise Unauthorized("Wrong basic-auth credentials for Postmark.")
 
     def parse(self, delivery: Delivery) -> Parsed:

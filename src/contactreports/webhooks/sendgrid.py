@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import base64
 from collections import Counter
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, ClassVar
 
 import msgspec
@@ -51,7 +51,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import load_der_public_key
 
 from contactreports.ingest import UNDECODABLE, EventIn, field_error, undecodable
-from contactreports.webhooks.base import Delivery, Malformed, Parsed, Unauthorized
+from contactreports.webhooks.base import Delivery, Malformed, Parsed, Unauthorized, unix_time
 
 NAME = "sendgrid"
 SIGNATURE_HEADER = "x-twilio-email-event-webhook-signature"
@@ -214,10 +214,7 @@ def _occurred_at(index: int, timestamp: int | str) -> datetime:
     seconds = _digits(timestamp) if isinstance(timestamp, str) else timestamp
     if seconds is None:
         raise Malformed(f"[{index}].timestamp: {timestamp!r} is not unix seconds")
-    try:
-        return datetime.fromtimestamp(seconds / 1000 if seconds >= MILLISECONDS_FROM else seconds, UTC)
-    except (OverflowError, ValueError, OSError) as error:
-        raise Malformed(f"[{index}].timestamp: {timestamp} is out of range") from error
+    return unix_time(seconds, f"[{index}].timestamp", per_second=1000 if seconds >= MILLISECONDS_FROM else 1)
 
 
 def _details(event: SendGridEvent, action: str) -> dict[str, Any]:
