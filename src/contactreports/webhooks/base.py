@@ -12,10 +12,14 @@ Conventions every adapter keeps, so reports read the same whichever provider sen
   `"<provider>:<the provider's id for it>"`; `Parsed.campaigns` gives its name, and the
   route creates it on first sight.
 - `details` keys, when the provider gives them: `provider` (always), `message_id`, `url`
-  (clicks), `user_agent`, `ip`, `bounce_type` (`"hard"` or `"soft"`), `reason` (the
-  provider's text for a bounce, block or complaint), `machine_open` (true for an open
-  the provider says a machine made, such as Apple Mail Privacy Protection), `provider_event`
-  (the provider's own name for the event, where several map onto one action).
+  (clicks), `user_agent`, `ip`, `bounce_type` (`"hard"` or `"soft"`; left out where no
+  receiving server bounced the message, as for a send the provider suppressed), `reason` (the
+  provider's text for a bounce, block, complaint or unsubscribe), `machine_open` (true for an
+  open the provider says a machine made, such as Apple Mail Privacy Protection),
+  `provider_event` (the provider's own name for the event or its kind: where several of
+  SendGrid's or SES's events map onto one action, on every Brevo event, a Postmark bounce's
+  Type, a Mailgun failure's reason), and Postmark's `first_open` (whether an open is the
+  message's first) and `origin` (who changed a subscription: Recipient, Customer or Admin).
 """
 
 from __future__ import annotations

@@ -57,6 +57,7 @@ import msgspec
 from contactreports.ingest import UNDECODABLE, EventIn, undecodable
 from contactreports.webhooks.base import Delivery, Malformed, Parsed, Unauthorized, basic_auth, unix_time
 
+NAME = "brevo"
 # Brevo's event name -> our action, for transactional and marketing events alike.
 ACTIONS: dict[str, str] = {
     "request": "email.sent",
@@ -114,7 +115,7 @@ _decode = msgspec.json.Decoder(BrevoEvent | list[BrevoEvent]).decode
 
 
 class BrevoAdapter:
-    name: ClassVar[str] = "brevo"
+    name: ClassVar[str] = NAME
     secret_help: ClassVar[str] = (
         "The token Brevo sends with each webhook call: the bearer token set when creating the "
         'webhook through Brevo\'s API (auth: {"type": "bearer", "token": "<token>"}), or the '
@@ -145,7 +146,7 @@ class BrevoAdapter:
             raise Malformed(undecodable(error)) from error
         parsed = Parsed()
         for index, event in enumerate(decoded if isinstance(decoded, list) else [decoded]):
-            add_event(parsed, index, event)
+            _add_event(parsed, index, event)
         return parsed
 
 
@@ -163,7 +164,7 @@ def _presented_token(headers: dict[str, str]) -> str:
     raise Unauthorized("the Authorization header must be Bearer <token> or Basic credentials")
 
 
-def add_event(parsed: Parsed, index: int, event: BrevoEvent) -> None:
+def _add_event(parsed: Parsed, index: int, event: BrevoEvent) -> None:
     action = ACTIONS.get(event.event)
     if action is None or not event.email:
         name = event.event if action is None else f"{event.event} without email"
@@ -171,7 +172,7 @@ def add_event(parsed: Parsed, index: int, event: BrevoEvent) -> None:
         return
     if event.ts_event is None:
         raise Malformed(f"[{index}]: a Brevo {event.event!r} event without `ts_event`")
-    campaign = campaign_of(event)
+    campaign = _campaign_of(event)
     if campaign is not None:
         parsed.campaigns[campaign[0]] = campaign[1]
     parsed.events.append(
@@ -179,14 +180,14 @@ def add_event(parsed: Parsed, index: int, event: BrevoEvent) -> None:
             email=event.email,
             action=action,
             occurred_at=unix_time(event.ts_event, f"[{index}].ts_event"),
-            id=event_id(event),
+            id=_event_id(event),
             campaign_id=campaign[0] if campaign else None,
-            details=details_of(event),
+            details=_details_of(event),
         )
     )
 
 
-def event_id(event: BrevoEvent) -> str:
+def _event_id(event: BrevoEvent) -> str:
     # JSON keeps the parts apart whatever characters they hold.
     parts = msgspec.json.encode(
         [
@@ -198,19 +199,19 @@ def event_id(event: BrevoEvent) -> str:
             event.link or event.url,
         ]
     )
-    return f"brevo:{hashlib.sha256(parts).hexdigest()[:32]}"
+    return f"{NAME}:{hashlib.sha256(parts).hexdigest()[:32]}"
 
 
-def campaign_of(event: BrevoEvent) -> tuple[str, str] | None:
+def _campaign_of(event: BrevoEvent) -> tuple[str, str] | None:
     """(campaign id, name) of the campaign or first tag the event names, if any."""
     if event.camp_id is not None:
         name = (event.campaign_name or event.campaign_name_snake or "").strip()
-        return f"brevo:campaign:{event.camp_id}", name or f"Brevo campaign {event.camp_id}"
-    tags = tags_of(event)
-    return (f"brevo:tag:{tags[0]}", tags[0]) if tags else None
+        return f"{NAME}:campaign:{event.camp_id}", name or f"Brevo campaign {event.camp_id}"
+    tags = _tags_of(event)
+    return (f"{NAME}:tag:{tags[0]}", tags[0]) if tags else None
 
 
-def tags_of(event: BrevoEvent) -> list[str]:
+def _tags_of(event: BrevoEvent) -> list[str]:
     if event.tags:
         tags = event.tags
     elif event.tag:
@@ -224,10 +225,10 @@ def tags_of(event: BrevoEvent) -> list[str]:
     return [tag for tag in tags if tag.strip()]
 
 
-def details_of(event: BrevoEvent) -> dict[str, object]:
+def _details_of(event: BrevoEvent) -> dict[str, object]:
     # provider_event always: most actions gather several of Brevo's names (unique and proxy
     # opens, bounces, blocks, older spellings), and one rule reads simpler than exceptions.
-    details: dict[str, object] = {"provider": "brevo", "provider_event": event.event}
+    details: dict[str, object] = {"provider": NAME, "provider_event": event.event}
     optional = {
         "message_id": event.message_id,
         "url": event.link or event.url,

@@ -38,6 +38,7 @@ import msgspec
 from contactreports.ingest import UNDECODABLE, EventIn
 from contactreports.webhooks.base import Delivery, Malformed, Parsed, Unauthorized, unix_time
 
+NAME = "mailgun"
 # Mailgun does not document re-signing a retried webhook (others report that a retry carries
 # the first attempt's signature), and it retries for about 8 hours (7 tries, 10 minutes to 4
 # hours apart). A tighter window would turn a short outage of ours into lost events.
@@ -120,7 +121,7 @@ _decode_webhook = msgspec.json.Decoder(_Webhook).decode
 
 
 class MailgunAdapter:
-    name: ClassVar[str] = "mailgun"
+    name: ClassVar[str] = NAME
     secret_help: ClassVar[str] = (
         "Mailgun's HTTP webhook signing key (not the API key): in the Mailgun control panel, "
         "on the API keys page, under 'HTTP webhook signing key'."
@@ -166,12 +167,12 @@ class MailgunAdapter:
         if not data.id or not data.recipient:
             raise Malformed(f"a Mailgun {data.event} event needs event-data.id and event-data.recipient")
         tag = next((tag for tag in data.tags if tag != _ALL_TAGS), None)
-        campaign_id = f"mailgun:tag:{tag}" if tag else None
+        campaign_id = f"{NAME}:tag:{tag}" if tag else None
         event = EventIn(
             email=data.recipient,
             action=action,
             occurred_at=unix_time(data.timestamp, "event-data.timestamp"),
-            id=f"mailgun:{data.id}",
+            id=f"{NAME}:{data.id}",
             campaign_id=campaign_id,
             details=_details(data),
         )
@@ -194,7 +195,7 @@ def _action(data: _EventData) -> str | None:
 
 def _details(data: _EventData) -> dict[str, Any]:
     details: dict[str, Any] = {
-        "provider": "mailgun",
+        "provider": NAME,
         "message_id": data.message.headers.message_id,
         "url": data.url,
         "user_agent": data.client_info.user_agent,

@@ -50,7 +50,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import load_der_public_key
 
-from contactreports.ingest import UNDECODABLE, EventIn, field_error, undecodable
+from contactreports.ingest import MAX_CAMPAIGN_ID, UNDECODABLE, EventIn, field_error, undecodable
 from contactreports.webhooks.base import Delivery, Malformed, Parsed, Unauthorized, unix_time
 
 NAME = "sendgrid"
@@ -76,8 +76,6 @@ SHARED_ACTIONS = {action for action, events in Counter(ACTIONS.values()).items()
 # The events whose `ip` and `useragent` are the recipient's; on delivery events `ip` is SendGrid's.
 RECIPIENT_EVENTS = {"open", "click", "group_unsubscribe", "group_resubscribe"}
 BOUNCE_TYPES = {"bounce": "hard", "blocked": "soft"}
-# EventIn.campaign_id's limit: a longer category (SendGrid allows 255 characters) names no campaign.
-MAX_CAMPAIGN_ID = 200
 # Seconds this large would be past the year 5000: SendGrid's Single Send example gives
 # milliseconds, so such a timestamp is read as milliseconds.
 MILLISECONDS_FROM = 10**11
@@ -250,6 +248,7 @@ def _campaign(event: SendGridEvent) -> tuple[str, str] | tuple[None, None]:
     categories = [event.category] if isinstance(event.category, str) else event.category or []
     if len(categories) == 1 and categories[0]:
         campaign_id = f"{NAME}:category:{categories[0]}"
+        # A longer category (SendGrid allows 255 characters) names no campaign.
         if len(campaign_id) <= MAX_CAMPAIGN_ID:
             return campaign_id, categories[0]
     return None, None
