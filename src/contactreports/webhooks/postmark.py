@@ -60,7 +60,8 @@ Timestamp = Annotated[datetime, msgspec.Meta(tz=True)]
 # Postmark's bounce Types that are failures and their bounce_type, by Type (its examples' TypeCodes
 # do not always match its table: the SpamComplaint example says 512, SpamNotification's code; the
 # names do). Hard: the address itself cannot receive mail. Soft: this message was not delivered,
-# for now or for its content. None: a failure no receiving server judged (see the docstring).
+# for now or for its content. None: Unknown, which Postmark could not classify, and the failures
+# no receiving server judged (see the docstring).
 BOUNCE_TYPES: dict[str, str | None] = {
     "HardBounce": "hard",
     "BadEmailAddress": "hard",
