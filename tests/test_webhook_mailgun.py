@@ -143,6 +143,7 @@ EXPECTED: dict[str, Parsed] = {
         "2kFItcrLQuKTdp-Ia2Xr7w",
         email="badrecipient@sample.mailgun.com",
         message_id="20260212174255.58bbb7ce85a423e5@mailgun.com",
+        provider_event="bounce",
         bounce_type="hard",
         reason=MAILBOX_UNAVAILABLE,
     ),
@@ -187,9 +188,57 @@ def test_a_permanent_failure_after_soft_bounces_keeps_mailgun_s_bounce_type() ->
     assert event.details == {
         "provider": "mailgun",
         "message_id": "20260212174255.58bbb7ce85a423e5@mailgun.com",
+        "provider_event": "old",
         "bounce_type": "soft",
         "reason": "old",
     }
+
+
+def failure(reason: str, message: str = "", bounce_type: str | None = None) -> dict[str, Any]:
+    """The details of the permanent failure example with Mailgun's `reason`, `message` and `bounce-type`."""
+    body = json.loads((FIXTURES / "failed-permanent.json").read_text())
+    body["event-data"]["reason"] = reason
+    body["event-data"]["delivery-status"].update({"bounce-type": bounce_type, "message": message, "code": 605})
+    [event] = ADAPTER.parse(delivery(json.dumps(body).encode())).events
+    assert event.action == "email.bounced"
+    return event.details or {}
+
+
+@pytest.mark.parametrize(
+    ("reason", "message"),
+    [
+        ("suppress-bounce", "Not delivering to previously bounced address"),
+        ("suppress-unsubscribe", "Not delivering to unsubscribed address"),
+        ("suppress-complaint", "Not delivering to a user who marked your messages as spam"),
+    ],
+)
+@pytest.mark.parametrize("bounce_type", [None, "hard"])
+def test_a_send_mailgun_suppressed_is_a_bounce_without_bounce_type(
+    reason: str, message: str, bounce_type: str | None
+) -> None:
+    # Mailgun did not send: no receiving server bounced it, whatever bounce-type it repeats.
+    assert failure(reason, message, bounce_type) == {
+        "provider": "mailgun",
+        "message_id": "20260212174255.58bbb7ce85a423e5@mailgun.com",
+        "provider_event": reason,
+        "reason": message,
+    }
+
+
+@pytest.mark.parametrize(
+    ("reason", "bounce_type", "expected"),
+    [
+        ("bounce", None, "hard"),  # a bounce Mailgun does not type: permanent, so hard
+        ("bounce", "soft", "soft"),
+        ("old", "soft", "soft"),
+        ("old", None, None),  # given up on without saying how the attempts failed
+        ("generic", None, None),
+        ("generic", "hard", "hard"),
+    ],
+)
+def test_only_a_bounce_gets_a_bounce_type(reason: str, bounce_type: str | None, expected: str | None) -> None:
+    details = failure(reason, "5.0.0 refused", bounce_type)
+    assert (details["provider_event"], details.get("bounce_type")) == (reason, expected)
 
 
 def test_the_first_tag_names_the_campaign() -> None:
@@ -216,7 +265,7 @@ def test_an_event_type_we_do_not_map_is_counted(event: str) -> None:
         (with_event_data("delivered.json", recipient=None), "a Mailgun delivered event needs event-data.id and"),
         (with_event_data("opened.json", id=""), "a Mailgun opened event needs event-data.id and"),
         (with_event_data("failed-permanent.json", severity="fatal"), "severity is permanent or temporary, not 'fatal'"),
-        (with_event_data("clicked.json", timestamp=1e20), "event-data.timestamp 1e+20 is not a time"),
+        (with_event_data("clicked.json", timestamp=1e20), "event-data.timestamp: 1e+20 is out of range"),
     ],
 )
 def test_a_body_not_in_mailgun_s_format_is_malformed(body: bytes, message: str) -> None:

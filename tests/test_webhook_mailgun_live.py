@@ -89,6 +89,7 @@ BOUNCED_ROWS = [
         "details": {
             "provider": "mailgun",
             "message_id": "20260212174255.58bbb7ce85a423e5@mailgun.com",
+            "provider_event": "bounce",
             "bounce_type": "hard",
             "reason": (
                 "5.5.0 Requested action not taken: mailbox unavailable (S2017062302). "

@@ -427,6 +427,10 @@ def test_a_category_too_long_for_a_campaign_id_names_no_campaign() -> None:
             b'[{"event": "open", "email": "ann@example.com", "timestamp": 1000000000000000000}]',
             "[0].timestamp: 1000000000000000000 is out of range",
         ),
+        (
+            b'[{"event": "open", "email": "ann@example.com", "timestamp": 9' + b"9" * 4299 + b"}]",
+            "[0].timestamp: 9" + "9" * 4299 + " is out of range",
+        ),
     ],
 )
 def test_a_body_not_in_sendgrids_format_is_malformed(body: bytes, message: str) -> None:
@@ -501,6 +505,8 @@ NO_MATCH = "the signature does not match this body, timestamp and verification k
             "X-Twilio-Email-Event-Webhook-Timestamp '111111111111111111111' is not unix seconds",
         ),
         (lambda headers: tampered(headers, SIGNATURE, "not base64!"), NO_MATCH),
+        # Beyond ASCII: b64decode raises a plain ValueError, not binascii.Error.
+        (lambda headers: tampered(headers, SIGNATURE, "\xe9" + headers[SIGNATURE]), NO_MATCH),
         (lambda headers: tampered(headers, SIGNATURE, base64.b64encode(b"0" * 70).decode()), NO_MATCH),
     ],
 )
@@ -568,6 +574,7 @@ def pem(secret: str) -> str:
     [
         ("", "not a public key: copy the whole verification key SendGrid shows"),
         ("a verification key", "not base64: SendGrid's verification key is base64 text starting MFkw"),
+        ("MFkw\xe9", "not base64: SendGrid's verification key is base64 text starting MFkw"),
         (pem(new_key()[1]), "not base64: SendGrid's verification key is base64 text starting MFkw"),
         (new_key()[1][:-1], "not base64: SendGrid's verification key is base64 text starting MFkw"),
         (new_key()[1][:-8], "not a public key: copy the whole verification key SendGrid shows"),
@@ -686,7 +693,7 @@ def without_email(body: bytes) -> bytes:
 
 
 # How a refused delivery is signed: (the account's key, the body) -> its headers.
-Signer = Callable[[ec.EllipticCurvePrivateKey, bytes], dict[str, str]]
+Signer = Callable[[ec.EllipticCurvePrivateKey, bytes], dict[str, str | bytes]]
 
 
 def unsigned(private_key: ec.EllipticCurvePrivateKey, body: bytes) -> dict[str, str]:
@@ -705,6 +712,12 @@ def stale(private_key: ec.EllipticCurvePrivateKey, body: bytes) -> dict[str, str
     return signed_headers(private_key, body, int(time.time()) - MAX_SKEW_SECONDS - 60)
 
 
+def beyond_ascii(private_key: ec.EllipticCurvePrivateKey, body: bytes) -> dict[str, str | bytes]:
+    """A signature header that starts with a byte beyond ASCII (a 500 once, from base64's ValueError)."""
+    headers: dict[str, str | bytes] = {**now_signed(private_key, body)}
+    return headers | {SIGNATURE: b"\xe9" + str(headers[SIGNATURE]).encode()}
+
+
 INVALID = "The request is invalid: see `errors`."
 
 
@@ -715,6 +728,7 @@ INVALID = "The request is invalid: see `errors`."
         (by_another_key, fixture("bounce.json"), 401, NO_MATCH, None),
         (for_another_body, fixture("bounce.json"), 401, NO_MATCH, None),
         (stale, fixture("bounce.json"), 401, "stale: signed at {signed_at}, more than 300 s from now", None),
+        (beyond_ascii, fixture("bounce.json"), 401, NO_MATCH, None),
         (now_signed, b'{"event": "bounce"}', 400, INVALID,
          [("body", "not SendGrid's Event Webhook format (a JSON array of events): body: "
                    "Expected `array`, got `object`")]),

@@ -267,20 +267,32 @@ async def test_postmarks_documented_payloads_make_a_contact_report(
     ]
 
 
+@pytest.mark.parametrize(
+    ("record", "ignored"),
+    [
+        ({"RecordType": "SMTPApiError", "MessageID": "883953f4-6105-42a2-a16a-77a8eac79483"}, "SMTPApiError"),
+        # An out-of-office reply, which Postmark files as a bounce: no bounce in a report.
+        (json.loads(fixture("bounce")) | {"Type": "AutoResponder", "TypeCode": 64}, "Bounce:AutoResponder"),
+    ],
+)
 async def test_record_types_that_mean_nothing_to_a_report_are_counted_and_logged(
-    client: httpx.AsyncClient, postmark_url: str, account: ApiAccount, db: Database, logs: Path
+    client: httpx.AsyncClient,
+    postmark_url: str,
+    account: ApiAccount,
+    db: Database,
+    logs: Path,
+    record: dict,
+    ignored: str,
 ) -> None:
-    record = {"RecordType": "SMTPApiError", "MessageID": "883953f4-6105-42a2-a16a-77a8eac79483"}
-
     async with httpx.AsyncClient() as postmark:
         response = await postmark.post(with_credentials(postmark_url), json=record)
 
     assert (response.status_code, response.json()) == (
         200,
-        {"ingested": 0, "duplicates": 0, "ignored": {"SMTPApiError": 1}, "rejected": []},
+        {"ingested": 0, "duplicates": 0, "ignored": {ignored: 1}, "rejected": []},
     )
     assert await stored(db, account.id) == (0, 0)
-    line = f"postmark webhook for account {account.id}: ignored SMTPApiError x1"
+    line = f"postmark webhook for account {account.id}: ignored {ignored} x1"
     await wait_until(lambda: _contains(logs / "api.log", line))
 
 
@@ -310,7 +322,7 @@ NO_CREDENTIALS = (
     "(https://username:password@host/...) or set its Basic auth fields."
 )
 WRONG = "Wrong basic-auth credentials for Postmark."
-NOT_BASE64 = "The basic-auth credentials are not valid base64."
+NOT_BASE64 = "The basic-auth credentials are not base64 of user:password."
 
 
 @pytest.mark.parametrize(
@@ -323,6 +335,9 @@ NOT_BASE64 = "The basic-auth credentials are not valid base64."
         (_basic("Hooks:s3cret-passw0rd"), fixture("delivery"), 401, WRONG, None),
         ({"Authorization": "Basic !!!"}, fixture("delivery"), 401, NOT_BASE64, None),
         ({"Authorization": b"Basic \xfc"}, fixture("delivery"), 401, NOT_BASE64, None),
+        (_basic("hooks"), fixture("delivery"), 401, NOT_BASE64, None),
+        ({"Authorization": "Basic " + base64.b64encode(b"hooks:\xff").decode()}, fixture("delivery"), 401,
+         NOT_BASE64, None),
         (_basic(SECRET), b"", 400, INVALID, [("body", "not valid JSON: Input data was truncated")]),
         (_basic(SECRET), b'{"RecordType": "\xff"}', 400, INVALID, [("body", "not valid UTF-8")]),
         (_basic(SECRET), b"RecordType=Delivery", 400, INVALID,
@@ -437,29 +452,65 @@ def _parsed(body: bytes) -> dict:
     return msgspec.to_builtins(PostmarkAdapter().parse(delivery))
 
 
-@pytest.mark.parametrize(
-    ("bounce_type", "expected"),
-    [("HardBounce", "hard"), ("BadEmailAddress", "hard"), ("Transient", "soft"), ("SoftBounce", "soft"),
-     ("DnsError", "soft"), ("Blocked", "soft"), ("DMARCPolicy", "soft"), ("AutoResponder", None), ("Unknown", None)],
-)  # fmt: skip
+# Postmark's bounce-type table (https://postmarkapp.com/developer/api/bounce-api#bounce-types), in its
+# order: each Type that is a failure, with its bounce_type...
+POSTMARK_FAILURES = [
+    ("HardBounce", "hard"), ("Transient", "soft"), ("DnsError", "soft"), ("SpamNotification", "soft"),
+    ("Unknown", None), ("SoftBounce", "soft"), ("VirusNotification", "soft"), ("ChallengeVerification", "soft"),
+    ("BadEmailAddress", "hard"), ("ManuallyDeactivated", None), ("Unconfirmed", None), ("Blocked", "soft"),
+    ("SMTPApiError", None), ("DMARCPolicy", "soft"), ("TemplateRenderingFailed", None),
+]  # fmt: skip
+# ...and each that is a reply or notice, no failure to deliver the message.
+POSTMARK_NOT_FAILURES = ["Unsubscribe", "Subscribe", "AutoResponder", "AddressChange", "OpenRelayTest", "InboundError"]
+
+
+def _bounce_of_type(bounce_type: str) -> bytes:
+    return fixture("bounce").replace(b'"Type": "HardBounce"', f'"Type": "{bounce_type}"'.encode())
+
+
+@pytest.mark.parametrize(("bounce_type", "expected"), POSTMARK_FAILURES)
 def test_postmarks_bounce_types_are_hard_soft_or_neither(bounce_type: str, expected: str | None) -> None:
-    body = fixture("bounce").replace(b'"Type": "HardBounce"', f'"Type": "{bounce_type}"'.encode())
+    [event] = _parsed(_bounce_of_type(bounce_type))["events"]
 
-    details = _parsed(body)["events"][0]["details"]
+    assert event["action"] == "email.bounced"
+    assert (event["details"]["provider_event"], event["details"].get("bounce_type")) == (bounce_type, expected)
 
-    assert (details["provider_event"], details.get("bounce_type")) == (bounce_type, expected)
+
+@pytest.mark.parametrize("bounce_type", POSTMARK_NOT_FAILURES)
+def test_a_postmark_bounce_record_that_is_no_failure_is_counted_as_ignored(bounce_type: str) -> None:
+    # An out-of-office reply (AutoResponder) is not a bounce: the message was delivered.
+    assert _parsed(_bounce_of_type(bounce_type)) == {
+        "events": [],
+        "campaigns": {},
+        "ignored": {f"Bounce:{bounce_type}": 1},
+        "subscribe_url": None,
+    }
+
+
+def _id_of(record: str, **changes: object) -> str:
+    body = json.loads(fixture(record)) | changes
+    return _parsed(json.dumps(body).encode())["events"][0]["id"]
 
 
 def test_a_postmark_records_id_is_stable_and_names_record_message_recipient_and_time() -> None:
-    delivery = _parsed(fixture("delivery"))["events"][0]["id"]
-    changes = [
-        (b'"john@example.com"', b'"jane@example.com"'),
-        (b"883953f4", b"983953f4"),
-        (b"54.9070259Z", b"55.9070259Z"),
+    delivery = _id_of("delivery")
+    # What a redelivery may change, or what is not the record's identity: the same id.
+    same = [
+        _id_of("delivery", Tag="another-tag", MessageStream="broadcast", ServerID=99, Details="Other details"),
+        _id_of("delivery", Metadata={"c_key": "c_value"}),
+        # The same moment written with an offset, or the same to the microsecond (Postmark gives 7 digits).
+        _id_of("delivery", DeliveredAt="2019-11-05T17:33:54.9070259+01:00"),
+        _id_of("delivery", DeliveredAt="2019-11-05T16:33:54.9070256Z"),
     ]
-    others = [_parsed(fixture("delivery").replace(old, new))["events"][0]["id"] for old, new in changes]
-    bounce = _parsed(fixture("bounce"))["events"][0]["id"]  # same message, recipient and time
+    # Each part of the identity changed: another id each.
+    others = [
+        _id_of("delivery", RecordType="Open", ReceivedAt="2019-11-05T16:33:54.9070259Z"),
+        _id_of("delivery", MessageID="983953f4-6105-42a2-a16a-77a8eac79483"),
+        _id_of("delivery", Recipient="jane@example.com"),
+        _id_of("delivery", DeliveredAt="2019-11-05T16:33:54.9070269Z"),  # a microsecond later
+    ]
 
-    assert _parsed(fixture("delivery"))["events"][0]["id"] == delivery
     assert re.fullmatch(r"postmark:[0-9a-f]{64}", delivery)
-    assert len({delivery, bounce, *others}) == 5
+    assert same == [delivery] * len(same)
+    assert delivery not in others
+    assert len(set(others)) == len(others)

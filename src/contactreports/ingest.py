@@ -22,13 +22,18 @@ from contactreports.models import (
     normalize_email,
 )
 
+# The longest campaign id an event may name (webhook adapters check the ids they make against it).
+MAX_CAMPAIGN_ID = 200
+
 
 class EventIn(msgspec.Struct, forbid_unknown_fields=True):
     email: Annotated[str, msgspec.Meta(max_length=320, examples=["ann@example.com"])]
     action: Annotated[str, msgspec.Meta(max_length=100, examples=["email.clicked"])]
     occurred_at: Annotated[Timestamp, msgspec.Meta(examples=["2026-03-01T09:30:00Z"])]
     id: Annotated[str, msgspec.Meta(min_length=1, max_length=200, examples=["evt-1"])] | None = None
-    campaign_id: Annotated[str, msgspec.Meta(min_length=1, max_length=200, examples=["spring-sale"])] | None = None
+    campaign_id: (
+        Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_CAMPAIGN_ID, examples=["spring-sale"])] | None
+    ) = None
     details: Annotated[dict[str, Any], msgspec.Meta(examples=[{"url": "https://example.com/spring"}])] | None = None
 
 

@@ -12,14 +12,20 @@ Conventions every adapter keeps, so reports read the same whichever provider sen
   `"<provider>:<the provider's id for it>"`; `Parsed.campaigns` gives its name, and the
   route creates it on first sight.
 - `details` keys, when the provider gives them: `provider` (always), `message_id`, `url`
-  (clicks), `user_agent`, `ip`, `bounce_type` (`"hard"` or `"soft"`), `reason` (the
-  provider's text for a bounce, block or complaint), `machine_open` (true for an open
-  the provider says a machine made, such as Apple Mail Privacy Protection), `provider_event`
-  (the provider's own name for the event, where several map onto one action).
+  (clicks), `user_agent`, `ip`, `bounce_type` (`"hard"` or `"soft"`; left out where no
+  receiving server bounced the message, as for a send the provider suppressed), `reason` (the
+  provider's text for a bounce, block, complaint or unsubscribe), `machine_open` (true for an
+  open the provider says a machine made, such as Apple Mail Privacy Protection),
+  `provider_event` (the provider's own name for the event or its kind: where several of
+  SendGrid's or SES's events map onto one action, on every Brevo event, a Postmark bounce's
+  Type, a Mailgun failure's reason), and Postmark's `first_open` (whether an open is the
+  message's first) and `origin` (who changed a subscription: Recipient, Customer or Admin).
 """
 
 from __future__ import annotations
 
+import base64
+from datetime import UTC, datetime
 from typing import ClassVar, Protocol
 
 import msgspec
@@ -79,3 +85,35 @@ class Adapter(Protocol):
 
     def parse(self, delivery: Delivery) -> Parsed:
         """The events in a verified delivery; raise Malformed when it is not the documented format."""
+
+
+def basic_auth(headers: dict[str, str]) -> tuple[str, str] | None:
+    """The (user, password) of a request's `Authorization: Basic` header, None when it has none.
+
+    Raises Unauthorized when the credentials are not base64 of UTF-8 `user:password`.
+    """
+    scheme, _, credentials = headers.get("authorization", "").strip().partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    not_basic = "The basic-auth credentials are not base64 of user:password."
+    # ValueError covers bad base64 (binascii.Error), a header beyond ASCII, and credentials
+    # that are not UTF-8 (UnicodeDecodeError): all of them a 401, none a 500.
+    try:
+        decoded = base64.b64decode(credentials.strip(), validate=True).decode()
+    except ValueError as error:
+        raise Unauthorized(not_basic) from error
+    user, colon, password = decoded.partition(":")
+    if not colon:
+        raise Unauthorized(not_basic)
+    return user, password
+
+
+def unix_time(value: float, field: str, per_second: int = 1) -> datetime:
+    """`value` in seconds (or 1/`per_second` seconds) since the epoch as an aware UTC datetime.
+
+    Raises Malformed, naming `field`, when no datetime holds it.
+    """
+    try:
+        return datetime.fromtimestamp(value / per_second, UTC)
+    except (OverflowError, OSError, ValueError) as error:  # JSON's longest integers overflow the division
+        raise Malformed(f"{field}: {value} is out of range") from error

@@ -31,10 +31,11 @@ group transactional mail, and Brevo's statistics filter by them). `tags` is a li
 events send `tag` instead, a JSON-encoded list as a string.
 
 Mapping (see `ACTIONS`): hard and soft bounces are `email.bounced` with their
-`bounce_type`. `blocked` (Brevo did not send: the address is on its blocklist after an
-earlier hard bounce, unsubscribe or complaint) and `invalid_email` (the address cannot
-receive mail) are `email.bounced` with `bounce_type` "hard": the contact did not get the
-mail and will not, and `provider_event` says which it was. `proxy_open` and
+`bounce_type`. `invalid_email` (the address cannot receive mail) is `email.bounced` with
+`bounce_type` "hard". `blocked` (Brevo did not send: the address is on its blocklist after an
+earlier hard bounce, unsubscribe or complaint) is `email.bounced` without `bounce_type`: the
+contact did not get the mail, but no server bounced it (as SendGrid's `dropped` and Mailgun's
+suppressed sends). `provider_event` says which it was. `proxy_open` and
 `unique_proxy_open` (an open by a mail privacy proxy such as Apple Mail Privacy Protection)
 are `email.opened` with `machine_open`. Counted as ignored: `deferred` (the receiving
 server asked Brevo to retry; `delivered` or a bounce follows, and reporting a failure then
@@ -47,17 +48,16 @@ counted as ignored rather than failing the whole batch.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
-from datetime import UTC, datetime
 from typing import ClassVar
 
 import msgspec
 
 from contactreports.ingest import UNDECODABLE, EventIn, undecodable
-from contactreports.webhooks.base import Delivery, Malformed, Parsed, Unauthorized
+from contactreports.webhooks.base import Delivery, Malformed, Parsed, Unauthorized, basic_auth, unix_time
 
+NAME = "brevo"
 # Brevo's event name -> our action, for transactional and marketing events alike.
 ACTIONS: dict[str, str] = {
     "request": "email.sent",
@@ -83,7 +83,6 @@ ACTIONS: dict[str, str] = {
 BOUNCE_TYPES = {
     "hard_bounce": "hard",
     "hard_bounced": "hard",
-    "blocked": "hard",
     "invalid_email": "hard",
     "soft_bounce": "soft",
     "soft_bounced": "soft",
@@ -116,7 +115,7 @@ _decode = msgspec.json.Decoder(BrevoEvent | list[BrevoEvent]).decode
 
 
 class BrevoAdapter:
-    name: ClassVar[str] = "brevo"
+    name: ClassVar[str] = NAME
     secret_help: ClassVar[str] = (
         "The token Brevo sends with each webhook call: the bearer token set when creating the "
         'webhook through Brevo\'s API (auth: {"type": "bearer", "token": "<token>"}), or the '
@@ -134,7 +133,7 @@ class BrevoAdapter:
         return None
 
     async def verify(self, delivery: Delivery, secret: str) -> None:
-        token = presented_token(delivery.headers.get("authorization"))
+        token = _presented_token(delivery.headers)
         if not hmac.compare_digest(token.encode(), secret.encode()):
             raise Unauthorized("the Authorization header does not carry this account's Brevo token")
 
@@ -147,29 +146,25 @@ class BrevoAdapter:
             raise Malformed(undecodable(error)) from error
         parsed = Parsed()
         for index, event in enumerate(decoded if isinstance(decoded, list) else [decoded]):
-            add_event(parsed, index, event)
+            _add_event(parsed, index, event)
         return parsed
 
 
-def presented_token(authorization: str | None) -> str:
+def _presented_token(headers: dict[str, str]) -> str:
     """The token a request presents: a bearer token, or a basic-auth password."""
+    credentials = basic_auth(headers)
+    if credentials is not None:
+        return credentials[1]
+    authorization = headers.get("authorization")
     if authorization is None:
         raise Unauthorized("no Authorization header: set the Brevo webhook's bearer token or URL credentials")
-    scheme, _, credentials = authorization.strip().partition(" ")
+    scheme, _, token = authorization.strip().partition(" ")
     if scheme.lower() == "bearer":
-        return credentials.strip()
-    if scheme.lower() == "basic":
-        # ValueError covers bad base64 (binascii.Error), a header beyond ASCII, and a password
-        # that is not UTF-8 (UnicodeDecodeError): all of them a 401, none a 500.
-        try:
-            user_and_password = base64.b64decode(credentials.strip(), validate=True).decode()
-        except ValueError as error:
-            raise Unauthorized("the basic-auth credentials are not base64 of user:password") from error
-        return user_and_password.partition(":")[2]
+        return token.strip()
     raise Unauthorized("the Authorization header must be Bearer <token> or Basic credentials")
 
 
-def add_event(parsed: Parsed, index: int, event: BrevoEvent) -> None:
+def _add_event(parsed: Parsed, index: int, event: BrevoEvent) -> None:
     action = ACTIONS.get(event.event)
     if action is None or not event.email:
         name = event.event if action is None else f"{event.event} without email"
@@ -177,29 +172,22 @@ def add_event(parsed: Parsed, index: int, event: BrevoEvent) -> None:
         return
     if event.ts_event is None:
         raise Malformed(f"[{index}]: a Brevo {event.event!r} event without `ts_event`")
-    campaign = campaign_of(event)
+    campaign = _campaign_of(event)
     if campaign is not None:
         parsed.campaigns[campaign[0]] = campaign[1]
     parsed.events.append(
         EventIn(
             email=event.email,
             action=action,
-            occurred_at=occurred_at(index, event.ts_event),
-            id=event_id(event),
+            occurred_at=unix_time(event.ts_event, f"[{index}].ts_event"),
+            id=_event_id(event),
             campaign_id=campaign[0] if campaign else None,
-            details=details_of(event),
+            details=_details_of(event),
         )
     )
 
 
-def occurred_at(index: int, ts_event: int) -> datetime:
-    try:
-        return datetime.fromtimestamp(ts_event, UTC)
-    except (OverflowError, OSError, ValueError) as error:
-        raise Malformed(f"[{index}].ts_event: {ts_event} is not a time in seconds since the epoch") from error
-
-
-def event_id(event: BrevoEvent) -> str:
+def _event_id(event: BrevoEvent) -> str:
     # JSON keeps the parts apart whatever characters they hold.
     parts = msgspec.json.encode(
         [
@@ -211,19 +199,19 @@ def event_id(event: BrevoEvent) -> str:
             event.link or event.url,
         ]
     )
-    return f"brevo:{hashlib.sha256(parts).hexdigest()[:32]}"
+    return f"{NAME}:{hashlib.sha256(parts).hexdigest()[:32]}"
 
 
-def campaign_of(event: BrevoEvent) -> tuple[str, str] | None:
+def _campaign_of(event: BrevoEvent) -> tuple[str, str] | None:
     """(campaign id, name) of the campaign or first tag the event names, if any."""
     if event.camp_id is not None:
         name = (event.campaign_name or event.campaign_name_snake or "").strip()
-        return f"brevo:campaign:{event.camp_id}", name or f"Brevo campaign {event.camp_id}"
-    tags = tags_of(event)
-    return (f"brevo:tag:{tags[0]}", tags[0]) if tags else None
+        return f"{NAME}:campaign:{event.camp_id}", name or f"Brevo campaign {event.camp_id}"
+    tags = _tags_of(event)
+    return (f"{NAME}:tag:{tags[0]}", tags[0]) if tags else None
 
 
-def tags_of(event: BrevoEvent) -> list[str]:
+def _tags_of(event: BrevoEvent) -> list[str]:
     if event.tags:
         tags = event.tags
     elif event.tag:
@@ -237,10 +225,10 @@ def tags_of(event: BrevoEvent) -> list[str]:
     return [tag for tag in tags if tag.strip()]
 
 
-def details_of(event: BrevoEvent) -> dict[str, object]:
+def _details_of(event: BrevoEvent) -> dict[str, object]:
     # provider_event always: most actions gather several of Brevo's names (unique and proxy
     # opens, bounces, blocks, older spellings), and one rule reads simpler than exceptions.
-    details: dict[str, object] = {"provider": "brevo", "provider_event": event.event}
+    details: dict[str, object] = {"provider": NAME, "provider_event": event.event}
     optional = {
         "message_id": event.message_id,
         "url": event.link or event.url,

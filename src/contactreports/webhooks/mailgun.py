@@ -6,9 +6,14 @@ pages "Webhook Payloads" and "Securing Webhooks").
 Mapping onto the catalogue:
 - accepted -> email.sent, delivered -> email.delivered, opened -> email.opened,
   clicked -> email.clicked, unsubscribed -> email.unsubscribed, complained -> email.spam_reported.
-- failed with severity "permanent" -> email.bounced: Mailgun gave up on the message.
-  `bounce_type` is Mailgun's `delivery-status.bounce-type` ("hard" or "soft": a permanent
-  failure can end a run of soft bounces), "hard" when it does not say.
+- failed with severity "permanent" -> email.bounced: Mailgun gave up on the message, or did
+  not send it. `provider_event` is Mailgun's `reason` for it ("bounce", "suppress-bounce",
+  "old", ...). Only a bounce gets a `bounce_type`: Mailgun's `delivery-status.bounce-type`
+  ("hard" or "soft": a permanent failure can end a run of soft bounces), else "hard" for reason
+  "bounce". A send Mailgun suppressed (reason `suppress-bounce`, `suppress-unsubscribe` or
+  `suppress-complaint`: the address bounced, unsubscribed or complained before) gets none: no
+  receiving server bounced it, as with SendGrid's `dropped`. Nor does a failure of another
+  reason ("old", "generic", ...) that Mailgun does not type.
 - failed with severity "temporary" is counted as ignored under Mailgun's own name for it,
   `temporary_fail`: Mailgun retries the message, so it is a delay, not a bounce; what
   finally happens arrives as delivered or as a permanent failure.
@@ -26,14 +31,14 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
-from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 import msgspec
 
 from contactreports.ingest import UNDECODABLE, EventIn
-from contactreports.webhooks.base import Delivery, Malformed, Parsed, Unauthorized
+from contactreports.webhooks.base import Delivery, Malformed, Parsed, Unauthorized, unix_time
 
+NAME = "mailgun"
 # Mailgun does not document re-signing a retried webhook (others report that a retry carries
 # the first attempt's signature), and it retries for about 8 hours (7 tries, 10 minutes to 4
 # hours apart). A tighter window would turn a short outage of ours into lost events.
@@ -49,6 +54,9 @@ _ACTIONS = {
     "unsubscribed": "email.unsubscribed",
     "complained": "email.spam_reported",
 }
+# A failed event's `reason` for a message Mailgun did not send, the address being on a suppression
+# list: suppress-bounce, suppress-unsubscribe, suppress-complaint.
+_SUPPRESSED = "suppress-"
 # In an unsubscribed event's tags: the recipient left every tag.
 _ALL_TAGS = "*"
 # Keys look like "key-" and 32 hex digits; older ones differ, so only the shape is checked.
@@ -113,7 +121,7 @@ _decode_webhook = msgspec.json.Decoder(_Webhook).decode
 
 
 class MailgunAdapter:
-    name: ClassVar[str] = "mailgun"
+    name: ClassVar[str] = NAME
     secret_help: ClassVar[str] = (
         "Mailgun's HTTP webhook signing key (not the API key): in the Mailgun control panel, "
         "on the API keys page, under 'HTTP webhook signing key'."
@@ -159,12 +167,12 @@ class MailgunAdapter:
         if not data.id or not data.recipient:
             raise Malformed(f"a Mailgun {data.event} event needs event-data.id and event-data.recipient")
         tag = next((tag for tag in data.tags if tag != _ALL_TAGS), None)
-        campaign_id = f"mailgun:tag:{tag}" if tag else None
+        campaign_id = f"{NAME}:tag:{tag}" if tag else None
         event = EventIn(
             email=data.recipient,
             action=action,
-            occurred_at=_moment(data.timestamp),
-            id=f"mailgun:{data.id}",
+            occurred_at=unix_time(data.timestamp, "event-data.timestamp"),
+            id=f"{NAME}:{data.id}",
             campaign_id=campaign_id,
             details=_details(data),
         )
@@ -185,16 +193,9 @@ def _action(data: _EventData) -> str | None:
     return "email.bounced" if data.severity == "permanent" else None
 
 
-def _moment(timestamp: float) -> datetime:
-    try:
-        return datetime.fromtimestamp(timestamp, UTC)
-    except (OverflowError, OSError, ValueError) as error:
-        raise Malformed(f"event-data.timestamp {timestamp} is not a time") from error
-
-
 def _details(data: _EventData) -> dict[str, Any]:
     details: dict[str, Any] = {
-        "provider": "mailgun",
+        "provider": NAME,
         "message_id": data.message.headers.message_id,
         "url": data.url,
         "user_agent": data.client_info.user_agent,
@@ -204,7 +205,17 @@ def _details(data: _EventData) -> dict[str, Any]:
         details["machine_open"] = True
     if data.event == "failed":
         status = data.delivery_status
-        details["bounce_type"] = status.bounce_type if status.bounce_type in ("hard", "soft") else "hard"
+        details["provider_event"] = data.reason
+        details["bounce_type"] = _bounce_type(data.reason, status.bounce_type)
         # The receiving server's words when there are some; Mailgun's own reason ("bounce", "old", ...) when not.
         details["reason"] = status.message or status.description or data.reason
     return {key: value for key, value in details.items() if value}
+
+
+def _bounce_type(reason: str | None, bounce_type: str | None) -> str | None:
+    """A permanent failure's bounce_type: None for a send Mailgun suppressed or a failure it does not type."""
+    if reason is not None and reason.startswith(_SUPPRESSED):
+        return None
+    if bounce_type in ("hard", "soft"):
+        return bounce_type
+    return "hard" if reason == "bounce" else None

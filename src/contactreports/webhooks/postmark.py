@@ -7,6 +7,7 @@ Formats: https://postmarkapp.com/developer/webhooks/webhooks-overview and its pa
 | --- | --- | --- |
 | Delivery | email.delivered | |
 | Bounce | email.bounced | provider_event (its Type), bounce_type, reason |
+| Bounce of a Type that is no failure (AutoResponder, ...) | counted as ignored, as `Bounce:<Type>` | |
 | SpamComplaint | email.spam_reported | reason |
 | Open | email.opened | user_agent, ip, first_open |
 | Click | email.clicked | url (OriginalLink), user_agent, ip |
@@ -22,38 +23,46 @@ are counted as ignored.
 - Campaigns: the message's Tag when it has one (`postmark:tag:<Tag>`), else its message stream
   (`postmark:stream:<MessageStream>`), each named as Postmark names it. A tag is the sender's own
   grouping of messages, the closest thing Postmark has to a campaign; every message has a stream.
+- Bounce Types (https://postmarkapp.com/developer/api/bounce-api#bounce-types): `bounce_type`
+  is hard when the address cannot receive mail, soft when this message was not delivered for now
+  or for its content, and left out for the other failures: Unknown (an unclassified bounce);
+  ManuallyDeactivated and Unconfirmed, where Postmark did not send to an address it (or the
+  sender) deactivated or that never confirmed, which is no receiving server's verdict (as
+  SendGrid's `dropped` and Mailgun's suppressed sends); SMTPApiError and
+  TemplateRenderingFailed, where the message was never sent. The Types that are replies or
+  notices rather than failures (an out-of-office AutoResponder, Subscribe, Unsubscribe,
+  AddressChange, OpenRelayTest, and InboundError, which concerns mail sent to the sender) are
+  counted as ignored: the message was delivered, or was not the contact's.
 - Postmark documents no flag for machine opens (its docs say Apple Mail Privacy Protection causes
   opens it cannot tell apart), so `machine_open` is never set.
 - Event ids: Postmark gives records no id. A record is one of a message's events for one
   recipient at one time (to the microsecond), so the id is a hash of RecordType,
-  MessageID, the recipient and the time: a redelivery repeats all four, and no two records Postmark
-  makes share them.
+  MessageID, the recipient and the time (in UTC, however it is written): a redelivery repeats all
+  four, and no two records Postmark makes share them.
 """
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, ClassVar
 
 import msgspec
 
 from contactreports.ingest import UNDECODABLE, EventIn, undecodable
 from contactreports.models import control_characters_in
-from contactreports.webhooks.base import Delivery, Malformed, Parsed, Unauthorized
+from contactreports.webhooks.base import Delivery, Malformed, Parsed, Unauthorized, basic_auth
 
 NAME = "postmark"
 Timestamp = Annotated[datetime, msgspec.Meta(tz=True)]
 
-# Postmark's bounce types (https://postmarkapp.com/developer/api/bounce-api#bounce-types), by
-# Type: its examples' TypeCodes do not always match its table (the SpamComplaint example says 512,
-# SpamNotification's code), the names do. Hard: the address itself cannot receive mail. Soft: this
-# message was not delivered, for now or for its content. The other types (AutoResponder,
-# Unsubscribe, Subscribe, AddressChange, OpenRelayTest, Unknown, ...) are replies or notices, not
-# failures: bounced, as Postmark counts them, without a bounce_type.
-BOUNCE_TYPES = {
+# Postmark's bounce Types that are failures and their bounce_type, by Type (its examples' TypeCodes
+# do not always match its table: the SpamComplaint example says 512, SpamNotification's code; the
+# names do). Hard: the address itself cannot receive mail. Soft: this message was not delivered,
+# for now or for its content. None: Unknown, which Postmark could not classify, and the failures
+# no receiving server judged (see the docstring).
+BOUNCE_TYPES: dict[str, str | None] = {
     "HardBounce": "hard",
     "BadEmailAddress": "hard",
     "Transient": "soft",
@@ -64,7 +73,17 @@ BOUNCE_TYPES = {
     "ChallengeVerification": "soft",
     "Blocked": "soft",
     "DMARCPolicy": "soft",
+    "Unknown": None,
+    "ManuallyDeactivated": None,
+    "Unconfirmed": None,
+    "SMTPApiError": None,
+    "TemplateRenderingFailed": None,
 }
+# The Types that are replies or notices, not failures to deliver the message: counted as ignored.
+# A Type Postmark adds later is taken as a failure without bounce_type, as Unknown is.
+NOT_FAILURES = frozenset(
+    {"AutoResponder", "Subscribe", "Unsubscribe", "AddressChange", "OpenRelayTest", "InboundError"}
+)
 
 
 class _Record(msgspec.Struct, kw_only=True):
@@ -75,6 +94,10 @@ class _Record(msgspec.Struct, kw_only=True):
     def event(self) -> tuple[str, datetime, str, dict[str, Any]]:
         """(recipient, when, action, details beyond provider and message_id)."""
         raise NotImplementedError
+
+    def ignored(self) -> str | None:
+        """The name to count the record under as ignored, when it means nothing to a report."""
+        return None
 
     def campaign(self) -> tuple[str, str] | None:
         """(campaign id, Postmark's name for it)."""
@@ -103,6 +126,9 @@ class _Bounce(_Record, kw_only=True):
     Type: str = ""
     Description: str | None = None
     Details: str | None = None
+
+    def ignored(self) -> str | None:
+        return f"Bounce:{self.Type}" if self.Type in NOT_FAILURES else None
 
     def event(self):
         details = {
@@ -183,7 +209,7 @@ def _decode(body: bytes, shape: type) -> Any:
 
 def _event_in(record_type: str, record: _Record) -> EventIn:
     email, at, action, details = record.event()
-    identity = "\x1f".join((record_type, record.MessageID or "", email, at.isoformat()))
+    identity = "\x1f".join((record_type, record.MessageID or "", email, at.astimezone(UTC).isoformat()))
     campaign = record.campaign()
     details = {"provider": NAME, "message_id": record.MessageID, **details}
     return EventIn(
@@ -214,18 +240,14 @@ class PostmarkAdapter:
         return None
 
     async def verify(self, delivery: Delivery, secret: str) -> None:
-        scheme, _, credentials = delivery.headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "basic":
+        credentials = basic_auth(delivery.headers)
+        if credentials is None:
             raise Unauthorized(
                 "No basic-auth credentials: give Postmark the webhook URL with them "
                 "(https://username:password@host/...) or set its Basic auth fields."
             )
-        try:
-            given = base64.b64decode(credentials.strip(), validate=True)
-        except ValueError as error:  # binascii.Error, or a header with characters beyond ASCII
-            raise Unauthorized("The basic-auth credentials are not valid base64.") from error
         # Constant time: how much of a guess matches must not show in how long the answer takes.
-        if not hmac.compare_digest(given, secret.encode()):
+        if not hmac.compare_digest(":".join(credentials).encode(), secret.encode()):
             raise Unauthorized("Wrong basic-auth credentials for Postmark.")
 
     def parse(self, delivery: Delivery) -> Parsed:
@@ -234,5 +256,8 @@ class PostmarkAdapter:
         if record_class is None:
             return Parsed(ignored={record_type: 1})
         record = _decode(delivery.body, record_class)
+        ignored = record.ignored()
+        if ignored is not None:
+            return Parsed(ignored={ignored: 1})
         campaign = record.campaign()
         return Parsed(events=[_event_in(record_type, record)], campaigns=dict([campaign]) if campaign else {})

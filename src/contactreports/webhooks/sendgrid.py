@@ -40,9 +40,8 @@ id is `sendgrid:<sg_event_id>`. Other events are counted as ignored.
 from __future__ import annotations
 
 import base64
-import binascii
 from collections import Counter
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, ClassVar
 
 import msgspec
@@ -51,8 +50,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import load_der_public_key
 
-from contactreports.ingest import UNDECODABLE, EventIn, field_error, undecodable
-from contactreports.webhooks.base import Delivery, Malformed, Parsed, Unauthorized
+from contactreports.ingest import MAX_CAMPAIGN_ID, UNDECODABLE, EventIn, field_error, undecodable
+from contactreports.webhooks.base import Delivery, Malformed, Parsed, Unauthorized, unix_time
 
 NAME = "sendgrid"
 SIGNATURE_HEADER = "x-twilio-email-event-webhook-signature"
@@ -77,8 +76,6 @@ SHARED_ACTIONS = {action for action, events in Counter(ACTIONS.values()).items()
 # The events whose `ip` and `useragent` are the recipient's; on delivery events `ip` is SendGrid's.
 RECIPIENT_EVENTS = {"open", "click", "group_unsubscribe", "group_resubscribe"}
 BOUNCE_TYPES = {"bounce": "hard", "blocked": "soft"}
-# EventIn.campaign_id's limit: a longer category (SendGrid allows 255 characters) names no campaign.
-MAX_CAMPAIGN_ID = 200
 # Seconds this large would be past the year 5000: SendGrid's Single Send example gives
 # milliseconds, so such a timestamp is read as milliseconds.
 MILLISECONDS_FROM = 10**11
@@ -149,7 +146,8 @@ class SendGridAdapter:
             key.verify(
                 base64.b64decode(signature, validate=True), timestamp.encode() + delivery.body, SIGNATURE_ALGORITHM
             )
-        except (InvalidSignature, binascii.Error) as error:
+        # ValueError: not base64 (binascii.Error), or characters beyond ASCII in the header.
+        except (InvalidSignature, ValueError) as error:
             raise Unauthorized("the signature does not match this body, timestamp and verification key") from error
 
     def parse(self, delivery: Delivery) -> Parsed:
@@ -178,9 +176,11 @@ class SendGridAdapter:
 def public_key(secret: str) -> ec.EllipticCurvePublicKey:
     """The verification key SendGrid shows (base64 of a DER public key); ValueError says why it is not one."""
     try:
-        key = load_der_public_key(base64.b64decode(secret.strip(), validate=True))
-    except binascii.Error as error:
+        der = base64.b64decode(secret.strip(), validate=True)
+    except ValueError as error:  # binascii.Error, or characters beyond ASCII
         raise ValueError("not base64: SendGrid's verification key is base64 text starting MFkw") from error
+    try:
+        key = load_der_public_key(der)
     except (ValueError, UnsupportedAlgorithm) as error:
         raise ValueError("not a public key: copy the whole verification key SendGrid shows") from error
     if not (isinstance(key, ec.EllipticCurvePublicKey) and isinstance(key.curve, ec.SECP256R1)):
@@ -212,10 +212,7 @@ def _occurred_at(index: int, timestamp: int | str) -> datetime:
     seconds = _digits(timestamp) if isinstance(timestamp, str) else timestamp
     if seconds is None:
         raise Malformed(f"[{index}].timestamp: {timestamp!r} is not unix seconds")
-    try:
-        return datetime.fromtimestamp(seconds / 1000 if seconds >= MILLISECONDS_FROM else seconds, UTC)
-    except (OverflowError, ValueError, OSError) as error:
-        raise Malformed(f"[{index}].timestamp: {timestamp} is out of range") from error
+    return unix_time(seconds, f"[{index}].timestamp", per_second=1000 if seconds >= MILLISECONDS_FROM else 1)
 
 
 def _details(event: SendGridEvent, action: str) -> dict[str, Any]:
@@ -251,6 +248,7 @@ def _campaign(event: SendGridEvent) -> tuple[str, str] | tuple[None, None]:
     categories = [event.category] if isinstance(event.category, str) else event.category or []
     if len(categories) == 1 and categories[0]:
         campaign_id = f"{NAME}:category:{categories[0]}"
+        # A longer category (SendGrid allows 255 characters) names no campaign.
         if len(campaign_id) <= MAX_CAMPAIGN_ID:
             return campaign_id, categories[0]
     return None, None
