@@ -10,7 +10,7 @@ import httpx
 import pytest
 from test_webhook_mailgun import FIXTURES, new_key, sign, signed_body
 
-from helpers import report_for, webhook_url
+from helpers import report_for, result, webhook_url
 
 TAGGED = {"id": "mailgun:tag:webhook_payload", "name": "webhook_payload", "archived": False}
 CHROME_ON_MAC = (
@@ -198,3 +198,27 @@ async def test_a_refused_delivery_stores_nothing(
         await report_for(client, "recipient@sample.mailgun.com", "2026-01-01T00:00:00Z", "2027-01-01T00:00:00Z") == []
     )
     assert (await client.get("/api/campaigns")).json()["items"] == []
+
+
+async def test_a_signature_seen_before_is_refused_with_another_body_and_taken_with_the_same(
+    client: httpx.AsyncClient,
+) -> None:
+    """Mailgun's signature leaves the body out: once seen, it may carry no other events."""
+    key = new_key()
+    url = await webhook_url(client, "mailgun", key)
+    genuine = signed_body("delivered.json", key, time.time())
+    forged = json.loads(genuine)
+    forged["event-data"].update(id="forged-event", recipient="victim@example.com")
+
+    async with httpx.AsyncClient() as mailgun:
+        first = await mailgun.post(url, content=genuine)
+        replayed = await mailgun.post(url, content=json.dumps(forged).encode())
+        retried = await mailgun.post(url, content=genuine)
+
+    assert (first.status_code, first.json()) == (200, result(ingested=1))
+    assert (replayed.status_code, replayed.json()) == (
+        401,
+        problem(401, "Unauthorized", "This signature came before with another body: a replay. Nothing was stored."),
+    )
+    assert (retried.status_code, retried.json()) == (200, result(duplicates=1))
+    assert await report_for(client, "victim@example.com", "2026-01-01T00:00:00Z", "2027-01-01T00:00:00Z") == []

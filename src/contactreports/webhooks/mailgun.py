@@ -114,6 +114,8 @@ class _EventData(msgspec.Struct):
 
 class _Webhook(msgspec.Struct):
     event_data: _EventData = msgspec.field(name="event-data")
+    # Always there once `verify` has passed; parse reads the events first, to name what is missing.
+    signature: _Signature | None = None
 
 
 _decode_signed = msgspec.json.Decoder(_Signed).decode
@@ -157,13 +159,17 @@ class MailgunAdapter:
 
     def parse(self, delivery: Delivery) -> Parsed:
         try:
-            data = _decode_webhook(delivery.body).event_data
+            webhook = _decode_webhook(delivery.body)
         except (msgspec.ValidationError, *UNDECODABLE) as error:
             raise Malformed(f"not a Mailgun webhook: {error}") from error
+        # The signature leaves the body out: its token may sign this body only (see the route).
+        token = webhook.signature.token if webhook.signature else None
+        signed_once = {"nonce": token, "nonce_seconds": MAX_AGE_SECONDS + MAX_AHEAD_SECONDS}
+        data = webhook.event_data
         action = _action(data)
         if action is None:
             ignored = "temporary_fail" if data.event == "failed" else data.event
-            return Parsed(ignored={ignored: 1})
+            return Parsed(ignored={ignored: 1}, **signed_once)
         if not data.id or not data.recipient:
             raise Malformed(f"a Mailgun {data.event} event needs event-data.id and event-data.recipient")
         tag = next((tag for tag in data.tags if tag != _ALL_TAGS), None)
@@ -176,7 +182,7 @@ class MailgunAdapter:
             campaign_id=campaign_id,
             details=_details(data),
         )
-        return Parsed(events=[event], campaigns={campaign_id: tag} if tag else {})
+        return Parsed(events=[event], campaigns={campaign_id: tag} if tag else {}, **signed_once)
 
 
 def _sign(secret: str, timestamp: str | int, token: str) -> str:
