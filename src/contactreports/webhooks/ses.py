@@ -27,7 +27,6 @@ from typing import Any, ClassVar
 
 import msgspec
 
-from contactreports.config import Settings
 from contactreports.ingest import EventIn
 from contactreports.webhooks.base import Delivery, Malformed, Parsed, Unauthorized
 from contactreports.webhooks.sns import SignatureVerifier, check_fresh, decode_message, has_origin
@@ -216,8 +215,10 @@ class SesAdapter:
         "Messages from any other topic are refused."
     )
 
-    def __init__(self, settings: Settings):
-        self._origin = re.compile(settings.sns_origin_pattern)
+    def __init__(self, sns_origin_pattern: str):
+        """`sns_origin_pattern`: the origin (a regular expression matched in full) that SNS's
+        certificate and subscribe URLs must have: `Settings.sns_origin_pattern`."""
+        self._origin = re.compile(sns_origin_pattern)
         self._verifier = SignatureVerifier(self._origin)
 
     def check_secret(self, secret: str) -> str | None:
