@@ -3,7 +3,9 @@ and verified by the adapter, then posted to a live API and read back through con
 
 from __future__ import annotations
 
+import asyncio
 import json
+import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -18,17 +20,34 @@ import pytest
 from conftest import ApiAccount, Process, service_env, start_api
 from contactreports.config import Settings
 from contactreports.ingest import EventIn
+from contactreports.webhooks import sns as sns_module
 from contactreports.webhooks.base import Delivery, Malformed, Parsed, Unauthorized, Unavailable
 from contactreports.webhooks.ses import SesAdapter
+from contactreports.webhooks.sns import check_certificate_url, fetch_certificate, signing_names
 from helpers import report_for, webhook_url
-from local_sns import LocalSns
+from local_sns import (
+    CERT,
+    ENDLESS,
+    EXPIRED,
+    FAILING,
+    HUGE,
+    SAN_ELSEWHERE,
+    SLOW,
+    SLOW_SECONDS,
+    SUBJECT_ONLY,
+    UNNAMED,
+    LocalSns,
+    pem_path,
+)
 
 FIXTURES = Path(__file__).parent / "fixtures" / "webhooks" / "ses"
 # The topic of AWS's examples.
 TOPIC = "arn:aws:sns:us-west-2:123456789012:MyTopic"
 SNS_MESSAGE_ID = "22b80b92-fdea-4c2c-8f9d-bdfb0c7bf324"
 EVENT_MAIL = "EXAMPLE7c191be45-e9aedb9a-02f9-4d12-a87d-dd0099a07f8a-000000"
-CONFIG_SET = {"ses:ConfigSet": "ConfigSet"}
+CONFIG_SET = {"ses:configset:ConfigSet": "ConfigSet"}
+# The origin SNS's URLs must have, unless a test trusts its local SNS instead.
+AMAZON = Settings().sns_origin_pattern
 # The time of every identity notification example.
 NOTICE_AT = "2016-01-27T14:59:38.237Z"
 
@@ -59,7 +78,7 @@ def event(
     *,
     id: str = f"ses:{SNS_MESSAGE_ID}",
     mail: str = EVENT_MAIL,
-    campaign: str | None = "ses:ConfigSet",
+    campaign: str | None = "ses:configset:ConfigSet",
     **details: Any,
 ) -> EventIn:
     """The event we expect; by default in the campaign of the event examples' configuration set."""
@@ -214,12 +233,12 @@ def sns() -> Iterator[LocalSns]:
 @pytest.fixture
 def adapter(sns: LocalSns) -> SesAdapter:
     """A fresh adapter (so an empty certificate cache) trusting the local SNS."""
-    return SesAdapter(Settings(sns_origin_pattern=sns.origin_pattern))
+    return SesAdapter(sns.origin_pattern)
 
 
 @pytest.mark.parametrize("name", sorted(EXAMPLES))
 def test_each_documented_ses_record_parses_into_exactly_its_events(name: str) -> None:
-    parsed = SesAdapter(Settings()).parse(delivery(ses_notification(fixture(name))))
+    parsed = SesAdapter(AMAZON).parse(delivery(ses_notification(fixture(name))))
 
     assert parsed == EXAMPLES[name]
 
@@ -233,7 +252,7 @@ def test_every_ses_fixture_is_checked() -> None:
 def test_a_subscription_confirmation_gives_its_subscribe_url() -> None:
     message = fixture("sns-subscription-confirmation.json")
 
-    parsed = SesAdapter(Settings()).parse(delivery(message))
+    parsed = SesAdapter(AMAZON).parse(delivery(message))
 
     assert parsed == Parsed(subscribe_url=message["SubscribeURL"])
 
@@ -242,11 +261,36 @@ def test_a_subscribe_url_off_amazon_sns_is_malformed() -> None:
     message = {**fixture("sns-subscription-confirmation.json"), "SubscribeURL": "https://attacker.example/?Action=x"}
 
     with pytest.raises(Malformed, match="SubscribeURL 'https://attacker.example/.Action=x' is not an Amazon SNS URL"):
-        SesAdapter(Settings()).parse(delivery(message))
+        SesAdapter(AMAZON).parse(delivery(message))
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://sns.s3.amazonaws.com/?Action=ConfirmSubscription&Token=x",
+        "https://sns.s3-us-west-2.amazonaws.com/?Action=ConfirmSubscription&Token=x",
+        "https://sns.us-west-2.amazonaws.com.attacker.example/?Action=ConfirmSubscription&Token=x",
+        "http://sns.us-west-2.amazonaws.com/?Action=ConfirmSubscription&Token=x",
+        "https://sns.us-west-2.amazonaws.com/confirm?Action=ConfirmSubscription&Token=x",
+        "https://sns.us-west-2.amazonaws.com/?Action=Unsubscribe&Token=x",
+        "https://sns.us-west-2.amazonaws.com/?Action=ConfirmSubscription&Token=x#y",
+        "https://user@sns.us-west-2.amazonaws.com/?Action=ConfirmSubscription&Token=x",
+        "https://sns.us-west-2.amazonaws.com/?Action=ConfirmSubscription&Token=x\x00",
+        "https://sns.us-west-2.amazonaws.com/?Action=ConfirmSubscription&Token=x\ty",
+        "https://sns.us-west-2.amazonaws.com/?Action=ConfirmSubscription&Token=x y",
+        "https://sns.us-west-2.amazonaws.com/?Action=ConfirmSubscription&Token=\u00e9",
+        "https://sns.us-west-2.amazonaws.com\\@attacker.example/?Action=ConfirmSubscription&Token=x",
+    ],
+)
+def test_a_subscribe_url_not_shaped_as_amazon_snss_is_malformed(url: str) -> None:
+    message = {**fixture("sns-subscription-confirmation.json"), "SubscribeURL": url}
+
+    with pytest.raises(Malformed, match="is not an Amazon SNS URL"):
+        SesAdapter(AMAZON).parse(delivery(message))
 
 
 def test_an_unsubscribe_confirmation_gives_nothing() -> None:
-    parsed = SesAdapter(Settings()).parse(delivery(fixture("sns-unsubscribe-confirmation.json")))
+    parsed = SesAdapter(AMAZON).parse(delivery(fixture("sns-unsubscribe-confirmation.json")))
 
     assert parsed == Parsed()
 
@@ -254,7 +298,7 @@ def test_an_unsubscribe_confirmation_gives_nothing() -> None:
 def test_a_notification_that_is_not_an_ses_record_is_malformed() -> None:
     # SNS's own example: "Hello world!" published to the topic.
     with pytest.raises(Malformed, match="the SNS Message is not an Amazon SES record"):
-        SesAdapter(Settings()).parse(delivery(fixture("sns-notification.json")))
+        SesAdapter(AMAZON).parse(delivery(fixture("sns-notification.json")))
 
 
 @pytest.mark.parametrize(
@@ -271,31 +315,41 @@ def test_a_notification_that_is_not_an_ses_record_is_malformed() -> None:
 )
 def test_a_record_not_in_ses_format_is_malformed(record: dict[str, Any], message: str) -> None:
     with pytest.raises(Malformed, match=message):
-        SesAdapter(Settings()).parse(delivery(ses_notification(record)))
+        SesAdapter(AMAZON).parse(delivery(ses_notification(record)))
 
 
 def test_a_body_that_is_not_an_sns_message_is_malformed() -> None:
     with pytest.raises(Malformed, match="not an Amazon SNS message"):
-        SesAdapter(Settings()).parse(Delivery(headers={}, body=b"[1, 2]", received_at=time.time(), url=""))
+        SesAdapter(AMAZON).parse(Delivery(headers={}, body=b"[1, 2]", received_at=time.time(), url=""))
 
 
 def test_a_campaign_tag_names_the_campaign_before_the_configuration_set() -> None:
     record = fixture("event-send.json")
     record["mail"]["tags"]["campaign"] = ["Spring sale"]
 
-    parsed = SesAdapter(Settings()).parse(delivery(ses_notification(record)))
+    parsed = SesAdapter(AMAZON).parse(delivery(ses_notification(record)))
 
     assert ([e.campaign_id for e in parsed.events], parsed.campaigns) == (
-        ["ses:Spring sale"],
-        {"ses:Spring sale": "Spring sale"},
+        ["ses:tag:Spring sale"],
+        {"ses:tag:Spring sale": "Spring sale"},
     )
+
+
+def test_a_campaign_tag_and_a_configuration_set_of_one_name_are_two_campaigns() -> None:
+    tagged = fixture("event-send.json")
+    tagged["mail"]["tags"]["campaign"] = ["ConfigSet"]
+    untagged = fixture("event-send.json")
+
+    campaigns = [SesAdapter(AMAZON).parse(delivery(ses_notification(r))).campaigns for r in (tagged, untagged)]
+
+    assert campaigns == [{"ses:tag:ConfigSet": "ConfigSet"}, {"ses:configset:ConfigSet": "ConfigSet"}]
 
 
 def test_a_send_to_several_addresses_is_sent_to_each() -> None:
     record = fixture("event-send.json")
     record["mail"]["destination"] = ["ann@example.com", "bob@example.com"]
 
-    parsed = SesAdapter(Settings()).parse(delivery(ses_notification(record)))
+    parsed = SesAdapter(AMAZON).parse(delivery(ses_notification(record)))
 
     assert [(e.email, e.id) for e in parsed.events] == [
         ("ann@example.com", f"ses:{SNS_MESSAGE_ID}:0"),
@@ -308,7 +362,7 @@ def test_an_open_or_click_of_mail_to_several_addresses_is_not_pinned_on_anyone(n
     record = fixture(name)
     record["mail"]["destination"] = ["ann@example.com", "bob@example.com"]
 
-    parsed = SesAdapter(Settings()).parse(delivery(ses_notification(record)))
+    parsed = SesAdapter(AMAZON).parse(delivery(ses_notification(record)))
 
     assert parsed == Parsed(ignored={record["eventType"]: 1})
 
@@ -317,7 +371,7 @@ def test_a_change_of_topic_preferences_alone_is_not_an_unsubscribe() -> None:
     record = fixture("event-subscription.json")
     record["subscription"]["newTopicPreferences"]["unsubscribeAll"] = False
 
-    parsed = SesAdapter(Settings()).parse(delivery(ses_notification(record)))
+    parsed = SesAdapter(AMAZON).parse(delivery(ses_notification(record)))
 
     assert parsed == Parsed(ignored={"Subscription": 1})
 
@@ -326,7 +380,7 @@ def test_a_transient_bounce_is_soft() -> None:
     record = fixture("event-bounce.json")
     record["bounce"].update(bounceType="Transient", bounceSubType="MailboxFull")
 
-    [bounced] = SesAdapter(Settings()).parse(delivery(ses_notification(record))).events
+    [bounced] = SesAdapter(AMAZON).parse(delivery(ses_notification(record))).events
 
     assert bounced.details == {
         "provider": "ses",
@@ -341,7 +395,7 @@ def test_ses_telling_that_the_topic_works_is_ignored() -> None:
     # What SES publishes when an identity's notifications are pointed at a topic: no mail in it.
     record = {"notificationType": "AmazonSnsSubscriptionSucceeded", "message": "You have successfully subscribed."}
 
-    parsed = SesAdapter(Settings()).parse(delivery(ses_notification(record)))
+    parsed = SesAdapter(AMAZON).parse(delivery(ses_notification(record)))
 
     assert parsed == Parsed(ignored={"AmazonSnsSubscriptionSucceeded": 1})
 
@@ -362,13 +416,14 @@ async def test_an_ses_notification_signed_by_sns_is_verified(sns: LocalSns, adap
 
 
 async def test_the_certificate_is_fetched_once(sns: LocalSns) -> None:
-    adapter = SesAdapter(Settings(sns_origin_pattern=sns.origin_pattern))
-    sns.files["/once.pem"] = sns.files["/cert.pem"]
+    adapter = SesAdapter(sns.origin_pattern)
+    once = pem_path("once")
+    sns.files[once] = sns.files[CERT]
 
     for name in SNS_EXAMPLES:
-        await adapter.verify(delivery(sns.sign(fixture(name), cert="/once.pem")), TOPIC)
+        await adapter.verify(delivery(sns.sign(fixture(name), cert=once)), TOPIC)
 
-    assert sns.requests["/once.pem"] == 1
+    assert sns.requests[once] == 1
 
 
 @pytest.mark.parametrize(
@@ -409,29 +464,128 @@ async def test_a_message_from_another_topic_is_unauthorized(sns: LocalSns, adapt
     "cert_url",
     [
         # The same server under another name: only the configured origin is trusted.
-        "http://localhost:{port}/cert.pem",
-        "https://sns.us-west-2.amazonaws.com.attacker.example/cert.pem",
-        "https://attacker.example/sns.us-west-2.amazonaws.com/cert.pem",
-        "http://sns.us-west-2.amazonaws.com/cert.pem",
+        "http://localhost:{port}{cert}",
+        "https://sns.us-west-2.amazonaws.com.attacker.example{cert}",
+        "https://attacker.example/sns.us-west-2.amazonaws.com{cert}",
+        "http://sns.us-west-2.amazonaws.com{cert}",
         "{origin}/cert.txt",
+        # S3 hosts, which a bucket named "sns" would have: not SNS's regional hosts.
+        "https://sns.s3.amazonaws.com{cert}",
+        "https://sns.s3-us-west-2.amazonaws.com{cert}",
+        "https://sns.s3-website-us-east-1.amazonaws.com{cert}",
+        "https://sns.s3.us-west-2.amazonaws.com{cert}",
+        # SNS's host, but not a path SNS serves its certificates at.
+        "https://sns.us-west-2.amazonaws.com/cert.pem",
+        "{origin}/cert.pem",
+        "{origin}/SimpleNotificationService-notahash.pem",
+        "{origin}/folder{cert}",
+        "{origin}{cert}?download=1",
+        "{origin}{cert}#top",
+        "https://user@sns.us-west-2.amazonaws.com{cert}",
+        "https://sns.us-west-2.amazonaws.com:8443{cert}",
+        # Characters no URL has; httpx refuses some of them (InvalidURL) and urlsplit drops others.
+        "https://sns.us-east-1.amazonaws.com/a\x00.pem",
+        "{origin}/SimpleNotificationService-0123\x00.pem",
+        "{origin}/SimpleNotificationService-0123\t.pem",
+        "{origin}/SimpleNotificationService-0123\n.pem",
+        "{origin}/SimpleNotificationService-0123 .pem",
+        "{origin}/SimpleNotificationService-0123\x7f.pem",
+        "{origin}/SimpleNotificationService-0123\u00e9.pem",
+        "\t{origin}{cert}",
+        "https://sns.us-west-2.amazonaws.com\\@attacker.example{cert}",
+        "{origin}/" + "0" * 3000 + ".pem",
     ],
 )
 async def test_a_certificate_from_an_untrusted_url_is_unauthorized(sns: LocalSns, cert_url: str) -> None:
-    url = cert_url.format(port=sns.port, origin=sns.origin)
+    url = cert_url.format(port=sns.port, origin=sns.origin, cert=CERT)
     message = sns.sign(fixture("sns-notification.json"), cert=url)
     before = sum(sns.requests.values())
 
-    for settings in (Settings(), Settings(sns_origin_pattern=sns.origin_pattern)):
-        with pytest.raises(Unauthorized, match="is not an Amazon SNS certificate URL"):
-            await SesAdapter(settings).verify(delivery(message), TOPIC)
+    for origin_pattern in (AMAZON, sns.origin_pattern):
+        with pytest.raises(Unauthorized, match="^SigningCertURL .* is not an Amazon SNS certificate URL$"):
+            await SesAdapter(origin_pattern).verify(delivery(message), TOPIC)
     assert sum(sns.requests.values()) == before  # nothing fetched
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        fixture("sns-notification.json")["SigningCertURL"],
+        "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-7506a1e35b36ef5a444dd1a8e7cc3ed8.pem",
+        "https://sns.af-south-1.amazonaws.com/SimpleNotificationService-7506a1e35b36ef5a444dd1a8e7cc3ed8.pem",
+        "https://sns.us-gov-west-1.amazonaws.com/SimpleNotificationService-7506a1e35b36ef5a444dd1a8e7cc3ed8.pem",
+        "https://sns.cn-north-1.amazonaws.com.cn/SimpleNotificationService-7506a1e35b36ef5a444dd1a8e7cc3ed8.pem",
+    ],
+)
+def test_a_certificate_url_of_an_sns_region_is_trusted(url: str) -> None:
+    check_certificate_url(url, re.compile(AMAZON))
+
+
+@pytest.mark.parametrize(
+    ("host", "names"),
+    [
+        ("sns.us-east-1.amazonaws.com", {"sns.amazonaws.com", "sns-signing.us-east-1.amazonaws.com"}),
+        ("sns.af-south-1.amazonaws.com", {"sns.amazonaws.com", "sns-signing.af-south-1.amazonaws.com"}),
+        ("sns.us-gov-east-1.amazonaws.com", {"sns-us-gov-west-1.amazonaws.com"}),
+        ("sns.cn-northwest-1.amazonaws.com.cn", {"sns-cn-northwest-1.amazonaws.com.cn"}),
+        # A host the origin pattern trusts in a test: SNS's usual name.
+        ("127.0.0.1", {"sns.amazonaws.com"}),
+    ],
+)
+def test_a_certificate_must_be_issued_to_the_name_sns_signs_with_in_its_region(host: str, names: set[str]) -> None:
+    assert signing_names(host) == names
+
+
+@pytest.mark.parametrize("cert", [UNNAMED, SAN_ELSEWHERE])
+async def test_a_certificate_not_issued_to_sns_is_unauthorized(sns: LocalSns, adapter: SesAdapter, cert: str) -> None:
+    message = sns.sign(fixture("sns-notification.json"), "2", cert=cert)
+
+    with pytest.raises(
+        Unauthorized, match=r"^the certificate at .* is not issued to Amazon SNS \(sns\.amazonaws\.com\)$"
+    ):
+        await adapter.verify(delivery(message), TOPIC)
+
+
+async def test_a_certificate_naming_sns_only_in_its_subject_is_issued_to_sns(
+    sns: LocalSns, adapter: SesAdapter
+) -> None:
+    await adapter.verify(delivery(sns.sign(fixture("sns-notification.json"), "2", cert=SUBJECT_ONLY)), TOPIC)
+
+
+@pytest.mark.parametrize("cert", [HUGE, ENDLESS])
+async def test_a_certificate_download_larger_than_a_certificate_is_unauthorized(
+    sns: LocalSns, adapter: SesAdapter, cert: str
+) -> None:
+    message = sns.sign(fixture("sns-notification.json"), "2", cert=cert)
+
+    # Bounded by the test too, so a download without end fails rather than hangs.
+    with pytest.raises(Unauthorized, match=r"^SigningCertURL .* sent more than 10240 bytes: not a certificate$"):
+        await asyncio.wait_for(adapter.verify(delivery(message), TOPIC), 30)
+
+
+async def test_a_certificate_download_is_bounded_in_all_not_only_per_read(
+    sns: LocalSns, adapter: SesAdapter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Every read of the slow download comes well within the limit; the whole does not.
+    monkeypatch.setattr(sns_module, "FETCH_TIMEOUT_SECONDS", SLOW_SECONDS / 3)
+    message = sns.sign(fixture("sns-notification.json"), "2", cert=SLOW)
+    started = time.monotonic()
+
+    with pytest.raises(Unavailable, match=r"^The SNS signing certificate at .* took more than 1\.0 s to download\.$"):
+        await adapter.verify(delivery(message), TOPIC)
+    assert time.monotonic() - started < SLOW_SECONDS
+
+
+async def test_a_url_httpx_refuses_is_unauthorized_even_past_the_checks() -> None:
+    with pytest.raises(Unauthorized, match="is not a URL"):
+        await fetch_certificate("http://127.0.0.1:9/SimpleNotificationService-0\x00.pem")
 
 
 @pytest.mark.parametrize(
     ("cert", "reason"),
     [
-        ("/expired.pem", "the certificate at .* is not valid now"),
-        ("/missing.pem", "SigningCertURL .*/missing.pem answered 404"),
+        (EXPIRED, "the certificate at .* is not valid now"),
+        (pem_path("missing"), rf"SigningCertURL .*{pem_path('missing')} answered 404"),
     ],
 )
 async def test_a_certificate_that_cannot_vouch_is_unauthorized(
@@ -444,12 +598,10 @@ async def test_a_certificate_that_cannot_vouch_is_unauthorized(
 
 
 async def test_a_certificate_host_failing_is_an_error_sns_retries(sns: LocalSns, adapter: SesAdapter) -> None:
-    message = sns.sign(fixture("sns-notification.json"), cert="/error.pem")
+    message = sns.sign(fixture("sns-notification.json"), cert=FAILING)
 
     # Unavailable, answered 503: SNS retries it, where a 401 would lose the message.
-    with pytest.raises(
-        Unavailable, match=r"^The SNS signing certificate host answered 503 for http://.*/error\.pem\.$"
-    ):
+    with pytest.raises(Unavailable, match=rf"^The SNS signing certificate host answered 503 for http://.*{FAILING}\.$"):
         await adapter.verify(delivery(message), TOPIC)
 
 
@@ -503,6 +655,8 @@ async def test_a_message_missing_a_field_is_unauthorized(
     [
         ({"SignatureVersion": "3"}, "unsupported SNS SignatureVersion '3'"),
         ({"Signature": "not base64!"}, "the SNS Signature is not base64"),
+        ({"Signature": "\u00e9" * 344}, "the SNS Signature is not base64"),
+        ({"Signature": "\u0661\u0662\u0663\u0664"}, "the SNS Signature is not base64"),
         ({"Type": "Unknown"}, "unknown SNS message Type 'Unknown'"),
         ({"Timestamp": "yesterday"}, "SNS Timestamp 'yesterday' is not a time in UTC"),
     ],
@@ -546,7 +700,7 @@ async def test_a_body_that_is_not_an_sns_message_is_unauthorized(adapter: SesAda
     ],
 )
 def test_the_secret_is_one_or_more_topic_arns(secret: str, problem: str | None) -> None:
-    assert SesAdapter(Settings()).check_secret(secret) == problem
+    assert SesAdapter(AMAZON).check_secret(secret) == problem
 
 
 def test_the_origin_pattern_must_be_a_regular_expression() -> None:
@@ -598,17 +752,18 @@ NOTHING = {"ingested": 0, "duplicates": 0, "ignored": {}, "rejected": []}
 
 
 async def test_the_subscription_handshake_visits_the_subscribe_url(sns: LocalSns, ses_url: str) -> None:
-    confirm = f"/confirm?Action=ConfirmSubscription&TopicArn={TOPIC}&Token={uuid.uuid4().hex}"
-    subscribe = sns.sign({**fixture("sns-subscription-confirmation.json"), "SubscribeURL": sns.url(confirm)}, "2")
+    confirm = sns.subscribe_url(TOPIC, uuid.uuid4().hex)
+    subscribe = sns.sign({**fixture("sns-subscription-confirmation.json"), "SubscribeURL": confirm}, "2")
     unsubscribe = sns.sign(fixture("sns-unsubscribe-confirmation.json"))
 
     assert await post_as_sns(ses_url, [subscribe, unsubscribe]) == [(200, NOTHING), (200, NOTHING)]
-    assert sns.requests[confirm] == 1
+    assert sns.requests[confirm.removeprefix(sns.origin)] == 1
 
 
 async def test_a_forged_subscribe_url_is_not_visited(sns: LocalSns, ses_url: str) -> None:
     # The local SNS under another name: not the origin the API trusts.
-    elsewhere = f"http://localhost:{sns.port}/confirm?Token=forged"
+    forged = "/?Action=ConfirmSubscription&Token=forged"
+    elsewhere = f"http://localhost:{sns.port}{forged}"
     message = sns.sign({**fixture("sns-subscription-confirmation.json"), "SubscribeURL": elsewhere})
 
     [(status, body)] = await post_as_sns(ses_url, [message])
@@ -617,7 +772,7 @@ async def test_a_forged_subscribe_url_is_not_visited(sns: LocalSns, ses_url: str
         400,
         [{"field": "body", "message": f"SubscribeURL {elsewhere!r} is not an Amazon SNS URL"}],
     )
-    assert sns.requests["/confirm?Token=forged"] == 0
+    assert sns.requests[forged] == 0
 
 
 def sns_message_id(name: str) -> str:
@@ -634,7 +789,7 @@ def email_row(occurred_at: str, action: str, campaign: dict | None, **details: A
     }
 
 
-CONFIG_SET_CAMPAIGN = {"id": "ses:ConfigSet", "name": "ConfigSet", "archived": False}
+CONFIG_SET_CAMPAIGN = {"id": "ses:configset:ConfigSet", "name": "ConfigSet", "archived": False}
 HARD_GENERAL = {"bounce_type": "hard", "reason": "General", "provider_event": "Bounce"}
 # The bounce notification without a DSN bounced both Jane and Richard.
 BOTH_BOUNCED = email_row(
@@ -753,7 +908,7 @@ async def test_ses_documented_records_make_contact_reports(
     for (email, start, end), rows in REPORTS.items():
         assert await report_for(ses_client, email, start, end) == rows, email
     assert (await ses_client.get("/api/campaigns")).json()["items"] == [
-        {"id": "ses:ConfigSet", "name": "ConfigSet", "channel": "email", "sent_at": None, "archived": False}
+        {"id": "ses:configset:ConfigSet", "name": "ConfigSet", "channel": "email", "sent_at": None, "archived": False}
     ]
 
 
@@ -780,13 +935,50 @@ async def test_a_tampered_notification_is_refused_and_stores_nothing(sns: LocalS
     assert genuine == [(200, {"ingested": 1, "duplicates": 0, "ignored": {}, "rejected": []})]
 
 
+UNAUTHORIZED = {"type": "about:blank", "title": "Unauthorized", "status": 401}
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "detail"),
+    [
+        ("Signature", "\u00e9" * 344, "the SNS Signature is not base64"),
+        (
+            "SigningCertURL",
+            "{origin}/SimpleNotificationService-0\x00.pem",
+            "SigningCertURL '{origin}/SimpleNotificationService-0\\x00.pem' is not an Amazon SNS certificate URL",
+        ),
+    ],
+)
+async def test_a_signature_or_certificate_url_with_stray_characters_is_a_401(
+    sns: LocalSns, ses_url: str, field: str, value: str, detail: str
+) -> None:
+    signed = sns.sign(ses_notification(fixture("event-delivery.json"), sns_message_id(detail)))
+    message = {**signed, field: value.format(origin=sns.origin)}
+
+    assert await post_as_sns(ses_url, [message]) == [
+        (401, {**UNAUTHORIZED, "detail": detail.format(origin=sns.origin)})
+    ]
+
+
+async def test_a_subscribe_url_with_stray_characters_is_not_visited(sns: LocalSns, ses_url: str) -> None:
+    url = sns.subscribe_url(TOPIC, "a\tb")
+    message = sns.sign({**fixture("sns-subscription-confirmation.json"), "SubscribeURL": url})
+
+    [(status, body)] = await post_as_sns(ses_url, [message])
+
+    assert (status, body["errors"]) == (
+        400,
+        [{"field": "body", "message": f"SubscribeURL {url!r} is not an Amazon SNS URL"}],
+    )
+
+
 async def test_a_certificate_host_failing_is_a_503_and_the_retry_is_stored(sns: LocalSns, ses_url: str) -> None:
     notification = ses_notification(fixture("event-delivery.json"), sns_message_id("cert-host-down"))
 
-    failing = await post_as_sns(ses_url, [sns.sign(notification, "2", cert="/error.pem")])
+    failing = await post_as_sns(ses_url, [sns.sign(notification, "2", cert=FAILING)])
     retried = await post_as_sns(ses_url, [sns.sign(notification, "2")])
 
     [(status, body)] = failing
     assert (status, body["title"]) == (503, "Service Unavailable")
-    assert body["detail"].endswith("/error.pem. Nothing was stored; try again.")
+    assert body["detail"].endswith(f"{FAILING}. Nothing was stored; try again.")
     assert retried == [(200, {"ingested": 1, "duplicates": 0, "ignored": {}, "rejected": []})]

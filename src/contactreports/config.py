@@ -53,8 +53,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     web_secure_cookie: bool = True
     # Amazon SES webhooks: the origin ("scheme://host[:port]", a regular expression matched in
     # full) that an SNS message's SigningCertURL and SubscribeURL must have. The default is
-    # Amazon SNS's regional hosts over HTTPS; tests point it at a local server.
-    sns_origin_pattern: str = r"https://sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?"
+    # Amazon SNS's regional hosts over HTTPS, sns.<region>.amazonaws.com (.amazonaws.com.cn in
+    # China), with a region shaped as AWS's (us-east-1, us-gov-west-1, cn-north-1), which no S3
+    # host is (webhooks/sns.py says why); tests point it at a local server.
+    sns_origin_pattern: str = r"https://sns\.[a-z]{2}(-gov)?-[a-z]+-\d+\.amazonaws\.com(\.cn)?"
 
     def __post_init__(self) -> None:
         # msgspec turns these ValueErrors into a ValidationError naming the bad value.

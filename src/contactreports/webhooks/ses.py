@@ -13,8 +13,9 @@ https://docs.aws.amazon.com/ses/latest/dg/notification-contents.html
 - Open and Click records name the message's recipients, not who opened or clicked: with one
   recipient that is exact; with several they are counted in `ignored` rather than pinned on
   everyone.
-- Campaign: the message's `campaign` tag (a message tag the sender sets), else its
-  configuration set, so mail sent without a tag is still grouped by configuration set.
+- Campaign: the message's `campaign` tag (a message tag the sender sets), `ses:tag:<value>`,
+  else its configuration set, `ses:configset:<name>`, so mail sent without a tag is still
+  grouped by configuration set, and a tag and a configuration set of one name stay apart.
   Identity notifications carry no tags, hence no campaign.
 """
 
@@ -27,10 +28,9 @@ from typing import Any, ClassVar
 
 import msgspec
 
-from contactreports.config import Settings
 from contactreports.ingest import EventIn
 from contactreports.webhooks.base import Delivery, Malformed, Parsed, Unauthorized
-from contactreports.webhooks.sns import SignatureVerifier, check_fresh, decode_message, has_origin
+from contactreports.webhooks.sns import SignatureVerifier, check_fresh, decode_message, is_subscribe_url
 
 PROVIDER = "ses"
 CAMPAIGN_TAG = "campaign"
@@ -196,11 +196,12 @@ MAPPING: dict[str, tuple[str, Callable[[SesRecord, Mail], list[Happening]]]] = {
 }
 
 
-def campaign_of(mail: Mail) -> str | None:
-    for tag in (CAMPAIGN_TAG, CONFIGURATION_SET_TAG):
+def campaign_of(mail: Mail) -> tuple[str, str] | None:
+    """(campaign id, its name): the `campaign` tag's, else the configuration set's."""
+    for tag, kind in ((CAMPAIGN_TAG, "tag"), (CONFIGURATION_SET_TAG, "configset")):
         values = mail.tags.get(tag)
         if values:
-            return values[0]
+            return f"{PROVIDER}:{kind}:{values[0]}", values[0]
     return None
 
 
@@ -216,8 +217,10 @@ class SesAdapter:
         "Messages from any other topic are refused."
     )
 
-    def __init__(self, settings: Settings):
-        self._origin = re.compile(settings.sns_origin_pattern)
+    def __init__(self, sns_origin_pattern: str):
+        """`sns_origin_pattern`: the origin (a regular expression matched in full) that SNS's
+        certificate and subscribe URLs must have: `Settings.sns_origin_pattern`."""
+        self._origin = re.compile(sns_origin_pattern)
         self._verifier = SignatureVerifier(self._origin)
 
     def check_secret(self, secret: str) -> str | None:
@@ -255,7 +258,7 @@ class SesAdapter:
         return _parse_record(record, message.MessageId)
 
     def _confirmation(self, subscribe_url: str | None) -> Parsed:
-        if subscribe_url is None or not has_origin(subscribe_url, self._origin):
+        if subscribe_url is None or not is_subscribe_url(subscribe_url, self._origin):
             raise Malformed(f"SubscribeURL {subscribe_url!r} is not an Amazon SNS URL")
         return Parsed(subscribe_url=subscribe_url)
 
@@ -272,7 +275,7 @@ def _parse_record(record: SesRecord, sns_message_id: str) -> Parsed:
     if not found:
         return Parsed(ignored={kind: 1})
     campaign = campaign_of(mail)
-    campaign_id = f"{PROVIDER}:{campaign}" if campaign else None
+    campaign_id = campaign[0] if campaign else None
     events = [
         EventIn(
             email=email,
@@ -284,7 +287,7 @@ def _parse_record(record: SesRecord, sns_message_id: str) -> Parsed:
         )
         for index, (email, occurred_at, extra) in enumerate(found)
     ]
-    return Parsed(events=events, campaigns={campaign_id: campaign} if campaign_id else {})
+    return Parsed(events=events, campaigns=dict([campaign]) if campaign else {})
 
 
 def _details(mail: Mail, extra: dict[str, Any]) -> dict[str, Any]:

@@ -1,21 +1,42 @@
-"""Amazon SNS's HTTP(S) messages, and their signatures checked as AWS documents them.
+r"""Amazon SNS's HTTP(S) messages, and their signatures checked as AWS documents them.
 
 "Verifying the signatures of Amazon SNS messages":
 https://docs.aws.amazon.com/sns/latest/dg/sns-verify-signature-of-message.html
 
-Trust comes from where the signing certificate is fetched: over HTTPS from an Amazon SNS
-host (TLS proves the host), as AWS's own SDK validators do. A message names its certificate's
-URL, so that URL must match `Settings.sns_origin_pattern` before anything is fetched.
+Trust comes from where the signing certificate is fetched, over HTTPS from an Amazon SNS
+regional host (TLS proves the host), and from whom it is issued to, as AWS's SDK validators
+check. A message names its certificate's URL, so before anything is fetched that URL must be,
+character for character, `<origin>/SimpleNotificationService-<hex>.pem` with an origin matching
+`Settings.sns_origin_pattern`; a SubscribeURL must be `<origin>/?Action=ConfirmSubscription&...`.
+
+What AWS's own validators accept, and why these rules:
+- Hosts. AWS's PHP, JavaScript and Ruby validators take hosts matching
+  `sns\.[a-zA-Z0-9\-]{3,}\.amazonaws\.com(\.cn)?`, and so a bucket named "sns" on S3 too
+  (sns.s3-us-west-2.amazonaws.com, sns.s3-website-us-east-1.amazonaws.com); the AWS SDK for
+  Java (v1 SnsMessageManager, v2 sns-message-manager) takes only the regional endpoint it is
+  pinned to. The default pattern takes `sns.<region>.amazonaws.com` (`.amazonaws.com.cn` in
+  China) with a region shaped as the SDKs' partitions define them (partitions.json
+  `regionRegex`: `(us|eu|ap|sa|ca|me|af|il|mx)-\w+-\d+`, `us-gov-\w+-\d+`, `cn-\w+-\d+`):
+  two letters, `-gov` in GovCloud, a word, a number. No S3 host has that shape.
+- Paths. SNS serves its certificates at /SimpleNotificationService-<hex>.pem; the validators
+  above ask for a path ending .pem, which any file on a shared host could have.
+- Names. The AWS SDK for Java v2 (SnsHostProvider.signingCertCommonName, checked as an HTTPS
+  client checks a server's name) wants the certificate issued to `sns.amazonaws.com` in most
+  regions, `sns-signing.<region>.amazonaws.com` in newer ones (af-south-1, ap-east-1,
+  me-south-1, il-central-1, ...), `sns-us-gov-west-1.amazonaws.com` in both GovCloud regions
+  and `sns-<region>.amazonaws.com.cn` in China. A genuine SNS certificate (us-east-2, 2021,
+  quoted in aws/aws-sdk-ruby, gems/aws-sdk-sns/spec/message_verifier_spec.rb) has subject
+  CN=sns.amazonaws.com and subjectAltName DNS:sns.amazonaws.com, and is about 2 KB of PEM.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
-import binascii
 import re
 from collections import OrderedDict
 from datetime import UTC, datetime
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, parse_qs, urlsplit
 
 import httpx
 import msgspec
@@ -23,6 +44,7 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.x509.oid import NameOID
 
 from contactreports.webhooks.base import Unauthorized, Unavailable
 
@@ -41,7 +63,16 @@ SIGNED_FIELDS = {
 }
 # SNS signs with a handful of certificates at a time; a few more allow for rotation and regions.
 MAX_CACHED_CERTIFICATES = 16
+# The whole download of a certificate, not only each read of it: past it, Unavailable (503).
 FETCH_TIMEOUT_SECONDS = 5.0
+# SNS's certificates are about 2 KB; more is not a certificate, and will not become one on a retry.
+MAX_CERTIFICATE_BYTES = 10 * 1024
+# The characters of a URL (RFC 3986's unreserved and reserved ones, and % for escapes), up to
+# 2,048 of them. Controls, spaces, backslashes and non-ASCII are what URL parsers disagree on
+# (urlsplit drops tabs and newlines, httpx refuses them): refused, the URL checked is the one fetched.
+URL = re.compile(r"[A-Za-z0-9._~:/?#\[\]@!$&'()*+,;=%-]{1,2048}")
+CERTIFICATE_PATH = re.compile(r"/SimpleNotificationService-[0-9A-Fa-f]+\.pem")
+SNS_HOST = re.compile(r"sns\.(?P<region>[a-z]{2}(-gov)?-[a-z]+-\d+)\.amazonaws\.com(\.cn)?")
 
 
 class SnsMessage(msgspec.Struct, frozen=True):
@@ -72,10 +103,57 @@ def decode_message(body: bytes) -> SnsMessage:
         raise ValueError(f"not an Amazon SNS message: {error}") from error
 
 
-def has_origin(url: str, origin: re.Pattern[str]) -> bool:
-    """Whether `url`'s scheme and host (and port) match `origin` in full."""
+def _at_origin(url: str, origin: re.Pattern[str]) -> SplitResult | None:
+    """`url`'s parts when it is a plain URL (no user, no fragment) whose scheme and host (and
+    port) match `origin` in full; else None."""
+    if URL.fullmatch(url) is None or "#" in url:
+        return None
     parts = urlsplit(url)
-    return origin.fullmatch(f"{parts.scheme}://{parts.netloc}") is not None
+    if "@" in parts.netloc or origin.fullmatch(f"{parts.scheme}://{parts.netloc}") is None:
+        return None
+    return parts
+
+
+def check_certificate_url(url: str, origin: re.Pattern[str]) -> None:
+    """Raise Unauthorized unless `url` is `<origin>/SimpleNotificationService-<hex>.pem` and no more."""
+    parts = _at_origin(url, origin)
+    if parts is None or CERTIFICATE_PATH.fullmatch(parts.path) is None or "?" in url:
+        raise Unauthorized(f"SigningCertURL {url!r} is not an Amazon SNS certificate URL")
+
+
+def is_subscribe_url(url: str, origin: re.Pattern[str]) -> bool:
+    """Whether `url` is `<origin>/?Action=ConfirmSubscription&...`, as SNS's SubscribeURL is."""
+    parts = _at_origin(url, origin)
+    return parts is not None and parts.path == "/" and parse_qs(parts.query).get("Action") == ["ConfirmSubscription"]
+
+
+def signing_names(host: str) -> frozenset[str]:
+    """The names SNS's signing certificate served from `host` is issued to (see the module's notes);
+    `sns.amazonaws.com` for a host that is not a regional SNS host (a local stand-in, in tests).
+    The newer regions' `sns-signing.<region>` name is taken in every region: the SDK's list of
+    them grows with each region, and no one but AWS has a certificate for either name."""
+    sns_host = SNS_HOST.fullmatch(host)
+    if sns_host is None:
+        return frozenset({"sns.amazonaws.com"})
+    region = sns_host["region"]
+    if region.startswith("cn-"):
+        return frozenset({f"sns-{region}.amazonaws.com.cn"})
+    if region.startswith("us-gov-"):
+        return frozenset({"sns-us-gov-west-1.amazonaws.com"})
+    return frozenset({"sns.amazonaws.com", f"sns-signing.{region}.amazonaws.com"})
+
+
+def certificate_names(certificate: x509.Certificate) -> set[str]:
+    """The names `certificate` is issued to, as an HTTPS client reads them (RFC 6125): the DNS
+    names of its subjectAltName, or, when it has none, its subject's common names."""
+    try:
+        alternative = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        names = [str(name) for name in alternative.get_values_for_type(x509.DNSName)]
+    except x509.ExtensionNotFound:
+        names = []
+    if not names:
+        names = [str(cn.value) for cn in certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
+    return {name.lower() for name in names}
 
 
 def string_to_sign(message: SnsMessage) -> bytes:
@@ -117,12 +195,11 @@ class SignatureVerifier:
         if hash_type is None:
             raise Unauthorized(f"unsupported SNS SignatureVersion {message.SignatureVersion!r}")
         url = message.SigningCertURL
-        if not (has_origin(url, self._origin) and urlsplit(url).path.endswith(".pem")):
-            raise Unauthorized(f"SigningCertURL {url!r} is not an Amazon SNS certificate URL")
+        check_certificate_url(url, self._origin)
         signed = string_to_sign(message)
         try:
             signature = base64.b64decode(message.Signature, validate=True)
-        except binascii.Error:
+        except ValueError:  # binascii.Error, or a character that is not ASCII
             raise Unauthorized("the SNS Signature is not base64") from None
         certificate = await self._certificate(url)
         if not certificate.not_valid_before_utc <= datetime.fromtimestamp(now, UTC) <= certificate.not_valid_after_utc:
@@ -148,18 +225,51 @@ class SignatureVerifier:
 
 
 async def fetch_certificate(url: str) -> x509.Certificate:
-    """The PEM certificate at `url`. A network failure or a 5xx is Unavailable, not Unauthorized:
-    the route then answers 503 and SNS retries, where a 401 would lose the message."""
+    """The PEM certificate at `url`, issued to Amazon SNS. A network failure, a 5xx or a download
+    taking more than FETCH_TIMEOUT_SECONDS in all is Unavailable, not Unauthorized: the route then
+    answers 503 and SNS retries, where a 401 would lose the message. Anything else that is not
+    SNS's certificate (another status, more than MAX_CERTIFICATE_BYTES, not PEM, issued to
+    another name) is Unauthorized: a retry would fetch the same."""
     try:
-        async with httpx.AsyncClient(timeout=FETCH_TIMEOUT_SECONDS) as client:
-            response = await client.get(url)
-    except httpx.HTTPError as error:
-        raise Unavailable(f"The SNS signing certificate could not be fetched from {url}: {error!r}.") from error
-    if response.is_server_error:
-        raise Unavailable(f"The SNS signing certificate host answered {response.status_code} for {url}.")
-    if response.status_code != 200:
-        raise Unauthorized(f"SigningCertURL {url} answered {response.status_code}")
+        async with asyncio.timeout(FETCH_TIMEOUT_SECONDS):
+            body = await _download(url)
+    except TimeoutError:
+        raise Unavailable(
+            f"The SNS signing certificate at {url} took more than {FETCH_TIMEOUT_SECONDS} s to download."
+        ) from None
     try:
-        return x509.load_pem_x509_certificate(response.content)
+        certificate = x509.load_pem_x509_certificate(body)
+        names = certificate_names(certificate)
     except ValueError:
         raise Unauthorized(f"SigningCertURL {url} is not a PEM certificate") from None
+    expected = signing_names(urlsplit(url).hostname or "")
+    if not names & expected:
+        raise Unauthorized(f"the certificate at {url} is not issued to Amazon SNS ({', '.join(sorted(expected))})")
+    return certificate
+
+
+async def _download(url: str) -> bytes:
+    """The body at `url`, read as it comes (not decompressed) and given up past MAX_CERTIFICATE_BYTES."""
+    too_large = Unauthorized(f"SigningCertURL {url} sent more than {MAX_CERTIFICATE_BYTES} bytes: not a certificate")
+    try:
+        async with (
+            httpx.AsyncClient(timeout=FETCH_TIMEOUT_SECONDS, headers={"Accept-Encoding": "identity"}) as client,
+            client.stream("GET", url) as response,
+        ):
+            if response.is_server_error:
+                raise Unavailable(f"The SNS signing certificate host answered {response.status_code} for {url}.")
+            if response.status_code != 200:
+                raise Unauthorized(f"SigningCertURL {url} answered {response.status_code}")
+            declared = response.headers.get("Content-Length", "")
+            if declared.isascii() and declared.isdigit() and int(declared) > MAX_CERTIFICATE_BYTES:
+                raise too_large
+            body = bytearray()
+            async for chunk in response.aiter_raw():
+                body += chunk
+                if len(body) > MAX_CERTIFICATE_BYTES:
+                    raise too_large
+            return bytes(body)
+    except httpx.InvalidURL as error:  # check_certificate_url refuses these first; never a 500
+        raise Unauthorized(f"SigningCertURL {url!r} is not a URL: {error}") from None
+    except httpx.HTTPError as error:
+        raise Unavailable(f"The SNS signing certificate could not be fetched from {url}: {error!r}.") from error
