@@ -118,7 +118,7 @@ def fixture(name: str) -> bytes:
 
 
 def delivery(body: bytes, headers: dict[str, str] | None = None) -> Delivery:
-    return Delivery(headers=headers or {}, body=body, received_at=0.0, url="https://host/webhooks/brevo/t")
+    return Delivery(headers=headers or {}, body=body, received_at=0.0)
 
 
 def parse(body: bytes) -> Parsed:

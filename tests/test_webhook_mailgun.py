@@ -48,7 +48,7 @@ def signed_body(fixture: str, key: str, timestamp: float, token: str | None = No
 
 
 def delivery(body: bytes, received_at: float = NOW) -> Delivery:
-    return Delivery(headers={"content-type": "application/json"}, body=body, received_at=received_at, url="")
+    return Delivery(headers={"content-type": "application/json"}, body=body, received_at=received_at)
 
 
 def with_signature(fixture: str, **signature: Any) -> bytes:

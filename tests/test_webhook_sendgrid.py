@@ -28,7 +28,6 @@ from helpers import report_for, webhook_url
 FIXTURES = Path(__file__).parent / "fixtures" / "webhooks" / "sendgrid"
 SIGNED_BY_SENDGRID = json.loads((FIXTURES / "signed_by_sendgrid.json").read_text())
 ADAPTER = SendGridAdapter()
-URL = "https://reports.example.com/webhooks/sendgrid/token"
 
 
 # Signing as SendGrid does, for these tests and the end-to-end ones.
@@ -61,7 +60,7 @@ def fixture(name: str) -> bytes:
 
 
 def delivery(body: bytes, headers: dict[str, str] | None = None, received_at: float = 0.0) -> Delivery:
-    return Delivery({name.lower(): value for name, value in (headers or {}).items()}, body, received_at, URL)
+    return Delivery({name.lower(): value for name, value in (headers or {}).items()}, body, received_at)
 
 
 def at(seconds: int) -> datetime:

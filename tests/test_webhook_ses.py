@@ -64,7 +64,7 @@ def ses_notification(record: dict[str, Any], message_id: str = SNS_MESSAGE_ID) -
 
 
 def delivery(message: dict[str, Any]) -> Delivery:
-    return Delivery(headers={}, body=json.dumps(message).encode(), received_at=time.time(), url="")
+    return Delivery(headers={}, body=json.dumps(message).encode(), received_at=time.time())
 
 
 def at(text: str) -> datetime:
@@ -320,7 +320,7 @@ def test_a_record_not_in_ses_format_is_malformed(record: dict[str, Any], message
 
 def test_a_body_that_is_not_an_sns_message_is_malformed() -> None:
     with pytest.raises(Malformed, match="not an Amazon SNS message"):
-        SesAdapter(AMAZON).parse(Delivery(headers={}, body=b"[1, 2]", received_at=time.time(), url=""))
+        SesAdapter(AMAZON).parse(Delivery(headers={}, body=b"[1, 2]", received_at=time.time()))
 
 
 def test_a_campaign_tag_names_the_campaign_before_the_configuration_set() -> None:
@@ -675,7 +675,7 @@ async def test_a_message_sns_could_not_have_signed_is_unauthorized(
 )
 async def test_a_body_that_is_not_an_sns_message_is_unauthorized(adapter: SesAdapter, body: bytes) -> None:
     with pytest.raises(Unauthorized, match="not an Amazon SNS message"):
-        await adapter.verify(Delivery(headers={}, body=body, received_at=time.time(), url=""), TOPIC)
+        await adapter.verify(Delivery(headers={}, body=body, received_at=time.time()), TOPIC)
 
 
 @pytest.mark.parametrize(

@@ -263,7 +263,6 @@ async def receive_webhook(
         headers={name.lower(): value for name, value in request.headers.items()},
         body=await request.body(),
         received_at=time.time(),
-        url=str(request.url),
     )
     try:
         await adapter.verify(delivery, secret)

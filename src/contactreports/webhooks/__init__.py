@@ -17,7 +17,7 @@ def make_adapters(settings: Settings) -> dict[str, Adapter]:
         SendGridAdapter(),
         MailgunAdapter(),
         PostmarkAdapter(),
-        SesAdapter(settings),
+        SesAdapter(settings.sns_origin_pattern),
         BrevoAdapter(),
     ]
     return {adapter.name: adapter for adapter in adapters}

@@ -53,8 +53,6 @@ class Delivery(msgspec.Struct, frozen=True):
     body: bytes
     # When it arrived, in seconds since the epoch: stale signatures are judged against it.
     received_at: float
-    # The URL the provider posted to, as the route saw it (some signatures cover it).
-    url: str
 
 
 class Parsed(msgspec.Struct, kw_only=True):
