@@ -24,14 +24,10 @@ from __future__ import annotations
 
 import asyncio
 import random
-import signal
 import sqlite3
 import subprocess
-import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import psutil
@@ -49,7 +45,7 @@ from contactreports.store.accounts import create_account
 from contactreports.store.database import Database
 from contactreports.store.events import insert_events
 from contactreports.store.reports import create_report
-from services import commands, service_env
+from services import commands, profiled, service_env
 
 CACHE = Path(__file__).parent / ".cache"
 VERSION = 1  # bump when build() changes, so a cached store is never stale
@@ -131,7 +127,10 @@ async def drain(
                 await enqueue_run(redis, settings.queue_name, report_id, 1)
             started = time.perf_counter()
             deadline = started + 60 + accounts / 10
-            with commands(env, *[["worker"]] * workers) as processes, profiled(processes, profile):
+            with (
+                commands(env, *[["worker"]] * workers) as processes,
+                profiled([p.pid for p in processes], profile, f"worker-{workers}"),
+            ):
                 await wait_until(url, "status != 'queued'", 1, deadline)
                 before = await cpu_seconds(processes, redis)
                 await wait_until(url, "status IN ('done', 'failed')", accounts, deadline)
@@ -146,40 +145,6 @@ async def cpu_seconds(processes: list[subprocess.Popen], redis: ArqRedis) -> tup
     info = await redis.info("cpu")
     workers = sum(sum(psutil.Process(p.pid).cpu_times()[:2]) for p in processes)
     return workers, info["used_cpu_user"] + info["used_cpu_sys"]
-
-
-@contextmanager
-def profiled(processes: list[subprocess.Popen], folder: Path | None) -> Iterator[None]:
-    """With `folder`, record each process with py-spy, as collapsed stacks there."""
-    if folder is None:
-        yield
-        return
-    folder.mkdir(parents=True, exist_ok=True)
-    spies = [
-        subprocess.Popen(
-            [
-                str(Path(sys.executable).with_name("py-spy")),
-                "record",
-                "--gil",  # samples holding the GIL: the Python work, not waits on Redis or SQLite
-                "--format",
-                "raw",
-                "--rate",
-                "500",
-                "--pid",
-                str(process.pid),
-                "--output",
-                str(folder / f"worker-{len(processes)}-{n}.txt"),
-            ],
-            stdout=subprocess.DEVNULL,
-        )
-        for n, process in enumerate(processes)
-    ]
-    try:
-        yield
-    finally:
-        for spy in spies:
-            spy.send_signal(signal.SIGINT)
-            spy.wait()
 
 
 async def wait_until(url: str, condition: str, reports: int, deadline: float) -> None:

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 BENCH = Path(__file__).parent
-BENCHMARKS = ("job_vs_sqlite", "submit_to_done", "ingest", "polling", "memory", "drain")
+BENCHMARKS = ("job_vs_sqlite", "submit_to_done", "ingest", "webhooks", "polling", "memory", "drain")
 
 
 def main() -> int:

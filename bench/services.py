@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -14,6 +15,9 @@ from pathlib import Path
 import httpx
 
 from contactreports.embedded_redis import free_port, start_redis, stop_redis
+
+# What service_env lifts the rate limits to.
+LIFTED_RATE_LIMIT = "1000000/minute"
 
 
 @contextmanager
@@ -28,8 +32,8 @@ def service_env(work: Path, database_url: str) -> Iterator[dict[str, str]]:
             **os.environ,
             "DATABASE_URL": database_url,
             "REDIS_URL": redis_url,
-            "CONTACTREPORTS_REPORT_RATE_LIMIT": "1000000/minute",
-            "CONTACTREPORTS_INGEST_RATE_LIMIT": "1000000/minute",
+            "CONTACTREPORTS_REPORT_RATE_LIMIT": LIFTED_RATE_LIMIT,
+            "CONTACTREPORTS_INGEST_RATE_LIMIT": LIFTED_RATE_LIMIT,
         }
     finally:
         stop_redis(redis)
@@ -52,6 +56,34 @@ def commands(env: dict[str, str], *commands: list[str]) -> Iterator[list[subproc
     finally:
         for process in processes:
             process.terminate()
+            process.wait()
+
+
+@contextmanager
+def profiled(pids: list[int], folder: Path | None, name: str, gil_only: bool = True) -> Iterator[None]:
+    """With `folder`, record each process with py-spy, as collapsed stacks in `folder/<name>-<n>.txt`.
+
+    `gil_only`: only the samples holding the GIL (the Python work, not waits on Redis or SQLite);
+    without it, every thread's samples while it is busy, SQLite's own work among them.
+    """
+    if folder is None:
+        yield
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    spy = str(Path(sys.executable).with_name("py-spy"))
+    options = ["--format", "raw", "--rate", "500", *(["--gil"] if gil_only else [])]
+    spies = [
+        subprocess.Popen(
+            [spy, "record", *options, "--pid", str(pid), "--output", str(folder / f"{name}-{n}.txt")],
+            stdout=subprocess.DEVNULL,
+        )
+        for n, pid in enumerate(pids)
+    ]
+    try:
+        yield
+    finally:
+        for process in spies:
+            process.send_signal(signal.SIGINT)
             process.wait()
 
 

@@ -93,6 +93,23 @@ def test_polling_runs() -> None:
     assert re.search(r"cores busy during the API's load: server [\d.]+ \(2 process\(es\)\), load tool [\d.]+", output)
 
 
+def test_webhooks_runs() -> None:
+    output = run("webhooks.py")
+
+    assert re.search(r"webhook ingest over HTTP vs POST /api/events, the same events: 1 API process\(es\)", output)
+    figures = r" +[\d,]+ events: webhook +[\d,]+ events/s, POST /api/events +[\d,]+ events/s: [\d.]+x; "
+    figures += r"server CPU an event [\d,]+ / [\d,]+ us \([\d.]+x\), load tool [\d,]+ / [\d,]+ us"
+    for case in (
+        "SendGrid, signed, 100 events a request, 2 clients",
+        "SendGrid, signed, 1,000 events a request, 2 clients",
+        "Postmark, basic auth, 1 event a request, 8 clients",
+        "Postmark, basic auth, 1 event a request, 32 clients",
+        "Mailgun, HMAC, 1 event a request, 8 clients",
+    ):
+        assert re.search(re.escape(case) + figures, output), case
+    assert "stored: all 17,200 events sent (warmup included), each once, in 5 cases" in output
+
+
 def test_run_all_knows_every_benchmark() -> None:
     """A benchmark left out of bench/run_all.py would silently drop out of the suite."""
     listed = subprocess.run(
