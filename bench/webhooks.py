@@ -228,7 +228,7 @@ def make_case(provider: str, per_request: int, clients: int, events: int, first_
         bodies = [msgspec.json.encode(mailgun_event(rng, n, signed_at)) for n in ids]
     campaigns, api_bodies = {}, []
     for body in bodies:
-        parsed = adapter.parse(Delivery(headers={}, body=body, received_at=0.0, url=""))
+        parsed = adapter.parse(Delivery(headers={}, body=body, received_at=0.0))
         assert len(parsed.events) == per_request and not parsed.ignored, parsed.ignored
         campaigns |= parsed.campaigns
         api_bodies.append(msgspec.json.encode(parsed.events))

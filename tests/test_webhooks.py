@@ -479,12 +479,8 @@ def test_postmarks_bounce_types_are_hard_soft_or_neither(bounce_type: str, expec
 @pytest.mark.parametrize("bounce_type", POSTMARK_NOT_FAILURES)
 def test_a_postmark_bounce_record_that_is_no_failure_is_counted_as_ignored(bounce_type: str) -> None:
     # An out-of-office reply (AutoResponder) is not a bounce: the message was delivered.
-    assert _parsed(_bounce_of_type(bounce_type)) == {
-        "events": [],
-        "campaigns": {},
-        "ignored": {f"Bounce:{bounce_type}": 1},
-        "subscribe_url": None,
-    }
+    parsed = _parsed(_bounce_of_type(bounce_type))
+    assert (parsed["events"], parsed["campaigns"], parsed["ignored"]) == ([], {}, {f"Bounce:{bounce_type}": 1})
 
 
 def _id_of(record: str, **changes: object) -> str:
