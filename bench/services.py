@@ -34,6 +34,7 @@ def service_env(work: Path, database_url: str) -> Iterator[dict[str, str]]:
             "REDIS_URL": redis_url,
             "CONTACTREPORTS_REPORT_RATE_LIMIT": LIFTED_RATE_LIMIT,
             "CONTACTREPORTS_INGEST_RATE_LIMIT": LIFTED_RATE_LIMIT,
+            "CONTACTREPORTS_WEBHOOK_RATE_LIMIT": LIFTED_RATE_LIMIT,
         }
     finally:
         stop_redis(redis)

@@ -20,9 +20,9 @@ provider's format, the campaigns upserted on first sight. Each case runs on a fr
 rounds that alternate the webhook and the baseline so that the machine's other load hits both
 alike. The server's CPU an event is printed too: waiting for a core does not change it.
 
-The ingest rate limit is lifted (services.service_env: CONTACTREPORTS_INGEST_RATE_LIMIT is
-1000000/minute, far above any case here), but still counted in Redis on every request, as in
-production. At the end each account must hold exactly the events sent to it, or the run fails.
+The rate limits are lifted (services.service_env: CONTACTREPORTS_INGEST_RATE_LIMIT and
+CONTACTREPORTS_WEBHOOK_RATE_LIMIT are 1000000/minute, far above any case here), but still counted
+in Redis on every request, as in production. At the end each account must hold exactly the events sent to it, or the run fails.
 
     .venv/bin/python bench/webhooks.py [--size tiny|small|full] [--workers 1] [--only PROVIDER] [--profile DIR]
 
@@ -371,7 +371,7 @@ async def main(size: str, workers: int, profile: Path | None, only: list[str] | 
     os.environ["WEB_CONCURRENCY"] = str(workers)  # `serve`'s processes
     print(
         f"webhook ingest over HTTP vs POST /api/events, the same events: {workers} API process(es), "
-        f"ingest rate limit lifted to {LIFTED_RATE_LIMIT}, "
+        f"rate limits lifted to {LIFTED_RATE_LIMIT}, "
         f"a fresh store a case, {ROUNDS[size]} rounds alternating:",
         flush=True,
     )
