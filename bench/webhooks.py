@@ -22,7 +22,8 @@ alike. The server's CPU an event is printed too: waiting for a core does not cha
 
 The rate limits are lifted (services.service_env: CONTACTREPORTS_INGEST_RATE_LIMIT and
 CONTACTREPORTS_WEBHOOK_RATE_LIMIT are 1000000/minute, far above any case here), but still counted
-in Redis on every request, as in production. At the end each account must hold exactly the events sent to it, or the run fails.
+in Redis on every request, as in production. At the end each account must hold exactly the events
+sent to it, or the run fails.
 
     .venv/bin/python bench/webhooks.py [--size tiny|small|full] [--workers 1] [--only PROVIDER] [--profile DIR]
 

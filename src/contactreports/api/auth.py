@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from litestar import Request
 from litestar.connection import ASGIConnection
+from litestar.di import NamedDependency
 from litestar.handlers import BaseRouteHandler
 
 from contactreports.api.errors import ProblemError
@@ -15,6 +16,9 @@ from contactreports.models import Account
 from contactreports.store.accounts import account_for_key
 
 _CHALLENGE = {"WWW-Authenticate": "Bearer"}
+# A handler's `account`: the one its router's `account` dependency provides (the API key's, or
+# the web page session's).
+SignedIn = NamedDependency[Account]
 
 
 async def require_api_key(connection: ASGIConnection, _: BaseRouteHandler) -> None:

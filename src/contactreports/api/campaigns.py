@@ -8,8 +8,9 @@ from litestar import Controller, Response, get, put
 from litestar.datastructures import State
 from litestar.openapi import ResponseSpec
 from litestar.openapi.spec import Example
-from litestar.params import Parameter
+from litestar.params import JSONBody, Parameter
 
+from contactreports.api.auth import SignedIn
 from contactreports.api.errors import invalid, not_found, problem_responses
 from contactreports.api.pagination import Cursor, Limit, Page
 from contactreports.api.schemas import CampaignIn, CampaignOut
@@ -18,7 +19,6 @@ from contactreports.models import (
     CONTROL_CHARACTERS_IN_TEXT,
     OUT_OF_RANGE,
     TEXT_CONTROLS,
-    Account,
     Campaign,
     FieldError,
     control_characters_in,
@@ -54,7 +54,7 @@ class CampaignController(Controller):
         ),
     )
     async def replace(
-        self, campaign_id: CampaignId, data: CampaignIn, account: Account, state: State
+        self, campaign_id: CampaignId, data: JSONBody[CampaignIn], account: SignedIn, state: State
     ) -> Response[CampaignOut]:
         errors = []
         # The path pattern documents the rule, but lets C1 controls and a final newline through.
@@ -72,7 +72,7 @@ class CampaignController(Controller):
         return Response(campaign_out(campaign), status_code=201 if created else 200)
 
     @get("/{campaign_id:str}", responses=problem_responses(404), summary="A campaign")
-    async def read(self, campaign_id: CampaignId, account: Account, state: State) -> CampaignOut:
+    async def read(self, campaign_id: CampaignId, account: SignedIn, state: State) -> CampaignOut:
         campaign = await get_campaign(state.db, account.id, campaign_id)
         if campaign is None:
             raise not_found("campaign")
@@ -80,7 +80,7 @@ class CampaignController(Controller):
 
     @get("/", responses=problem_responses(), summary="Campaigns, by id")
     async def index(
-        self, account: Account, state: State, limit: Limit = 50, cursor: Cursor = None
+        self, account: SignedIn, state: State, limit: Limit = 50, cursor: Cursor = None
     ) -> Page[CampaignOut]:
         scope = f"campaigns:{account.id}"
         position = state.cursors.decode(scope, cursor)

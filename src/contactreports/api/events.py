@@ -6,14 +6,16 @@ from typing import Any
 
 from litestar import Controller, post
 from litestar.datastructures import State
+from litestar.params import JSONBody
 
+from contactreports.api.auth import SignedIn
 from contactreports.api.errors import ProblemError, invalid, problem_responses
 from contactreports.api.limits import limit_ingestion
 from contactreports.api.openapi import NDJSON, EventBatchOperation
 from contactreports.api.requests import ApiRequest
 from contactreports.api.schemas import IngestResult
 from contactreports.ingest import EventIn, InvalidEvents, decode_array, decode_line, to_new_events
-from contactreports.models import Account, FieldError
+from contactreports.models import FieldError
 from contactreports.store.events import UnknownCampaigns, insert_events
 
 
@@ -52,7 +54,7 @@ class EventController(Controller):
             "An event whose `id` the account already ingested is skipped and counted as a duplicate."
         ),
     )
-    async def ingest(self, data: list[EventIn], account: Account, state: State) -> IngestResult:
+    async def ingest(self, data: JSONBody[list[EventIn]], account: SignedIn, state: State) -> IngestResult:
         limit = state.settings.max_events_per_batch
         if len(data) > limit:
             raise invalid([FieldError("body", f"at most {limit:,} events per request, got {len(data):,}")])

@@ -8,9 +8,10 @@ from typing import Annotated
 
 from litestar import Controller, Response, delete, get, post
 from litestar.datastructures import ResponseHeader, State
-from litestar.params import Parameter
+from litestar.params import FromQuery, JSONBody, Parameter
 from litestar.response import Stream
 
+from contactreports.api.auth import SignedIn
 from contactreports.api.errors import ProblemError, invalid, not_found, problem_responses
 from contactreports.api.limits import limit_report_creation
 from contactreports.api.openapi import ExportOperation
@@ -50,7 +51,7 @@ LOCATION = ResponseHeader(name="Location", description="/api/reports/{id}: poll 
 ReportId = Annotated[str, Parameter(max_length=64)]
 
 
-def report_spec(data: ReportIn, settings: Settings) -> ReportSpec:
+def report_spec(data: JSONBody[ReportIn], settings: Settings) -> ReportSpec:
     """Check a search and expand its categories; raises a 400 naming every bad field."""
     errors = []
     email = normalize_email(data.email)
@@ -253,7 +254,7 @@ class ReportController(Controller):
             "account has a report queued or processing."
         ),
     )
-    async def create(self, data: ReportIn, account: Account, state: State) -> Response[ReportOut]:
+    async def create(self, data: JSONBody[ReportIn], account: SignedIn, state: State) -> Response[ReportOut]:
         spec = report_spec(data, state.settings)
         try:
             report = await start_report(state, account, spec)
@@ -263,12 +264,17 @@ class ReportController(Controller):
 
     @get("/", responses=problem_responses(), summary="Reports, newest first")
     async def list(
-        self, account: Account, state: State, status: Status | None = None, limit: Limit = 50, cursor: Cursor = None
+        self,
+        account: SignedIn,
+        state: State,
+        status: FromQuery[Status | None] = None,
+        limit: Limit = 50,
+        cursor: Cursor = None,
     ) -> Page[ReportOut]:
         return await reports_page(state, account, status, limit, cursor)
 
     @get("/{report_id:str}", responses=problem_responses(404), summary="A report (poll this)")
-    async def read(self, report_id: ReportId, account: Account, state: State) -> ReportOut:
+    async def read(self, report_id: ReportId, account: SignedIn, state: State) -> ReportOut:
         report = await store.get_report(state.db, account.id, report_id)
         if report is None:
             raise not_found("report")
@@ -286,7 +292,7 @@ class ReportController(Controller):
     async def rows(
         self,
         report_id: ReportId,
-        account: Account,
+        account: SignedIn,
         state: State,
         action: Annotated[list[str] | None, Parameter(description="Only these actions (repeatable).")] = None,
         limit: Limit = 50,
@@ -304,7 +310,7 @@ class ReportController(Controller):
             "objects) or XLSX, streamed as an attachment."
         ),
     )
-    async def export(self, report_id: ReportId, account: Account, state: State, format: Format) -> Stream:
+    async def export(self, report_id: ReportId, account: SignedIn, state: State, format: FromQuery[Format]) -> Stream:
         return await export_stream(state, account, report_id, format)
 
     @delete(
@@ -313,7 +319,7 @@ class ReportController(Controller):
         responses=problem_responses(404, 503),
         summary="Delete a report and its rows",
     )
-    async def remove(self, report_id: ReportId, account: Account, state: State) -> None:
+    async def remove(self, report_id: ReportId, account: SignedIn, state: State) -> None:
         if not await store.delete_report(state.db, account.id, report_id):
             raise not_found("report")
 
@@ -325,7 +331,7 @@ class ReportController(Controller):
         response_headers=[LOCATION],
         summary="Compute a report again from the events as they are now",
     )
-    async def rerun(self, report_id: ReportId, account: Account, state: State) -> Response[ReportOut]:
+    async def rerun(self, report_id: ReportId, account: SignedIn, state: State) -> Response[ReportOut]:
         try:
             report = await restart_report(state, account, report_id)
         except store.ActiveReportExists as error:

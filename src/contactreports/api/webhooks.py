@@ -24,10 +24,10 @@ from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.handlers import BaseRouteHandler
 from litestar.openapi.spec import Example
-from litestar.params import Parameter
+from litestar.params import JSONBody, Parameter
 from redis.exceptions import RedisError
 
-from contactreports.api.auth import provide_account
+from contactreports.api.auth import SignedIn, provide_account
 from contactreports.api.errors import ProblemError, invalid, problem_responses
 from contactreports.api.events import unknown_campaigns
 from contactreports.api.limits import limit_webhooks
@@ -99,7 +99,7 @@ class WebhookController(Controller):
             "a provider post events, and only with that provider's secret."
         ),
     )
-    async def rotate(self, request: Request, account: Account, state: State) -> WebhookTokenOut:
+    async def rotate(self, request: Request, account: SignedIn, state: State) -> WebhookTokenOut:
         token, _ = await rotate_webhook_token(state.db, account.id)
         base = str(request.base_url).rstrip("/")
         return WebhookTokenOut(token, {name: f"{base}/webhooks/{name}/{token}" for name in state.webhook_adapters})
@@ -113,7 +113,7 @@ class WebhookController(Controller):
             "shown again), and for each provider whether its secret is set, when, and what it is."
         ),
     )
-    async def overview(self, account: Account, state: State) -> WebhooksOut:
+    async def overview(self, account: SignedIn, state: State) -> WebhooksOut:
         created_at = await webhook_token_created_at(state.db, account.id)
         updated = await webhook_secrets_updated(state.db, account.id)
         return WebhooksOut(
@@ -132,7 +132,7 @@ class WebhookController(Controller):
         ),
     )
     async def set_secret(
-        self, provider: ProviderName, data: WebhookSecretIn, account: Account, state: State
+        self, provider: ProviderName, data: JSONBody[WebhookSecretIn], account: SignedIn, state: State
     ) -> WebhookProviderOut:
         adapter = _adapter(state, provider)
         reason = adapter.check_secret(data.secret)
@@ -148,7 +148,7 @@ class WebhookController(Controller):
         summary="Remove a provider's secret",
         description="Its deliveries are refused with `401` from now on. `204` also when it had none.",
     )
-    async def unset_secret(self, provider: ProviderName, account: Account, state: State) -> None:
+    async def unset_secret(self, provider: ProviderName, account: SignedIn, state: State) -> None:
         await delete_webhook_secret(state.db, account.id, _adapter(state, provider).name)
 
 
@@ -249,7 +249,7 @@ async def _confirm_subscription(url: str) -> None:
     ),
 )
 async def receive_webhook(
-    provider: ProviderName, account_token: AccountToken, request: Request, account: Account, state: State
+    provider: ProviderName, account_token: AccountToken, request: Request, account: SignedIn, state: State
 ) -> WebhookResult:
     adapter = _adapter(state, provider)
     secret = await get_webhook_secret(state.db, account.id, adapter.name)

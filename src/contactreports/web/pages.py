@@ -11,11 +11,13 @@ import msgspec
 from litestar import Request, Response, Router, get, post
 from litestar.datastructures import FormMultiDict
 from litestar.di import Provide
+from litestar.params import FromQuery
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.response import Redirect, Stream, Template
 from litestar.static_files import create_static_files_router
 from litestar.template import TemplateConfig
 
+from contactreports.api.auth import SignedIn
 from contactreports.api.errors import EXCEPTION_HANDLERS, Problem, ProblemError
 from contactreports.api.pagination import Cursor, Limit
 from contactreports.api.reports import ReportId, export_stream, report_out, reports_page, restart_report, rows_page
@@ -87,7 +89,7 @@ def _sign_in_form(request: Request, error: str | None) -> Template:
 
 
 @get("/reports/live")
-async def live_list(request: Request, account: Account, cursor: Cursor = None) -> Template:
+async def live_list(request: Request, account: SignedIn, cursor: Cursor = None) -> Template:
     """The list alone, as the page's script fetches it to stay current without reloading."""
     return Template("_reports.html", context=await _list_context(request, account, cursor))
 
@@ -109,12 +111,12 @@ async def sign_out(request: Request) -> Redirect:
 
 
 @get("/reports/new")
-async def new_search(account: Account) -> Template:
+async def new_search(account: SignedIn) -> Template:
     return Template("new_search.html", context={"account": account, **form_context(typed(FormMultiDict()), {})})
 
 
 @post("/reports/new")
-async def create_search(request: Request, account: Account) -> Template | Redirect:
+async def create_search(request: Request, account: SignedIn) -> Template | Redirect:
     form = await request.form()
     values = typed(form)
     quick = form.get("quick")
@@ -161,9 +163,9 @@ class ReportGone(Exception):
 @get("/reports/{report_id:str}")
 async def report_page(
     request: Request,
-    account: Account,
+    account: SignedIn,
     report_id: ReportId,
-    action: str | None = None,
+    action: FromQuery[str | None] = None,
     limit: Limit = ROWS_LIMIT,
     cursor: Cursor = None,
 ) -> Template:
@@ -209,7 +211,9 @@ async def _rows_context(
 
 
 @get("/reports/{report_id:str}/export")
-async def export(request: Request, account: Account, report_id: ReportId, format: Format) -> Stream | Redirect:
+async def export(
+    request: Request, account: SignedIn, report_id: ReportId, format: FromQuery[Format]
+) -> Stream | Redirect:
     """The API's export of a done report, downloaded through the page's session."""
     try:
         return await export_stream(request.app.state, account, report_id, format)
@@ -220,7 +224,7 @@ async def export(request: Request, account: Account, report_id: ReportId, format
 
 
 @post("/reports/{report_id:str}/rerun")
-async def rerun(request: Request, account: Account, report_id: ReportId) -> Redirect:
+async def rerun(request: Request, account: SignedIn, report_id: ReportId) -> Redirect:
     refused = await over_report_limit(request, account)  # as the API's rerun: one more report
     if refused:
         return _back_to_list(request, refused)
@@ -234,13 +238,13 @@ async def rerun(request: Request, account: Account, report_id: ReportId) -> Redi
 
 
 @get("/reports/{report_id:str}/delete")
-async def confirm_delete(request: Request, account: Account, report_id: ReportId) -> Template:
+async def confirm_delete(request: Request, account: SignedIn, report_id: ReportId) -> Template:
     report = await _report(request, account, report_id)
     return Template("confirm_delete.html", context={"account": account, "report": report_out(report)})
 
 
 @post("/reports/{report_id:str}/delete")
-async def delete(request: Request, account: Account, report_id: ReportId) -> Redirect:
+async def delete(request: Request, account: SignedIn, report_id: ReportId) -> Redirect:
     if not await store.delete_report(request.app.state.db, account.id, report_id):
         raise ReportGone()
     return _back_to_list(request, "The report is deleted.")
