@@ -214,6 +214,8 @@ async def test_a_signature_seen_before_is_refused_with_another_body_and_taken_wi
         first = await mailgun.post(url, content=genuine)
         replayed = await mailgun.post(url, content=json.dumps(forged).encode())
         retried = await mailgun.post(url, content=genuine)
+        # The same delivery written out anew (spacing, key order): a retry all the same.
+        rewritten = await mailgun.post(url, content=json.dumps(json.loads(genuine), indent=2, sort_keys=True).encode())
 
     assert (first.status_code, first.json()) == (200, result(ingested=1))
     assert (replayed.status_code, replayed.json()) == (
@@ -221,4 +223,5 @@ async def test_a_signature_seen_before_is_refused_with_another_body_and_taken_wi
         problem(401, "Unauthorized", "This signature came before with another body: a replay. Nothing was stored."),
     )
     assert (retried.status_code, retried.json()) == (200, result(duplicates=1))
+    assert (rewritten.status_code, rewritten.json()) == (200, result(duplicates=1))
     assert await report_for(client, "victim@example.com", "2026-01-01T00:00:00Z", "2027-01-01T00:00:00Z") == []

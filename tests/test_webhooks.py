@@ -13,6 +13,7 @@ import msgspec
 import pytest
 
 from conftest import ApiAccount, service_env, start_api, wait_until
+from contactreports.models import OUT_OF_RANGE
 from contactreports.store.database import Database
 from contactreports.webhooks.base import Delivery
 from contactreports.webhooks.postmark import PostmarkAdapter
@@ -317,6 +318,10 @@ def _basic(credentials: str) -> dict[str, str]:
     return {"Authorization": "Basic " + base64.b64encode(credentials.encode()).decode()}
 
 
+def with_time(record: bytes, delivered_at: str) -> bytes:
+    return json.dumps(json.loads(record) | {"DeliveredAt": delivered_at}).encode()
+
+
 NO_CREDENTIALS = (
     "No basic-auth credentials: give Postmark the webhook URL with them "
     "(https://username:password@host/...) or set its Basic auth fields."
@@ -372,6 +377,9 @@ async def test_refused_deliveries_store_nothing(
     [
         (fixture("delivery").replace(b"john@example.com", b"john at example.com"), "[0].email", "not an email address"),
         (fixture("open").replace(b"welcome-email", b"w" * 200), "[0].campaign_id", "Expected `str` of length <= 200"),
+        # A time UTC cannot hold (year 1, an hour east of UTC): set aside, not a 500.
+        (with_time(fixture("delivery"), "0001-01-01T00:00:00+01:00"), "[0].occurred_at", OUT_OF_RANGE),
+        (with_time(fixture("delivery"), "9999-12-31T23:59:59-01:00"), "[0].occurred_at", OUT_OF_RANGE),
     ],
 )
 async def test_an_event_our_checks_refuse_is_set_aside_and_reported_not_refused_for_a_retry(

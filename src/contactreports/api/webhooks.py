@@ -200,15 +200,18 @@ async def _store(state: State, account: Account, events: list[NewEvent], parsed:
         raise unknown_campaigns(error) from error
 
 
-async def _signed_once(state: State, nonce: str, seconds: int, body: bytes) -> None:
-    """Refuse a signature seen before with another body: a replay carrying forged events.
+async def _signed_once(state: State, nonce: str, seconds: int, parsed: Parsed) -> None:
+    """Refuse a signature seen before with other events: a replay carrying forged ones.
 
     Mailgun signs a timestamp and a token, not the body, so whoever sees one delivery could post
     any events with its signature for as long as it is accepted; Mailgun's advice is to keep the
-    tokens used. The same body again is a retry, let through to count its events as duplicates.
+    tokens used. The same events again are a retry, let through to count as duplicates. What is
+    compared is what the delivery says (its events, sorted keys), not its bytes: a retry written
+    out anew, with other spacing or key order, is still the same delivery.
     """
     key = "contactreports:webhook-nonces:" + hashlib.sha256(nonce.encode()).hexdigest()
-    digest = hashlib.sha256(body).hexdigest()
+    said = msgspec.json.encode([parsed.events, parsed.campaigns, parsed.ignored], order="sorted")
+    digest = hashlib.sha256(said).hexdigest()
     try:
         first = await state.redis.set(key, digest, nx=True, ex=max(seconds, 1))
         seen = None if first else await state.redis.get(key)
@@ -242,10 +245,12 @@ async def _confirm_subscription(url: str) -> None:
         "The URL to paste into the provider's dashboard (`POST /api/webhooks/token` gives it). No API key: "
         "the token names the account, and the delivery must be signed or authenticated as the provider "
         "documents, with the secret set by `PUT /api/webhooks/{provider}` (else `401`; nothing stored). "
-        "Events are stored all or nothing, a redelivered event is counted as a duplicate, and campaigns the "
-        "provider names are created on first sight. Event types that mean nothing to a contact report are "
-        "counted in `ignored`. A body that is not the provider's format: `400`. Amazon SNS's subscription "
-        "confirmation is answered here too (`502` when SNS could not be reached)."
+        "A redelivered event is counted as a duplicate, and campaigns the provider names are created on "
+        "first sight. Event types that mean nothing to a contact report are counted in `ignored`; an event "
+        "that fails the checks of `POST /api/events` is set aside and named in `rejected`, and the others "
+        "are stored. A body that is not the provider's format: `400`, nothing stored. A Mailgun signature "
+        "seen before with other events: `401`. Amazon SNS's subscription confirmation is answered here too "
+        "(`502` when SNS could not be reached; `503` when its signing certificate could not be fetched)."
     ),
 )
 async def receive_webhook(
@@ -274,7 +279,7 @@ async def receive_webhook(
     except Unavailable as error:  # the provider retries a 503; a 401 would lose its events
         raise ProblemError(503, f"{error} Nothing was stored; try again.", headers={"Retry-After": "5"}) from error
     if parsed.nonce is not None:
-        await _signed_once(state, f"{account.id}:{adapter.name}:{parsed.nonce}", parsed.nonce_seconds, delivery.body)
+        await _signed_once(state, f"{account.id}:{adapter.name}:{parsed.nonce}", parsed.nonce_seconds, parsed)
     if parsed.subscribe_url is not None:
         await _confirm_subscription(parsed.subscribe_url)
     events, rejected = _checked(parsed, state.settings.max_details_bytes)

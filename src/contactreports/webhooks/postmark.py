@@ -207,9 +207,18 @@ def _decode(body: bytes, shape: type) -> Any:
         raise Malformed(undecodable(error)) from error
 
 
+def _instant(at: datetime) -> str:
+    """`at` in UTC, so that one moment written with two offsets is one id; a time at the edge of
+    the calendar, which UTC cannot hold, as written (the checks then set the event aside)."""
+    try:
+        return at.astimezone(UTC).isoformat()
+    except OverflowError:
+        return at.isoformat()
+
+
 def _event_in(record_type: str, record: _Record) -> EventIn:
     email, at, action, details = record.event()
-    identity = "\x1f".join((record_type, record.MessageID or "", email, at.astimezone(UTC).isoformat()))
+    identity = "\x1f".join((record_type, record.MessageID or "", email, _instant(at)))
     campaign = record.campaign()
     details = {"provider": NAME, "message_id": record.MessageID, **details}
     return EventIn(
