@@ -9,6 +9,8 @@ from typing import Any
 import httpx
 
 from conftest import wait_until
+from contactreports.ingest import EventIn
+from contactreports.webhooks.base import Parsed
 
 CATEGORIES = ["email", "campaign", "sms", "automation"]  # the contract's (shared/API.md)
 ALL_EMAIL = [
@@ -148,3 +150,8 @@ async def report_for(client: httpx.AsyncClient, email: str, start: str, end: str
 def result(ingested: int = 0, duplicates: int = 0, ignored: dict | None = None, rejected: list | None = None) -> dict:
     """A webhook delivery's answer (`POST /webhooks/{provider}/{token}`)."""
     return {"ingested": ingested, "duplicates": duplicates, "ignored": ignored or {}, "rejected": rejected or []}
+
+
+def in_order(events: list[EventIn], campaigns: dict[str, str] | None = None) -> Parsed:
+    """What an adapter parses from a delivery whose every event it keeps: positions 0, 1, ..."""
+    return Parsed(events=events, positions=list(range(len(events))), campaigns=campaigns or {})

@@ -13,9 +13,10 @@ import httpx
 import pytest
 
 from contactreports.ingest import EventIn
+from contactreports.models import FieldError
 from contactreports.webhooks.base import Delivery, Malformed, Parsed, Unauthorized
 from contactreports.webhooks.brevo import BrevoAdapter
-from helpers import report_for, webhook_url
+from helpers import in_order, report_for, webhook_url
 
 FIXTURES = Path(__file__).parent / "fixtures" / "webhooks" / "brevo"
 TOKEN = "Zk3m-Qp8_wR2vT6yX9aB"
@@ -132,7 +133,7 @@ def test_every_fixture_is_tested() -> None:
 @pytest.mark.parametrize("name", EXPECTED)
 def test_each_documented_event_becomes_its_event(name: str) -> None:
     expected = EXPECTED[name]
-    assert parse(fixture(name)) == Parsed(
+    assert parse(fixture(name)) == in_order(
         events=[expected], campaigns={expected.campaign_id: CAMPAIGN_NAMES[expected.campaign_id]}
     )
 
@@ -147,6 +148,7 @@ def test_a_batch_is_an_array_of_the_same_events() -> None:
     body = b"[" + b",".join(fixture(name) for name in names) + b"]"
     assert parse(body) == Parsed(
         events=list(EXPECTED.values()),
+        positions=list(range(len(EXPECTED))),
         campaigns=CAMPAIGN_NAMES,
         ignored={name: count for counts in IGNORED.values() for name, count in counts.items()},
     )
@@ -207,24 +209,55 @@ def test_a_plain_tag_string_and_the_campaign_name_spelt_with_underscore() -> Non
     ("body", "message"),
     [
         (b"not json", "not valid JSON"),
-        (b'"delivered"', "Expected `object | array`, got `str`"),
-        (b'{"email": "a@b.com"}', "Object missing required field `event`"),
-        (b'[{"event": "delivered", "email": "a@b.com", "ts_event": "soon"}]', "Expected `int | null`, got `str`"),
-        (b'{"event": "delivered", "email": "a@b.com"}', "[0]: a Brevo 'delivered' event without `ts_event`"),
+        (b'"delivered"', "not a Brevo email event or array of them: body: Expected `object | array`, got `str`"),
+        (b'{"email": "a@b.com"}', "not a Brevo email event or array of them: [0].event: Object missing required field"),
+        (b"[1]", "not a Brevo email event or array of them: [0]: Expected `object`, got `int`"),
+        # Without its type an event cannot even be counted as ignored.
         (
-            b'{"event": "delivered", "email": "a@b.com", "ts_event": 1604933654000000}',
-            "[0].ts_event: 1604933654000000 is out of range",
-        ),
-        # JSON's longest integers (4,300 digits) overflow a float: still only a malformed body.
-        (
-            b'[{"event": "click", "email": "a@b.com", "ts_event": 9' + b"9" * 4299 + b"}]",
-            "[0].ts_event: 9" + "9" * 4299 + " is out of range",
+            b'[{"event": "opened", "email": "a@b.com", "ts_event": 1}, {"event": 7}]',
+            "not a Brevo email event or array of them: [1].event: Expected `str`, got `int`",
         ),
     ],
 )
 def test_a_body_that_is_not_brevos_format_is_malformed(body: bytes, message: str) -> None:
     with pytest.raises(Malformed, match=re.escape(message)):
         parse(body)
+
+
+OPENED = {"event": "opened", "email": EMAIL, "ts_event": 1604933654}
+DELIVERED = {"event": "delivered", "email": "a@b.com"}
+
+
+@pytest.mark.parametrize(
+    ("bad", "error"),
+    [
+        (DELIVERED, ("ts_event", "missing from a Brevo 'delivered' event")),
+        (DELIVERED | {"ts_event": "soon"}, ("ts_event", "Expected `int | null`, got `str`")),
+        (DELIVERED | {"ts_event": 1604933654000000}, ("ts_event", "1604933654000000 is out of range")),
+        # JSON's longest integers (4,300 digits) overflow a float; quoted cut short.
+        (DELIVERED | {"ts_event": int("9" * 4300)}, ("ts_event", "9" * 39 + "… is out of range")),
+        (DELIVERED | {"ts_event": 1, "tags": "x"}, ("tags", "Expected `array | null`, got `str`")),
+    ],
+)
+def test_an_event_with_a_bad_field_is_set_aside_by_its_place_in_the_batch(bad: dict, error: tuple[str, str]) -> None:
+    # An event counted as ignored before it: the position is the batch's, not among the events kept.
+    body = json.dumps([OPENED, {"event": "list_addition"}, bad, OPENED | {"ts_event": 1604933655}]).encode()
+
+    parsed = parse(body)
+
+    assert (parsed.positions, parsed.rejected) == ([0, 3], [FieldError(f"[2].{error[0]}", error[1])])
+    assert [event.occurred_at.second for event in parsed.events] == [14, 15]
+    assert parsed.ignored == {"list_addition": 1}
+
+
+def test_a_single_event_with_a_bad_field_is_set_aside_as_the_first() -> None:
+    parsed = parse(b'{"event": "delivered", "email": "a@b.com"}')
+
+    assert parsed == Parsed(rejected=[FieldError("[0].ts_event", "missing from a Brevo 'delivered' event")])
+
+
+def test_an_ignored_event_is_counted_whatever_its_other_fields() -> None:
+    assert parse(b'[{"event": "list_addition", "ts_event": "soon", "tags": 5}]') == Parsed(ignored={"list_addition": 1})
 
 
 def basic(user: str, password: str) -> str:
@@ -356,3 +389,34 @@ async def test_a_delivery_without_the_token_stores_nothing(
     assert (response.status_code, response.json()) == (401, problem)
     assert await report_for(client, EMAIL, "2020-11-01T00:00:00Z", "2020-12-01T00:00:00Z") == []
     assert (await client.get("/api/campaigns")).json()["items"] == []
+
+
+async def test_a_batchs_bad_events_are_set_aside_by_their_place_in_it_and_the_others_stored(
+    client: httpx.AsyncClient,
+) -> None:
+    url = await webhook_url(client, "brevo", TOKEN)
+    body = [
+        json.loads(fixture("delivered")),
+        {"event": "list_addition"},
+        {**OPENED, "email": "not an address"},  # refused by the route's checks
+        {"event": "delivered", "email": EMAIL},  # set aside by the adapter: no ts_event
+        json.loads(fixture("opened")),
+    ]
+
+    async with httpx.AsyncClient() as brevo:
+        response = await brevo.post(url, json=body, headers={"Authorization": f"Bearer {TOKEN}"})
+
+    assert (response.status_code, response.json()) == (
+        200,
+        {
+            "ingested": 2,
+            "duplicates": 0,
+            "ignored": {"list_addition": 1},
+            "rejected": [
+                {"field": "[2].email", "message": "not an email address"},
+                {"field": "[3].ts_event", "message": "missing from a Brevo 'delivered' event"},
+            ],
+        },
+    )
+    rows = await report_for(client, EMAIL, "2020-11-01T00:00:00Z", "2020-12-01T00:00:00Z")
+    assert [row["action"] for row in rows] == ["email.delivered", "email.opened"]

@@ -20,11 +20,12 @@ import pytest
 from conftest import ApiAccount, Process, service_env, start_api
 from contactreports.config import Settings
 from contactreports.ingest import EventIn
+from contactreports.models import FieldError
 from contactreports.webhooks import sns as sns_module
 from contactreports.webhooks.base import Delivery, Malformed, Parsed, Unauthorized, Unavailable
 from contactreports.webhooks.ses import SesAdapter
 from contactreports.webhooks.sns import check_certificate_url, fetch_certificate, signing_names
-from helpers import report_for, webhook_url
+from helpers import in_order, report_for, webhook_url
 from local_sns import (
     CERT,
     ENDLESS,
@@ -95,7 +96,7 @@ CHROME = (
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/60.0.3112.90 Safari/537.36"
 )
 EXAMPLES = {
-    "event-bounce.json": Parsed(
+    "event-bounce.json": in_order(
         events=[
             event(
                 "email.bounced",
@@ -108,18 +109,18 @@ EXAMPLES = {
         ],
         campaigns=CONFIG_SET,
     ),
-    "event-complaint.json": Parsed(
+    "event-complaint.json": in_order(
         events=[event("email.spam_reported", "recipient@example.com", "2017-08-05T00:41:02.669Z", reason="abuse")],
         campaigns=CONFIG_SET,
     ),
-    "event-delivery.json": Parsed(
+    "event-delivery.json": in_order(
         events=[event("email.delivered", "recipient@example.com", "2016-10-19T23:21:04.133Z")], campaigns=CONFIG_SET
     ),
-    "event-send.json": Parsed(
+    "event-send.json": in_order(
         events=[event("email.sent", "recipient@example.com", "2016-10-14T05:02:16.645Z")], campaigns=CONFIG_SET
     ),
     # AWS's example was rejected on its way to sender@example.com.
-    "event-reject.json": Parsed(
+    "event-reject.json": in_order(
         events=[
             event(
                 "email.bounced",
@@ -131,7 +132,7 @@ EXAMPLES = {
         ],
         campaigns=CONFIG_SET,
     ),
-    "event-open.json": Parsed(
+    "event-open.json": in_order(
         events=[
             event(
                 "email.opened", "recipient@example.com", "2017-08-09T22:00:19.652Z", ip="192.0.2.1", user_agent=IPHONE
@@ -139,7 +140,7 @@ EXAMPLES = {
         ],
         campaigns=CONFIG_SET,
     ),
-    "event-click.json": Parsed(
+    "event-click.json": in_order(
         events=[
             event(
                 "email.clicked",
@@ -154,7 +155,7 @@ EXAMPLES = {
     ),
     "event-rendering-failure.json": Parsed(ignored={"Rendering Failure": 1}),
     "event-delivery-delay.json": Parsed(ignored={"DeliveryDelay": 1}),
-    "event-subscription.json": Parsed(
+    "event-subscription.json": in_order(
         events=[
             event(
                 "email.unsubscribed",
@@ -165,7 +166,7 @@ EXAMPLES = {
         ],
         campaigns=CONFIG_SET,
     ),
-    "notification-bounce-with-dsn.json": Parsed(
+    "notification-bounce-with-dsn.json": in_order(
         events=[
             notice(
                 "email.bounced",
@@ -178,7 +179,7 @@ EXAMPLES = {
         ]
     ),
     # Two bounced recipients: one event each, told apart by their index.
-    "notification-bounce-without-dsn.json": Parsed(
+    "notification-bounce-without-dsn.json": in_order(
         events=[
             event(
                 "email.bounced",
@@ -194,7 +195,7 @@ EXAMPLES = {
             for index, email in enumerate(["jane@example.com", "richard@example.com"])
         ]
     ),
-    "notification-complaint-with-feedback.json": Parsed(
+    "notification-complaint-with-feedback.json": in_order(
         events=[
             notice(
                 "email.spam_reported",
@@ -204,7 +205,7 @@ EXAMPLES = {
             )
         ]
     ),
-    "notification-complaint-without-feedback.json": Parsed(
+    "notification-complaint-without-feedback.json": in_order(
         events=[
             notice(
                 "email.spam_reported",
@@ -213,7 +214,7 @@ EXAMPLES = {
             )
         ]
     ),
-    "notification-delivery.json": Parsed(
+    "notification-delivery.json": in_order(
         events=[
             notice(
                 "email.delivered", "jane@example.com", "0000014644fe5ef6-9a483358-9170-4cb4-a269-f5dcdf415321-000000"
@@ -343,6 +344,37 @@ def test_a_campaign_tag_and_a_configuration_set_of_one_name_are_two_campaigns() 
     campaigns = [SesAdapter(AMAZON).parse(delivery(ses_notification(r))).campaigns for r in (tagged, untagged)]
 
     assert campaigns == [{"ses:tag:ConfigSet": "ConfigSet"}, {"ses:configset:ConfigSet": "ConfigSet"}]
+
+
+@pytest.mark.parametrize("values", [[""], [" ", "Spring sale"]])
+def test_an_empty_campaign_tag_names_no_campaign(values: list[str]) -> None:
+    record = fixture("event-send.json")
+    record["mail"]["tags"]["campaign"] = values
+
+    parsed = SesAdapter(AMAZON).parse(delivery(ses_notification(record)))
+
+    expected = {"ses:tag:Spring sale": "Spring sale"} if "Spring sale" in values else CONFIG_SET
+    assert ([e.campaign_id for e in parsed.events], parsed.campaigns) == ([*expected], expected)
+
+
+def test_a_recipient_without_an_address_is_set_aside_by_its_index_and_the_others_kept() -> None:
+    record = fixture("notification-bounce-without-dsn.json")
+    recipients = record["bounce"]["bouncedRecipients"]
+    record["bounce"]["bouncedRecipients"] = [{"status": "5.0.0"}, recipients[0], {"emailAddress": 7}, recipients[1]]
+
+    parsed = SesAdapter(AMAZON).parse(delivery(ses_notification(record)))
+
+    assert [(e.email, e.id) for e in parsed.events] == [
+        ("jane@example.com", f"ses:{SNS_MESSAGE_ID}:1"),
+        ("richard@example.com", f"ses:{SNS_MESSAGE_ID}:3"),
+    ]
+    assert (parsed.positions, parsed.rejected) == (
+        [1, 3],
+        [
+            FieldError("[0].email", "missing from a recipient of the Bounce record"),
+            FieldError("[2].email", "Expected `str`, got `int`"),
+        ],
+    )
 
 
 def test_a_send_to_several_addresses_is_sent_to_each() -> None:

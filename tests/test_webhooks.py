@@ -13,6 +13,7 @@ import msgspec
 import pytest
 
 from conftest import ApiAccount, service_env, start_api, wait_until
+from contactreports.api.webhooks import MAX_IGNORED_NAME, _ignored_names
 from contactreports.models import OUT_OF_RANGE
 from contactreports.store.database import Database
 from contactreports.webhooks.base import Delivery
@@ -299,6 +300,35 @@ async def test_record_types_that_mean_nothing_to_a_report_are_counted_and_logged
 
 async def _contains(path: Path, text: str) -> bool:
     return text in path.read_text()
+
+
+async def test_an_ignored_type_name_is_answered_and_logged_escaped_and_cut_short(
+    client: httpx.AsyncClient, postmark_url: str, account: ApiAccount, logs: Path
+) -> None:
+    # Postmark's RecordType is whatever the body says: here a line break, a bell and 100 KB.
+    record = {"RecordType": "Forged\nINFO fake log line\x07" + "x" * 100_000, "MessageID": "m"}
+    async with httpx.AsyncClient() as postmark:
+        response = await postmark.post(with_credentials(postmark_url), json=record)
+
+    shown = "Forged\\nINFO fake log line\\x07" + "x" * 69 + "…"
+    assert len(shown) == MAX_IGNORED_NAME
+    assert (response.status_code, response.json()) == (200, result(ignored={shown: 1}))
+    await wait_until(
+        lambda: _contains(logs / "api.log", f"postmark webhook for account {account.id}: ignored {shown} x1")
+    )
+    assert "\nINFO fake log line" not in (logs / "api.log").read_text()
+
+
+def test_ignored_type_names_alike_once_cut_short_are_counted_together() -> None:
+    long_a, long_b = "t" * 150 + "a", "t" * 150 + "b"
+    ignored = {long_a: 2, long_b: 3, "deferred": 1, "tab\there": 1, "line\u2028break": 1}
+
+    assert _ignored_names(ignored) == {
+        "t" * 99 + "…": 5,
+        "deferred": 1,
+        "tab\\there": 1,
+        "line\\u2028break": 1,
+    }
 
 
 async def test_a_rotated_token_stops_working_at_once(client: httpx.AsyncClient, postmark_url: str) -> None:

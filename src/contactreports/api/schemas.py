@@ -125,12 +125,19 @@ class WebhookResult(msgspec.Struct):
     duplicates: int
     ignored: Annotated[
         dict[str, int],
-        msgspec.Meta(description="The provider's event types not mapped onto the catalogue, with their counts."),
+        msgspec.Meta(
+            description="The provider's event types not mapped onto the catalogue, with their counts. A name "
+            "has its control characters escaped (`\\n`) and is cut to 100 characters (the last `…`); names "
+            "alike once cut are counted together."
+        ),
     ]
     rejected: Annotated[
         list[FieldError],
         msgspec.Meta(
-            description="Events that fail the checks of `POST /api/events` (say, an address that is not one), "
-            "by their index in the delivery: set aside, so that the delivery's other events are stored."
+            description="Events set aside, so that the delivery's other events are stored: those that fail the "
+            "checks of `POST /api/events` (say, an address that is not one) or lack what the provider's format "
+            "gives every event (say, a time). Each is named `[position].field` by its position in the delivery "
+            "as the provider numbers them (an index in the posted array, ignored events counted; for Amazon "
+            "SES, the recipient's index in the record), and they come in that order."
         ),
     ]

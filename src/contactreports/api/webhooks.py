@@ -57,6 +57,8 @@ log = logging.getLogger(__name__)
 # Amazon SNS waits for the confirmation no longer than a webhook delivery waits for our answer.
 SUBSCRIBE_TIMEOUT_SECONDS = 10
 MAX_CAMPAIGN_NAME = 200  # as PUT /api/campaigns allows
+# The longest name of an ignored type answered and logged (see `_ignored_names`).
+MAX_IGNORED_NAME = 100
 ProviderName = Annotated[
     str,
     Parameter(
@@ -176,18 +178,53 @@ def _checked(parsed: Parsed, max_details_bytes: int) -> tuple[list[NewEvent], li
 
     A provider retries a refused delivery whole, then gives up on it: one event we cannot store
     (an address our check refuses, an over-long tag) must not cost the delivery's other events.
+    What is wrong is named by the event's position in the delivery (`Parsed.positions`), with
+    what the adapter set aside itself, in the order of the delivery.
     """
-    decoded, positions, rejected = [], [], []
-    for i, event in enumerate(parsed.events):
+    positions = parsed.positions or list(range(len(parsed.events)))
+    decoded, kept, rejected = [], [], list(parsed.rejected)
+    for position, event in zip(positions, parsed.events, strict=True):
         try:
             # Encoded and decoded again: the limits EventIn declares (lengths of ids, say) hold too.
-            decoded.append(decode_line(i, msgspec.json.encode(event)))
+            decoded.append(decode_line(position, msgspec.json.encode(event)))
         except InvalidEvents as error:
             rejected.extend(error.errors)
         else:
-            positions.append(i)
-    valid, errors = check_events(decoded, max_details_bytes, positions)
-    return valid, rejected + errors
+            kept.append(position)
+    valid, errors = check_events(decoded, max_details_bytes, kept)
+    return valid, sorted(rejected + errors, key=_position)
+
+
+def _position(error: FieldError) -> int:
+    """The position a rejected event's error names (`[12].email`: 12); sorted stably, so an
+    event's errors keep their order."""
+    match = _POSITION.match(error.field)
+    return int(match[1]) if match else -1
+
+
+_POSITION = re.compile(r"\[(\d+)\]")
+
+
+def _ignored_names(ignored: dict[str, int]) -> dict[str, int]:
+    """The provider's names of the types it ignored, as they may be answered and logged.
+
+    They are the provider's text, of any length and any characters: each control character
+    (a newline would start a line of its own in the log) is written as its escape (`\\n`,
+    `\\x07`), then a name longer than MAX_IGNORED_NAME characters is cut to that many, the last
+    an ellipsis. Names alike once so cut (two long names of one prefix) are counted together,
+    so the counts still add up to the events ignored.
+    """
+    names: dict[str, int] = {}
+    for name, count in ignored.items():
+        escaped = _CONTROLS_IN_TYPE.sub(lambda control: repr(control[0])[1:-1], name)
+        if len(escaped) > MAX_IGNORED_NAME:
+            escaped = escaped[: MAX_IGNORED_NAME - 1] + "…"
+        names[escaped] = names.get(escaped, 0) + count
+    return names
+
+
+# Control characters, and the two line breaks of Unicode a log viewer may break a line at.
+_CONTROLS_IN_TYPE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 async def _store(state: State, account: Account, events: list[NewEvent], parsed: Parsed) -> tuple[int, int]:
@@ -284,12 +321,13 @@ async def receive_webhook(
         await _confirm_subscription(parsed.subscribe_url)
     events, rejected = _checked(parsed, state.settings.max_details_bytes)
     ingested, duplicates = await _store(state, account, events, parsed) if events else (0, 0)
-    if parsed.ignored:
-        counts = ", ".join(f"{kind} x{count}" for kind, count in sorted(parsed.ignored.items()))
+    ignored = _ignored_names(parsed.ignored)
+    if ignored:
+        counts = ", ".join(f"{kind} x{count}" for kind, count in sorted(ignored.items()))
         log.info("%s webhook for account %s: ignored %s", adapter.name, account.id, counts)
     if rejected:
         reasons = "; ".join(f"{error.field}: {error.message}" for error in rejected[:5])
         log.warning(
             "%s webhook for account %s: set aside %d events: %s", adapter.name, account.id, len(rejected), reasons
         )
-    return WebhookResult(ingested, duplicates, parsed.ignored, rejected)
+    return WebhookResult(ingested, duplicates, ignored, rejected)

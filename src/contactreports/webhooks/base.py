@@ -20,17 +20,46 @@ Conventions every adapter keeps, so reports read the same whichever provider sen
   SendGrid's or SES's events map onto one action, on every Brevo event, a Postmark bounce's
   Type, a Mailgun failure's reason), and Postmark's `first_open` (whether an open is the
   message's first) and `origin` (who changed a subscription: Recipient, Customer or Admin).
+
+Refused or set aside: a provider retries a refused delivery whole, then drops it, so one bad
+event must not cost the others. The rule:
+- `Malformed` (`400`, nothing stored) only when the body is not the provider's format at all:
+  not JSON, not the documented shape (not an array where one is, an event that is not an
+  object), an event whose type cannot be read (no `event` field, or not a string: without it
+  nothing says whether the event is one we store or one we ignore), or a part every event of
+  the delivery shares (an SES record's type, `mail` or timestamp). A Mailgun or Postmark
+  delivery is one event: whatever is wrong with it may refuse the delivery, costing no other.
+- Anything else wrong with one event once its type is known (a field missing or of the wrong
+  type, a time that is no time or out of range): that event is set aside in `Parsed.rejected`,
+  named `[position].field` as in `POST /api/events`, and the others are parsed on. `BadEvent`
+  carries such a problem out of a helper; `typed_events` and `read_event` keep the rule for an
+  array of events. An event of an ignored type is counted whatever its other fields hold:
+  nothing else of it is read.
+- The route then checks the events kept as `POST /api/events` does (`_checked` in
+  api/webhooks.py), naming what it refuses by `Parsed.positions`, and answers every event set
+  aside in `rejected`, by position.
+
+"An event" and its position: SendGrid's and Brevo's, an element of the delivery's array and
+its index (`[0]` for Brevo's single event); an SES record's, one recipient, by its index in the
+record's list of recipients (`mail.destination`, `delivery.recipients`,
+`bounce.bouncedRecipients`, `complaint.complainedRecipients`), the index that ends its id
+`ses:<SNS MessageId>:<index>`; Mailgun's and Postmark's, the delivery itself, `[0]`.
 """
 
 from __future__ import annotations
 
 import base64
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime
-from typing import ClassVar, Protocol
+from typing import ClassVar, Protocol, TypeVar
 
 import msgspec
 
-from contactreports.ingest import EventIn
+from contactreports.ingest import EventIn, field_error
+from contactreports.models import FieldError
+
+# The longest value an error message quotes from a delivery: it is answered and logged.
+MAX_SHOWN = 40
 
 
 class Unauthorized(Exception):
@@ -45,6 +74,19 @@ class Malformed(Exception):
     """The body is not the provider's documented format: answered 400, nothing stored."""
 
 
+class BadEvent(Malformed):
+    """One event is wrong (a field missing, not a time, out of range): see the rule above.
+
+    An adapter of several events a delivery catches it and sets the event aside
+    (`Parsed.rejected`); where the delivery is the one event (Mailgun, Postmark), it is left to
+    refuse the delivery as the Malformed it also is.
+    """
+
+    def __init__(self, field: str, message: str):
+        super().__init__(f"{field}: {message}")
+        self.error = FieldError(field, message)
+
+
 class Delivery(msgspec.Struct, frozen=True):
     """One webhook request, as the adapter sees it."""
 
@@ -57,6 +99,11 @@ class Delivery(msgspec.Struct, frozen=True):
 
 class Parsed(msgspec.Struct, kw_only=True):
     events: list[EventIn] = msgspec.field(default_factory=list)
+    # Each event's position in the delivery, as the provider numbers them (see "An event and its
+    # position" above): what `rejected` names it by. Empty: the events' own order, 0, 1, ...
+    positions: list[int] = msgspec.field(default_factory=list)
+    # The events the adapter itself set aside, `[position].field`: see the rule above.
+    rejected: list[FieldError] = msgspec.field(default_factory=list)
     # Campaigns the events name: {campaign id: the provider's name for it}.
     campaigns: dict[str, str] = msgspec.field(default_factory=dict)
     # The provider's event types we do not map onto the catalogue: {type: count}.
@@ -85,6 +132,48 @@ class Adapter(Protocol):
         """The events in a verified delivery; raise Malformed when it is not the documented format."""
 
 
+class EventType(msgspec.Struct):
+    """What an event of SendGrid's or Brevo's array has whatever else is wrong with it: its type."""
+
+    event: str
+
+
+_decode_event_type = msgspec.json.Decoder(EventType).decode
+Event = TypeVar("Event")
+
+
+def typed_events(
+    parsed: Parsed,
+    elements: Iterable[bytes],
+    actions: Mapping[str, str],
+    not_the_format: Callable[[FieldError], Malformed],
+) -> Iterator[tuple[int, str, bytes]]:
+    """(position, action, element) for each element of a delivery's array whose `event` is in `actions`.
+
+    The others are counted in `parsed.ignored`, whatever else they hold. An element without an
+    `event` string cannot even be counted: raises what `not_the_format` makes of that.
+    """
+    for position, element in enumerate(elements):
+        try:
+            kind = _decode_event_type(element).event
+        except msgspec.ValidationError as error:
+            raise not_the_format(field_error(error, prefix=f"[{position}]")) from error
+        action = actions.get(kind)
+        if action is None:
+            parsed.ignored[kind] = parsed.ignored.get(kind, 0) + 1
+            continue
+        yield position, action, element
+
+
+def read_event(decode: Callable[[bytes], Event], element: bytes, position: int) -> Event:
+    """An element `typed_events` gave, decoded; raises BadEvent naming a field of the wrong type."""
+    try:
+        return decode(element)
+    except msgspec.ValidationError as error:
+        bad = field_error(error, prefix=f"[{position}]")
+        raise BadEvent(bad.field, bad.message) from error
+
+
 def basic_auth(headers: dict[str, str]) -> tuple[str, str] | None:
     """The (user, password) of a request's `Authorization: Basic` header, None when it has none.
 
@@ -109,9 +198,14 @@ def basic_auth(headers: dict[str, str]) -> tuple[str, str] | None:
 def unix_time(value: float, field: str, per_second: int = 1) -> datetime:
     """`value` in seconds (or 1/`per_second` seconds) since the epoch as an aware UTC datetime.
 
-    Raises Malformed, naming `field`, when no datetime holds it.
+    Raises BadEvent, naming `field`, when no datetime holds it.
     """
     try:
         return datetime.fromtimestamp(value / per_second, UTC)
     except (OverflowError, OSError, ValueError) as error:  # JSON's longest integers overflow the division
-        raise Malformed(f"{field}: {value} is out of range") from error
+        raise BadEvent(field, f"{shown(str(value))} is out of range") from error
+
+
+def shown(text: str) -> str:
+    """`text` from a delivery as an error message quotes it: at most MAX_SHOWN characters."""
+    return text if len(text) <= MAX_SHOWN else text[: MAX_SHOWN - 1] + "…"

@@ -44,6 +44,11 @@ contact's), and the marketing contact events (`list_addition`, `contact_updated`
 `contact_deleted`), which describe Brevo's contact lists rather than mail. An event with an
 empty `email` (Brevo's own `unique_proxy_open` example has one) names no contact: it is
 counted as ignored rather than failing the whole batch.
+
+An event of a type we store without `ts_event`, with one out of range, or with a field of the
+wrong type is set aside in `rejected`, by its index in the array (`[0]` for a single event);
+only a body that is no event or array of events with an `event` string is refused (base.py's
+rule).
 """
 
 from __future__ import annotations
@@ -54,8 +59,19 @@ from typing import ClassVar
 
 import msgspec
 
-from contactreports.ingest import UNDECODABLE, EventIn, undecodable
-from contactreports.webhooks.base import Delivery, Malformed, Parsed, Unauthorized, basic_auth, unix_time
+from contactreports.ingest import UNDECODABLE, EventIn, field_error, undecodable
+from contactreports.models import FieldError
+from contactreports.webhooks.base import (
+    BadEvent,
+    Delivery,
+    Malformed,
+    Parsed,
+    Unauthorized,
+    basic_auth,
+    read_event,
+    typed_events,
+    unix_time,
+)
 
 NAME = "brevo"
 # Brevo's event name -> our action, for transactional and marketing events alike.
@@ -111,7 +127,10 @@ class BrevoEvent(msgspec.Struct):
     campaign_name_snake: str | None = msgspec.field(default=None, name="campaign_name")
 
 
-_decode = msgspec.json.Decoder(BrevoEvent | list[BrevoEvent]).decode
+# One event, or an array of them; each read on its own, so that one with a field of the wrong
+# type is set aside alone.
+_decode_body = msgspec.json.Decoder(dict[str, msgspec.Raw] | list[msgspec.Raw]).decode
+_decode_event = msgspec.json.Decoder(BrevoEvent).decode
 
 
 class BrevoAdapter:
@@ -139,15 +158,23 @@ class BrevoAdapter:
 
     def parse(self, delivery: Delivery) -> Parsed:
         try:
-            decoded = _decode(delivery.body)
+            decoded = _decode_body(delivery.body)
         except msgspec.ValidationError as error:
-            raise Malformed(f"not a Brevo email event or array of them: {error}") from error
+            raise _not_brevos(field_error(error)) from error
         except UNDECODABLE as error:
             raise Malformed(undecodable(error)) from error
+        elements = decoded if isinstance(decoded, list) else [delivery.body]
         parsed = Parsed()
-        for index, event in enumerate(decoded if isinstance(decoded, list) else [decoded]):
-            _add_event(parsed, index, event)
+        for position, action, element in typed_events(parsed, elements, ACTIONS, _not_brevos):
+            try:
+                _add_event(parsed, position, action, read_event(_decode_event, element, position))
+            except BadEvent as error:
+                parsed.rejected.append(error.error)
         return parsed
+
+
+def _not_brevos(bad: FieldError) -> Malformed:
+    return Malformed(f"not a Brevo email event or array of them: {bad.field}: {bad.message}")
 
 
 def _presented_token(headers: dict[str, str]) -> str:
@@ -164,14 +191,15 @@ def _presented_token(headers: dict[str, str]) -> str:
     raise Unauthorized("the Authorization header must be Bearer <token> or Basic credentials")
 
 
-def _add_event(parsed: Parsed, index: int, event: BrevoEvent) -> None:
-    action = ACTIONS.get(event.event)
-    if action is None or not event.email:
-        name = event.event if action is None else f"{event.event} without email"
+def _add_event(parsed: Parsed, position: int, action: str, event: BrevoEvent) -> None:
+    """Add the event, or count it as ignored; raises BadEvent for one to set aside."""
+    if not event.email:
+        name = f"{event.event} without email"
         parsed.ignored[name] = parsed.ignored.get(name, 0) + 1
         return
     if event.ts_event is None:
-        raise Malformed(f"[{index}]: a Brevo {event.event!r} event without `ts_event`")
+        raise BadEvent(f"[{position}].ts_event", f"missing from a Brevo {event.event!r} event")
+    occurred_at = unix_time(event.ts_event, f"[{position}].ts_event")
     campaign = _campaign_of(event)
     if campaign is not None:
         parsed.campaigns[campaign[0]] = campaign[1]
@@ -179,12 +207,13 @@ def _add_event(parsed: Parsed, index: int, event: BrevoEvent) -> None:
         EventIn(
             email=event.email,
             action=action,
-            occurred_at=unix_time(event.ts_event, f"[{index}].ts_event"),
+            occurred_at=occurred_at,
             id=_event_id(event),
             campaign_id=campaign[0] if campaign else None,
             details=_details_of(event),
         )
     )
+    parsed.positions.append(position)
 
 
 def _event_id(event: BrevoEvent) -> str:

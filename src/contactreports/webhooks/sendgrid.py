@@ -35,6 +35,9 @@ id is `sendgrid:<sg_event_id>`. Other events are counted as ignored.
   campaign). Ids are `sendgrid:singlesend:<id>`, `sendgrid:campaign:<id>` and
   `sendgrid:category:<name>`, so a category named like a campaign id cannot take its place.
 - An event without `sg_event_id` (some of SendGrid's examples) is stored without an id.
+- An event of a type we store that lacks `email` or `timestamp`, has a timestamp that is no
+  time, or a field of the wrong type is set aside in `rejected` by its index in the array;
+  only a body that is no array of objects with an `event` string is refused (base.py's rule).
 """
 
 from __future__ import annotations
@@ -51,7 +54,18 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import load_der_public_key
 
 from contactreports.ingest import MAX_CAMPAIGN_ID, UNDECODABLE, EventIn, field_error, undecodable
-from contactreports.webhooks.base import Delivery, Malformed, Parsed, Unauthorized, unix_time
+from contactreports.models import FieldError
+from contactreports.webhooks.base import (
+    BadEvent,
+    Delivery,
+    Malformed,
+    Parsed,
+    Unauthorized,
+    read_event,
+    shown,
+    typed_events,
+    unix_time,
+)
 
 NAME = "sendgrid"
 SIGNATURE_HEADER = "x-twilio-email-event-webhook-signature"
@@ -107,7 +121,9 @@ class SendGridEvent(msgspec.Struct):
     singlesend_name: str | None = None
 
 
-_decode = msgspec.json.Decoder(list[SendGridEvent]).decode
+# Each event is read on its own, so that one with a field of the wrong type is set aside alone.
+_decode_array = msgspec.json.Decoder(list[msgspec.Raw]).decode
+_decode_event = msgspec.json.Decoder(SendGridEvent).decode
 
 
 class SendGridAdapter:
@@ -152,25 +168,29 @@ class SendGridAdapter:
 
     def parse(self, delivery: Delivery) -> Parsed:
         try:
-            events = _decode(delivery.body)
+            elements = _decode_array(delivery.body)
         except msgspec.ValidationError as error:
-            bad = field_error(error)
-            raise Malformed(
-                f"not SendGrid's Event Webhook format (a JSON array of events): {bad.field}: {bad.message}"
-            ) from error
+            raise _not_sendgrids(field_error(error)) from error
         except UNDECODABLE as error:
             raise Malformed(f"body: {undecodable(error)}") from error
         parsed = Parsed()
-        for index, event in enumerate(events):
-            action = ACTIONS.get(event.event)
-            if action is None:
-                parsed.ignored[event.event] = parsed.ignored.get(event.event, 0) + 1
+        for position, action, element in typed_events(parsed, elements, ACTIONS, _not_sendgrids):
+            try:
+                event = read_event(_decode_event, element, position)
+                campaign_id, campaign_name = _campaign(event)
+                event_in = _event_in(position, event, action, campaign_id)
+            except BadEvent as error:
+                parsed.rejected.append(error.error)
                 continue
-            campaign_id, campaign_name = _campaign(event)
             if campaign_id is not None:
                 parsed.campaigns[campaign_id] = campaign_name
-            parsed.events.append(_event_in(index, event, action, campaign_id))
+            parsed.events.append(event_in)
+            parsed.positions.append(position)
         return parsed
+
+
+def _not_sendgrids(bad: FieldError) -> Malformed:
+    return Malformed(f"not SendGrid's Event Webhook format (a JSON array of events): {bad.field}: {bad.message}")
 
 
 def public_key(secret: str) -> ec.EllipticCurvePublicKey:
@@ -190,9 +210,9 @@ def public_key(secret: str) -> ec.EllipticCurvePublicKey:
 
 def _event_in(index: int, event: SendGridEvent, action: str, campaign_id: str | None) -> EventIn:
     if not event.email:
-        raise Malformed(f"[{index}].email: missing from a {event.event!r} event")
+        raise BadEvent(f"[{index}].email", f"missing from a {event.event!r} event")
     if event.timestamp is None:
-        raise Malformed(f"[{index}].timestamp: missing from a {event.event!r} event")
+        raise BadEvent(f"[{index}].timestamp", f"missing from a {event.event!r} event")
     return EventIn(
         email=event.email,
         action=action,
@@ -211,7 +231,7 @@ def _digits(text: str) -> int | None:
 def _occurred_at(index: int, timestamp: int | str) -> datetime:
     seconds = _digits(timestamp) if isinstance(timestamp, str) else timestamp
     if seconds is None:
-        raise Malformed(f"[{index}].timestamp: {timestamp!r} is not unix seconds")
+        raise BadEvent(f"[{index}].timestamp", f"{shown(repr(timestamp))} is not unix seconds")
     return unix_time(seconds, f"[{index}].timestamp", per_second=1000 if seconds >= MILLISECONDS_FROM else 1)
 
 

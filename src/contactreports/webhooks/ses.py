@@ -10,13 +10,19 @@ https://docs.aws.amazon.com/ses/latest/dg/notification-contents.html
   a send to several addresses) makes one event each, with ids `ses:<SNS MessageId>:<index>`;
   a record with one recipient makes `ses:<SNS MessageId>`. SNS redelivers a message with its
   MessageId, so a redelivery repeats the ids and is skipped.
+- So an event is one recipient of the record, and its position (`Parsed.positions`, what
+  `rejected` names) is that recipient's index in the record's list of them, the index its id
+  ends with. What the recipients share (the record's type, `mail`, the type's object and its
+  timestamp) not in SES's format is the whole message's problem: `Malformed`. A recipient whose
+  address is missing or no string is set aside alone, as `[index].email`; one that is no
+  address is refused by the route's checks, likewise.
 - Open and Click records name the message's recipients, not who opened or clicked: with one
   recipient that is exact; with several they are counted in `ignored` rather than pinned on
   everyone.
 - Campaign: the message's `campaign` tag (a message tag the sender sets), `ses:tag:<value>`,
   else its configuration set, `ses:configset:<name>`, so mail sent without a tag is still
   grouped by configuration set, and a tag and a configuration set of one name stay apart.
-  Identity notifications carry no tags, hence no campaign.
+  An empty or blank value names nothing. Identity notifications carry no tags, hence no campaign.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from typing import Any, ClassVar
 import msgspec
 
 from contactreports.ingest import EventIn
+from contactreports.models import FieldError
 from contactreports.webhooks.base import Delivery, Malformed, Parsed, Unauthorized
 from contactreports.webhooks.sns import SignatureVerifier, check_fresh, decode_message, is_subscribe_url
 
@@ -44,13 +51,15 @@ class _Record(msgspec.Struct, rename="camel"):
 
 
 class Recipient(_Record):
-    email_address: str
+    # Read as it comes: a recipient without an address is that recipient's event's problem, set
+    # aside alone, not the record's (base.py's rule). Likewise the lists of addresses below.
+    email_address: Any = None
 
 
 class Mail(_Record):
     message_id: str
     timestamp: datetime
-    destination: list[str]
+    destination: list[Any]
     tags: dict[str, list[str]] = {}
 
 
@@ -68,7 +77,7 @@ class Complaint(_Record):
 
 
 class Delivered(_Record):
-    recipients: list[str]
+    recipients: list[Any]
     timestamp: datetime
 
 
@@ -114,8 +123,8 @@ class SesRecord(_Record):
 
 _decode_record = msgspec.json.Decoder(SesRecord).decode
 
-# (email, occurred_at, details beyond provider and message_id)
-Happening = tuple[str, datetime, dict[str, Any]]
+# (email as the record gives it, occurred_at, details beyond provider and message_id)
+Happening = tuple[Any, datetime, dict[str, Any]]
 
 
 def _part(record: SesRecord, name: str) -> Any:
@@ -146,7 +155,7 @@ def _clicked(record: SesRecord, mail: Mail) -> list[Happening]:
     return [(email, clicked.timestamp, details) for email in _the_one_recipient(mail)]
 
 
-def _the_one_recipient(mail: Mail) -> list[str]:
+def _the_one_recipient(mail: Mail) -> list[Any]:
     return mail.destination if len(mail.destination) == 1 else []
 
 
@@ -199,7 +208,9 @@ MAPPING: dict[str, tuple[str, Callable[[SesRecord, Mail], list[Happening]]]] = {
 def campaign_of(mail: Mail) -> tuple[str, str] | None:
     """(campaign id, its name): the `campaign` tag's, else the configuration set's."""
     for tag, kind in ((CAMPAIGN_TAG, "tag"), (CONFIGURATION_SET_TAG, "configset")):
-        values = mail.tags.get(tag)
+        # An empty value names nothing (as Mailgun's and Brevo's empty tags): the next one, or
+        # the configuration set, does.
+        values = [value for value in mail.tags.get(tag, []) if value.strip()]
         if values:
             return f"{PROVIDER}:{kind}:{values[0]}", values[0]
     return None
@@ -276,18 +287,36 @@ def _parse_record(record: SesRecord, sns_message_id: str) -> Parsed:
         return Parsed(ignored={kind: 1})
     campaign = campaign_of(mail)
     campaign_id = campaign[0] if campaign else None
-    events = [
-        EventIn(
-            email=email,
-            action=action,
-            occurred_at=occurred_at,
-            id=f"{PROVIDER}:{sns_message_id}" if len(found) == 1 else f"{PROVIDER}:{sns_message_id}:{index}",
-            campaign_id=campaign_id,
-            details=_details(mail, extra),
+    parsed = Parsed(campaigns=dict([campaign]) if campaign else {})
+    for index, (email, occurred_at, extra) in enumerate(found):
+        problem = _address_problem(email, kind)
+        if problem is not None:
+            parsed.rejected.append(FieldError(f"[{index}].email", problem))
+            continue
+        parsed.events.append(
+            EventIn(
+                email=email,
+                action=action,
+                occurred_at=occurred_at,
+                # The index of every recipient, kept or not: a redelivery repeats the same ids.
+                id=f"{PROVIDER}:{sns_message_id}" if len(found) == 1 else f"{PROVIDER}:{sns_message_id}:{index}",
+                campaign_id=campaign_id,
+                details=_details(mail, extra),
+            )
         )
-        for index, (email, occurred_at, extra) in enumerate(found)
-    ]
-    return Parsed(events=events, campaigns=dict([campaign]) if campaign else {})
+        parsed.positions.append(index)
+    return parsed
+
+
+def _address_problem(email: Any, kind: str) -> str | None:
+    """Why a recipient's address as the record gives it is no string, or None: it is one."""
+    if email is None:
+        return f"missing from a recipient of the {kind} record"
+    try:
+        msgspec.convert(email, str)
+    except msgspec.ValidationError as error:
+        return str(error)
+    return None
 
 
 def _details(mail: Mail, extra: dict[str, Any]) -> dict[str, Any]:
