@@ -145,6 +145,7 @@ CONTROL_CHARACTERS = "control characters (NUL, ESC, tab, newline...) are not all
 # Text such as a campaign name may hold tabs and line breaks (CSV quotes them, XLSX keeps them),
 # but not the other control characters, which are not even allowed in XLSX's XML.
 TEXT_CONTROLS = "\t\n\r"
+MAX_CAMPAIGN_NAME = 200
 CONTROL_CHARACTERS_IN_TEXT = "control characters other than tab and line breaks are not allowed"
 
 
@@ -154,6 +155,11 @@ _CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f]")
 _CONTROLS_BUT_TEXT = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 _ASCII_SPACE_OR_CONTROL = re.compile("[\x00-\x20\x7f]")
 _CONTROLS_EXCEPT = {"": _CONTROLS, TEXT_CONTROLS: _CONTROLS_BUT_TEXT}
+
+
+def text_controls_as_spaces(text: str) -> str:
+    """`text` with the control characters a text may not hold (all but tab and line breaks) as spaces."""
+    return _CONTROLS_BUT_TEXT.sub(" ", text)
 
 
 def control_characters_in(text: str | None, allowed: str = "") -> bool:

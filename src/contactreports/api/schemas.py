@@ -6,12 +6,12 @@ from typing import Annotated
 
 import msgspec
 
-from contactreports.models import Channel, FieldError, Status, Timestamp
+from contactreports.models import MAX_CAMPAIGN_NAME, Channel, FieldError, Status, Timestamp
 
 # Responses: UTC, `Z`, millisecond precision.
 TimestampOut = Annotated[str, msgspec.Meta(examples=["2026-03-01T09:30:00.000Z"])]
 Email = Annotated[str, msgspec.Meta(max_length=320, examples=["ann@example.com"])]
-Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200, examples=["Spring sale"])]
+Name = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_CAMPAIGN_NAME, examples=["Spring sale"])]
 ActionName = Annotated[str, msgspec.Meta(max_length=100, examples=["email.clicked"])]
 
 

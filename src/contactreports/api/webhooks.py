@@ -40,7 +40,7 @@ from contactreports.api.schemas import (
     WebhookTokenOut,
 )
 from contactreports.ingest import InvalidEvents, check_events, decode_line
-from contactreports.models import Account, FieldError, NewEvent, format_ms
+from contactreports.models import MAX_CAMPAIGN_NAME, Account, FieldError, NewEvent, format_ms, text_controls_as_spaces
 from contactreports.store.events import UnknownCampaigns, insert_events
 from contactreports.store.webhooks import (
     account_for_webhook_token,
@@ -51,12 +51,11 @@ from contactreports.store.webhooks import (
     webhook_secrets_updated,
     webhook_token_created_at,
 )
-from contactreports.webhooks.base import Adapter, Delivery, Malformed, Parsed, Unauthorized, Unavailable
+from contactreports.webhooks.base import Adapter, Delivery, Malformed, Parsed, Unauthorized, Unavailable, shown
 
 log = logging.getLogger(__name__)
 # Amazon SNS waits for the confirmation no longer than a webhook delivery waits for our answer.
 SUBSCRIBE_TIMEOUT_SECONDS = 10
-MAX_CAMPAIGN_NAME = 200  # as PUT /api/campaigns allows
 # The longest name of an ignored type answered and logged (see `_ignored_names`).
 MAX_IGNORED_NAME = 100
 ProviderName = Annotated[
@@ -166,11 +165,8 @@ async def webhook_account(connection: ASGIConnection, _: BaseRouteHandler) -> No
 def _campaign_name(campaign_id: str, name: str) -> str:
     """A provider's name for a campaign as PUT /api/campaigns takes one: control characters become
     spaces, and it is cut to 200 characters (a provider's name is shown, never looked up)."""
-    cleaned = _CONTROLS_IN_NAME.sub(" ", name).strip()[:MAX_CAMPAIGN_NAME]
+    cleaned = text_controls_as_spaces(name).strip()[:MAX_CAMPAIGN_NAME]
     return cleaned or campaign_id[:MAX_CAMPAIGN_NAME]
-
-
-_CONTROLS_IN_NAME = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 
 
 def _checked(parsed: Parsed, max_details_bytes: int) -> tuple[list[NewEvent], list[FieldError]]:
@@ -216,9 +212,7 @@ def _ignored_names(ignored: dict[str, int]) -> dict[str, int]:
     """
     names: dict[str, int] = {}
     for name, count in ignored.items():
-        escaped = _CONTROLS_IN_TYPE.sub(lambda control: repr(control[0])[1:-1], name)
-        if len(escaped) > MAX_IGNORED_NAME:
-            escaped = escaped[: MAX_IGNORED_NAME - 1] + "…"
+        escaped = shown(_CONTROLS_IN_TYPE.sub(lambda control: repr(control[0])[1:-1], name), MAX_IGNORED_NAME)
         names[escaped] = names.get(escaped, 0) + count
     return names
 

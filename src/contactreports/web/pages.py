@@ -27,7 +27,14 @@ from contactreports.models import Account, Report, Summary, format_ms
 from contactreports.store import reports as store
 from contactreports.store.accounts import account_for_key
 from contactreports.store.rows import report_summary
-from contactreports.web.search import create_from_form, form_context, over_report_limit, quick_ranges, typed
+from contactreports.web.search import (
+    as_sentence,
+    create_from_form,
+    form_context,
+    over_report_limit,
+    quick_ranges,
+    typed,
+)
 from contactreports.web.security import PAGE_CACHE, PAGE_HEADERS, same_origin_only
 from contactreports.web.session import (
     DatabaseKeyedSessions,
@@ -135,7 +142,7 @@ async def create_search(request: Request, account: SignedIn) -> Template | Redir
 def sentence(problem: Problem) -> str:
     """A problem as a page says it: its field errors' messages (an unknown action, a bad cursor), or its detail."""
     errors = problem.errors or []
-    return " ".join(f"{e.message[:1].upper()}{e.message[1:]}." for e in errors) or problem.detail
+    return " ".join(as_sentence(error.message) for error in errors) or problem.detail
 
 
 def _details(raw: msgspec.Raw) -> list[tuple[str, str, str | None]]:

@@ -69,7 +69,7 @@ def _form_field(api_field: str) -> str:
     return "actions" if api_field.startswith(("actions", "categories")) else "form"
 
 
-def _message(text: str) -> str:
+def as_sentence(text: str) -> str:
     return f"{text[:1].upper()}{text[1:]}."
 
 
@@ -110,7 +110,7 @@ async def create_from_form(request: Request, account: Account, values: dict[str,
         spec = report_spec(convert_body({**body, "start": start, "end": end}, ReportIn), state.settings)
     except ProblemError as error:
         for field_error in error.problem.errors or ():
-            errors.setdefault(_form_field(field_error.field), _message(field_error.message))
+            errors.setdefault(_form_field(field_error.field), as_sentence(field_error.message))
     if errors:
         return errors
     # The rate limit counts only searches that could start: fixing a typo costs nothing.

@@ -206,6 +206,6 @@ def unix_time(value: float, field: str, per_second: int = 1) -> datetime:
         raise BadEvent(field, f"{shown(str(value))} is out of range") from error
 
 
-def shown(text: str) -> str:
-    """`text` from a delivery as an error message quotes it: at most MAX_SHOWN characters."""
-    return text if len(text) <= MAX_SHOWN else text[: MAX_SHOWN - 1] + "…"
+def shown(text: str, limit: int = MAX_SHOWN) -> str:
+    """`text` from a delivery as a message quotes it: at most `limit` characters, the last an ellipsis."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
