@@ -46,6 +46,9 @@ class InvalidEvents(Exception):
 _decode_array = msgspec.json.Decoder(list[EventIn]).decode
 _decode_one = msgspec.json.Decoder(EventIn).decode
 _AT_PATH = re.compile(r"^(?P<message>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.DOTALL)
+# msgspec 0.23 raises DecodeError("Invalid UTF-8 encoded string") where older releases raised
+# UnicodeDecodeError: its message is all that tells it from JSON that is malformed.
+_INVALID_UTF8 = re.compile(r"^Invalid UTF-8\b")
 # msgspec names a missing or unknown field in its message: "Object missing required field `email`".
 NAMED_FIELD = re.compile(r"field `([^`]+)`")
 
@@ -63,7 +66,7 @@ def field_error(error: msgspec.ValidationError, prefix: str = "") -> FieldError:
 
 def undecodable(error: Exception) -> str:
     """What is wrong with a body the JSON decoder could not read at all."""
-    if isinstance(error, UnicodeDecodeError):
+    if isinstance(error, UnicodeDecodeError) or _INVALID_UTF8.match(str(error)):
         return "not valid UTF-8"
     if isinstance(error, RecursionError):
         return "JSON nested too deeply"
