@@ -11,16 +11,37 @@ uvicorn, which has no head timeout at all.
 
 from __future__ import annotations
 
+import ctypes
+import signal
+import sys
+
 from granian import Granian
 from granian.constants import HTTPModes, Interfaces
 from granian.http import HTTP1Settings
 from granian.log import LogLevels
+from litestar import Litestar
 
+from contactreports.app import create_app
 from contactreports.config import Settings
 
-APP_FACTORY = "contactreports.app:create_app"
+APP_FACTORY = "contactreports.server:worker_app"
 # A stop waits this long for the requests under way (a long export, say), then ends them.
 SHUTDOWN_GRACE_SECONDS = 10
+
+
+# prctl(2)'s option: the signal the kernel sends this process when its parent dies.
+_PR_SET_PDEATHSIG = 1
+
+
+def worker_app() -> Litestar:
+    """The app of one server process, which dies with the server that started it.
+
+    Granian serves from child processes: were the server itself killed (`kill -9`, the OOM
+    killer), they would go on serving, orphaned, holding the port and the requests in hand.
+    """
+    if sys.platform == "linux":
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    return create_app()
 
 
 def serve_api(settings: Settings, host: str, port: int, workers: int, app: str = APP_FACTORY) -> None:
