@@ -354,8 +354,9 @@ async def test_the_list_pages_past_fifty_reports_and_keeps_focus_and_local_times
     _, api_key = web_account
     db = await Database.open(web_env["DATABASE_URL"])
     try:
-        account = await account_for_key(db, api_key)
-        assert account is not None
+        caller = await account_for_key(db, api_key)
+        assert caller is not None
+        account = caller.account
         job = job_context(Settings(database_url=web_env["DATABASE_URL"]), db)
         for n in range(LIST_LIMIT + 1):  # oldest first: contact 0 is the one on the second page
             report = await store.create_report(db, account.id, spec(f"c{n}@example.com"))

@@ -18,14 +18,15 @@ from litestar.datastructures import CacheControlHeader, ResponseHeader
 from litestar.exceptions import PermissionDeniedException
 from litestar.handlers import BaseRouteHandler
 
-_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+from contactreports.api.auth import SAFE_METHODS
+
 # "none": the user typed or bookmarked it; the browser sends nothing of another page's.
 _OWN_SITES = frozenset({"same-origin", "none"})
 CROSS_ORIGIN = "This form was sent from another site or page, so it was refused: submit it again from this page."
 
 
 def same_origin_only(connection: ASGIConnection, _: BaseRouteHandler) -> None:
-    if connection.scope["method"] in _SAFE_METHODS:
+    if connection.scope["method"] in SAFE_METHODS:
         return
     site = connection.headers.get("sec-fetch-site")
     if site is not None:
