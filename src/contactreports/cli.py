@@ -113,21 +113,25 @@ def create_account_command(name: str, as_json: bool) -> None:
         click.echo(f"account {account.id} ({account.name}); API key: {api_key}")
 
 
+def _key_name(ctx: click.Context, param: click.Parameter, name: str) -> str:
+    """--name, checked as the API checks a key's name, and trimmed."""
+    from contactreports.models import key_name_problem
+
+    if problem := key_name_problem(name):
+        raise click.BadParameter(problem)
+    return name.strip()
+
+
 @accounts.command("key")
 @click.argument("account_id", type=int)
-@click.option("--name", default="recovery", show_default=True, help="The key's name.")
+@click.option("--name", default="recovery", show_default=True, callback=_key_name, help="The key's name.")
 @click.option("--read-only", is_flag=True, help="A key that may only read.")
 @click.option("--json", "as_json", is_flag=True, help="Print the key as `POST /api/keys` answers it.")
 def add_key_command(account_id: int, name: str, read_only: bool, as_json: bool) -> None:
     """A new API key for ACCOUNT_ID, made in the database (for an account that lost its keys);
     prints its secret (shown this once). Over the API: `contactreports keys create`."""
     from contactreports.api.keys import key_made
-    from contactreports.models import key_name_problem
     from contactreports.store.accounts import account_exists, add_api_key
-
-    if problem := key_name_problem(name):
-        raise click.BadParameter(problem, param_hint="--name")
-    name = name.strip()
 
     async def add(db):
         if not await account_exists(db, account_id):
