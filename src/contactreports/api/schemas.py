@@ -155,8 +155,8 @@ class ApiKeyOut(msgspec.Struct):
     prefix: Annotated[
         str | None,
         msgspec.Meta(
-            description="The secret's first characters, to tell keys apart; null for a key made before keys had "
-            "names (rotate it to get one).",
+            description="The secret's first characters, to tell keys apart; null for a key made before accounts "
+            "had several keys (rotate it to get one).",
             examples=["cr_Xk2vQ9a"],
         ),
     ]
