@@ -5,12 +5,16 @@ endpoint (with the API key, as clients do) from a separate load process (bench/h
 for a fixed time. Every answer must be 200 with the report's body.
 
 The baseline, measured in the same run by the same load process, is the floor of the server
-and the tool: a minimal Litestar app answering a fixed body of the same size, served by
-uvicorn the way `contactreports serve` serves the API. The ratio is what the endpoint's own
-work (API key, report lookup, encoding) costs. The CPU each side used per request shows
-whether the load tool could be the bottleneck (server and tool share the machine's cores).
+and the tool: a minimal Litestar app answering a fixed body of the same size, served the way
+`contactreports serve` serves the API (server.py). The ratio is what the endpoint's own work
+(API key, report lookup, encoding) costs. The CPU each side used per request shows whether
+the load tool could be the bottleneck (server and tool share the machine's cores).
+
+`--compare-uvicorn` adds the same API served by uvicorn with httptools and uvloop, as it was
+served before Granian (issue 12), to every round: what the server change costs or gains.
 
     .venv/bin/python bench/polling.py [--size tiny|small|full] [--workers 2] [--seconds S] [--rounds N]
+                                      [--compare-uvicorn]
 """
 
 from __future__ import annotations
@@ -22,8 +26,9 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import msgspec
@@ -36,11 +41,12 @@ from contactreports.embedded_redis import free_port
 from contactreports.jobs.generate import generate_report
 from contactreports.jobs.worker import job_context
 from contactreports.models import NewEvent, ReportSpec
+from contactreports.server import APP_FACTORY
 from contactreports.store.accounts import create_account
 from contactreports.store.database import Database
 from contactreports.store.events import insert_events
 from contactreports.store.reports import create_report
-from services import running, wait_healthy
+from services import service_env, wait_healthy
 
 BENCH = Path(__file__).parent
 # Rounds of (API, floor), each a timed load of so many seconds after a warmup: alternating
@@ -52,6 +58,7 @@ CONTACT = "poll@example.com"
 START = 1_767_225_600_000  # 2026-01-01
 ACTIONS = ("email.clicked", "email.delivered", "email.opened", "email.sent")  # codes 1 to 4
 TARGET_RATE, TARGET_P99_MS = 2_000, 50
+API, FLOOR, UVICORN = "GET /api/reports/{id}", "floor (minimal Litestar app)", "the same under uvicorn"
 
 
 async def build_store(database_url: str) -> tuple[str, str]:
@@ -118,24 +125,32 @@ def load(target: Target, expect: Path, arguments: argparse.Namespace) -> Load:
 
 
 def with_children(pid: int) -> list[int]:
-    """A server process and its workers (uvicorn --workers runs them as its children)."""
+    """A server process and its workers (the server runs them as its children)."""
     return [pid, *(child.pid for child in psutil.Process(pid).children(recursive=True))]
 
 
 @asynccontextmanager
-async def floor_server(body: Path, workers: int) -> AsyncIterator[Target]:
-    """The minimal app below, served by uvicorn as `contactreports serve` serves the API."""
+async def served(command: list[str], env: dict[str, str], health: str) -> AsyncIterator[tuple[str, list[int]]]:
+    """Run a server `command` (with `{port}` in it) until healthy at `health`; its URL and pids."""
     port = free_port()
-    command = [sys.executable, "-m", "uvicorn", "--factory", "polling:floor_app", f"--app-dir={BENCH}"]
-    command += [f"--port={port}", f"--workers={workers}", "--log-level=warning"]
-    process = subprocess.Popen(command, env={**os.environ, "FLOOR_BODY_FILE": str(body)})
+    process = subprocess.Popen([part.format(port=port) for part in command], env=env)
     try:
         url = f"http://127.0.0.1:{port}"
-        await wait_healthy(url, "/floor")
-        yield Target(f"{url}/floor", {}, with_children(process.pid))
+        await wait_healthy(url, health)
+        yield url, with_children(process.pid)
     finally:
         process.terminate()
         process.wait()
+
+
+@asynccontextmanager
+async def floor_server(body: Path, workers: int) -> AsyncIterator[Target]:
+    """The minimal app below, served as `contactreports serve` serves the API (server.serve_api)."""
+    serve = "from contactreports.server import serve_api; from contactreports.config import Settings; "
+    serve += f"serve_api(Settings(), '127.0.0.1', {{port}}, {workers}, app='polling:floor_app')"
+    env = {**os.environ, "FLOOR_BODY_FILE": str(body), "PYTHONPATH": str(BENCH)}
+    async with served([sys.executable, "-c", serve], env, "/floor") as (url, pids):
+        yield Target(f"{url}/floor", {}, pids)
 
 
 def floor_app() -> Litestar:
@@ -150,27 +165,45 @@ def floor_app() -> Litestar:
 
 
 @asynccontextmanager
-async def api_server(work: Path, body: Path) -> AsyncIterator[Target]:
-    """`contactreports serve` on a store with a done report; its body is written to `body`."""
+async def api_server(work: Path, body: Path) -> AsyncIterator[tuple[Target, dict[str, str]]]:
+    """`contactreports serve` on a store with a done report; its body is written to `body`.
+    Also yields the environment it runs in (its Redis, its database)."""
     database_url = f"sqlite:///{work / 'bench.db'}"
     api_key, report_id = await build_store(database_url)
     auth = {"Authorization": f"Bearer {api_key}"}
-    async with running(work, database_url) as url:
-        async with httpx.AsyncClient(headers=auth) as http:
-            body.write_bytes((await http.get(f"{url}/api/reports/{report_id}")).content)
-        serve = next(p for p in psutil.Process().children() if "serve" in p.cmdline())
-        yield Target(f"{url}/api/reports/{report_id}", auth, with_children(serve.pid))
+    with service_env(work, database_url) as env:
+        async with served([sys.executable, "-m", "contactreports", "serve", "--port={port}"], env, "/health") as (
+            url,
+            pids,
+        ):
+            async with httpx.AsyncClient(headers=auth) as http:
+                body.write_bytes((await http.get(f"{url}/api/reports/{report_id}")).content)
+            yield Target(f"{url}/api/reports/{report_id}", auth, pids), env
 
 
-async def measure(arguments: argparse.Namespace) -> tuple[Load, Load]:
-    """Rounds of load on the API, then on the floor, both servers running throughout."""
+@asynccontextmanager
+async def uvicorn_api_server(api: Target, env: dict[str, str], workers: int) -> AsyncIterator[Target]:
+    """The same API, store and Redis, served by uvicorn (httptools, uvloop) as before Granian."""
+    command = [sys.executable, "-m", "uvicorn", "--factory", APP_FACTORY, "--port={port}", f"--workers={workers}"]
+    command += ["--http=httptools", "--loop=uvloop", "--log-level=warning"]
+    async with served(command, env, "/health") as (url, pids):
+        yield Target(url + urlsplit(api.url).path, api.headers, pids)
+
+
+async def measure(arguments: argparse.Namespace) -> dict[str, Load]:
+    """Rounds of load on each server in turn, all of them running throughout."""
     work = Path(tempfile.mkdtemp(prefix="contactreports-bench-"))
     body = work / "report.json"
     os.environ["WEB_CONCURRENCY"] = str(arguments.workers)  # `serve`'s processes
-    async with api_server(work, body) as api:
-        async with floor_server(body, arguments.workers) as floor:
-            results = [(load(api, body, arguments), load(floor, body, arguments)) for _ in range(arguments.rounds)]
-    return sum((r[0] for r in results[1:]), results[0][0]), sum((r[1] for r in results[1:]), results[0][1])
+    async with AsyncExitStack() as servers:
+        api, env = await servers.enter_async_context(api_server(work, body))
+        targets = {API: api, FLOOR: await servers.enter_async_context(floor_server(body, arguments.workers))}
+        if arguments.compare_uvicorn:
+            targets[UVICORN] = await servers.enter_async_context(uvicorn_api_server(api, env, arguments.workers))
+        rounds = [
+            {name: load(target, body, arguments) for name, target in targets.items()} for _ in range(arguments.rounds)
+        ]
+    return {name: sum((r[name] for r in rounds[1:]), rounds[0][name]) for name in targets}
 
 
 def report(name: str, result: Load, seconds: float) -> float:
@@ -186,20 +219,27 @@ def report(name: str, result: Load, seconds: float) -> float:
 
 
 def main(arguments: argparse.Namespace) -> None:
-    api, floor = asyncio.run(measure(arguments))
+    results = asyncio.run(measure(arguments))
     seconds = arguments.seconds * arguments.rounds
     print(
         f"{arguments.clients} keep-alive clients, {arguments.workers} server process(es), {arguments.rounds} x "
         f"{arguments.seconds:g} s on each server, alternating:"
     )
-    api_rate = report("GET /api/reports/{id}", api, seconds)
-    floor_rate = report("floor (minimal Litestar app)", floor, seconds)
+    rates = {name: report(name, result, seconds) for name, result in results.items()}
+    api = results[API]
     p99 = api.percentile(0.99)
-    met = api_rate >= TARGET_RATE and p99 < TARGET_P99_MS
+    met = rates[API] >= TARGET_RATE and p99 < TARGET_P99_MS
     print(
-        f"polling: {api_rate:,.0f} req/s, p99 {p99:.1f} ms ({api_rate / floor_rate:.2f}x the floor's rate); "
+        f"polling: {rates[API]:,.0f} req/s, p99 {p99:.1f} ms ({rates[API] / rates[FLOOR]:.2f}x the floor's rate); "
         f"target >= {TARGET_RATE:,} req/s and p99 < {TARGET_P99_MS} ms: {'met' if met else 'NOT met'}"
     )
+    if UVICORN in results:
+        before = results[UVICORN]
+        print(
+            f"Granian against uvicorn: {rates[API] / rates[UVICORN]:.2f}x the rate, p99 {p99:.1f} against "
+            f"{before.percentile(0.99):.1f} ms, server CPU per request {api.cpu_us(api.server_cpu_seconds)} against "
+            f"{before.cpu_us(before.server_cpu_seconds)} us"
+        )
     # The load tool is one process: past this rate it, not the server, would be the bottleneck.
     print(f"load tool ceiling: {api.requests / api.load_cpu_seconds:,.0f} req/s on a core of its own")
     # Well under 2 busy cores in all, with no server process at 1: the machine's other load had the rest.
@@ -216,6 +256,7 @@ if __name__ == "__main__":
     parser.add_argument("--clients", type=int, default=50)
     # Two, as on the 2 cores the target names: one process uses at most one core.
     parser.add_argument("--workers", type=int, default=2, help="server processes (contactreports serve --workers)")
+    parser.add_argument("--compare-uvicorn", action="store_true", help="also the API under uvicorn, each round")
     arguments = parser.parse_args()
     arguments.warmup = WARMUP[arguments.size]
     arguments.seconds = arguments.seconds or SECONDS[arguments.size]

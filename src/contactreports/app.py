@@ -9,6 +9,7 @@ from arq.connections import ArqRedis
 from litestar import Litestar, Router
 from litestar.datastructures import State
 from litestar.di import Provide
+from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
@@ -16,6 +17,7 @@ from litestar.openapi.spec import Components, SecurityScheme
 from contactreports.api.actions import list_actions
 from contactreports.api.auth import provide_account, require_api_key
 from contactreports.api.campaigns import CampaignController
+from contactreports.api.edge import BodyDeadline
 from contactreports.api.errors import EXCEPTION_HANDLERS
 from contactreports.api.events import EventController
 from contactreports.api.health import health
@@ -76,7 +78,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         security=[{"BearerAuth": []}],
     )
     return Litestar(
-        route_handlers=[api, receive_webhook, health, *web_routers(sessions)],
+        route_handlers=[api, receive_webhook, health, *web_routers(sessions, settings.max_form_bytes)],
         template_config=TEMPLATES,
         lifespan=[lifespan],
         state=State({}),
@@ -84,6 +86,12 @@ def create_app(settings: Settings | None = None) -> Litestar:
         before_request=answer_options,
         request_class=ApiRequest,
         request_max_body_size=settings.max_body_bytes,
+        multipart_form_part_limit=settings.max_form_fields,
+        middleware=[
+            DefineMiddleware(
+                BodyDeadline, seconds=settings.body_timeout_seconds, max_drain_bytes=settings.max_body_bytes
+            )
+        ],
         openapi_config=OpenAPIConfig(
             title="contactreports",
             version="1",

@@ -14,9 +14,6 @@ from pathlib import Path
 
 import click
 import msgspec
-import uvicorn
-from uvicorn.config import STARTUP_FAILURE
-from uvicorn.supervisors import Multiprocess
 
 from contactreports.cli_keys import keys, print_made
 from contactreports.cli_report import report
@@ -61,29 +58,16 @@ workers_option = click.option(
 )
 
 
-def _run_api(host: str, port: int, workers: int) -> None:
-    """Serve the API until stopped; each process builds its app from the environment's settings."""
-    app, options = "contactreports.app:create_app", {"factory": True, "host": host, "port": port}
-    if workers == 1:
-        uvicorn.run(app, **options, log_level="warning")  # exits 3 if the app cannot start
-        return
-    config = uvicorn.Config(app, **options, workers=workers, log_level="warning")
-    supervisor = Multiprocess(config, sockets=[config.bind_socket()])
-    supervisor.run()
-    # uvicorn's supervisor stops when a process cannot start (say, the database cannot be
-    # opened) but returns normally: a process manager must not take that for a clean stop.
-    if any(process.exitcode == STARTUP_FAILURE for process in supervisor.processes):
-        sys.exit(STARTUP_FAILURE)
-
-
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", type=int, help="Defaults to PORT, else 8000.")
 @workers_option
 def serve(host: str, port: int | None, workers: int) -> None:
     """Run the HTTP API (needs REDIS_URL)."""
+    from contactreports.server import serve_api
+
     settings = _settings(need_redis=True)
-    _run_api(host, port or settings.port, workers)
+    serve_api(settings, host, port or settings.port, workers)
 
 
 @main.command()
@@ -173,6 +157,7 @@ def import_command(file: Path, account_id: int, file_format: str | None) -> None
 def up(host: str, port: int | None, demo: bool, workers: int) -> None:
     """Run everything: the API, a worker, and an embedded Redis when REDIS_URL is unset."""
     from contactreports.embedded_redis import start_redis, stop_redis
+    from contactreports.server import serve_api
 
     settings = _settings()
     port = port or settings.port
@@ -184,12 +169,12 @@ def up(host: str, port: int | None, demo: bool, workers: int) -> None:
         log.info("started an embedded Redis at %s", redis_url)
     worker_process = subprocess.Popen([sys.executable, "-m", "contactreports", "worker"])
     log.info("started a worker (pid %s)", worker_process.pid)
-    # uvicorn re-raises SIGTERM once it has shut down; exit through `finally` then, or the
-    # worker and the embedded Redis would outlive us.
+    # Until the server takes SIGTERM over (and after it returns), exit through `finally`, or
+    # the worker and the embedded Redis would outlive us.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         _print_welcome(f"http://{host}:{port}", seeded)
-        _run_api(host, port, workers)
+        serve_api(settings, host, port, workers)
     finally:
         worker_process.terminate()
         worker_process.wait()

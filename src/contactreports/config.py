@@ -19,6 +19,18 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     port: int = 8000
     queue_name: str = "contactreports:reports"
     max_body_bytes: int = 16 * 1024 * 1024
+    # The edge (server.py): a request's line and headers must fit in this many bytes (else 431)
+    # and arrive within this many seconds of the connection's start or its last response (else
+    # it is closed); its body within body_timeout_seconds of the handler's first read (else 408).
+    max_head_bytes: int = 16 * 1024
+    header_timeout_seconds: float = 10.0
+    body_timeout_seconds: float = 30.0
+    # Connections one API process serves at once; more wait in the listen backlog.
+    max_connections: int = 2048
+    # The web page's forms (sign-in, new search): their bodies are small, and a form of a million
+    # fields costs seconds of parsing on the event loop.
+    max_form_bytes: int = 64 * 1024
+    max_form_fields: int = 200
     # An event's details, as JSON: rows are paged by count, so this bounds a page's size.
     max_details_bytes: int = 16 * 1024
     # How long a write waits for another process's write lock before giving up (503 / retry).
@@ -62,6 +74,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         # msgspec turns these ValueErrors into a ValidationError naming the bad value.
         if self.max_jobs < 1:
             raise ValueError(f"max_jobs must be at least 1, got {self.max_jobs}")
+        if not 1 <= self.header_timeout_seconds <= 60:
+            raise ValueError(f"header_timeout_seconds must be 1 to 60, got {self.header_timeout_seconds}")
+        if self.max_head_bytes < 8192:
+            raise ValueError(f"max_head_bytes must be at least 8192, got {self.max_head_bytes}")
+        if self.max_connections < 1 or self.body_timeout_seconds <= 0:
+            raise ValueError("max_connections must be at least 1 and body_timeout_seconds above 0")
         if not 1 <= self.reconcile_every_seconds <= 60:
             raise ValueError(f"reconcile_every_seconds must be 1 to 60, got {self.reconcile_every_seconds}")
         for limit in (self.report_rate_limit, self.ingest_rate_limit, self.webhook_rate_limit):

@@ -34,7 +34,7 @@ from contactreports.web.search import (
     quick_ranges,
     typed,
 )
-from contactreports.web.security import PAGE_CACHE, PAGE_HEADERS, same_origin_only
+from contactreports.web.security import PAGE_CACHE, PAGE_HEADERS, few_form_fields, same_origin_only
 from contactreports.web.session import (
     DatabaseKeyedSessions,
     SignedOut,
@@ -294,8 +294,11 @@ def _add_filters(engine: JinjaTemplateEngine) -> None:
 TEMPLATES = TemplateConfig(directory=HERE / "templates", engine=JinjaTemplateEngine, engine_callback=_add_filters)
 
 
-def web_routers(sessions: DatabaseKeyedSessions) -> list[Router]:
-    """The page's routes (with the session cookie) and its static files; none in the OpenAPI document."""
+def web_routers(sessions: DatabaseKeyedSessions, max_form_bytes: int) -> list[Router]:
+    """The page's routes (with the session cookie) and its static files; none in the OpenAPI document.
+
+    The forms' bodies are small: `max_form_bytes` bounds them (413), far below the API's bodies.
+    """
     pages = Router(
         "/",
         route_handlers=[
@@ -303,7 +306,8 @@ def web_routers(sessions: DatabaseKeyedSessions) -> list[Router]:
             *(report_page, export, rerun, confirm_delete, delete),
         ],
         middleware=[session_middleware(sessions)],
-        guards=[same_origin_only],
+        guards=[same_origin_only, few_form_fields],
+        request_max_body_size=max_form_bytes,
         dependencies={"account": Provide(provide_account), "caller": Provide(provide_caller)},
         exception_handlers={
             **{kind: _error_page(handler) for kind, handler in EXCEPTION_HANDLERS.items()},

@@ -13,12 +13,14 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
+from litestar import Request
 from litestar.connection import ASGIConnection
 from litestar.datastructures import CacheControlHeader, ResponseHeader
 from litestar.exceptions import PermissionDeniedException
 from litestar.handlers import BaseRouteHandler
 
 from contactreports.api.auth import SAFE_METHODS
+from contactreports.api.errors import ProblemError
 
 # "none": the user typed or bookmarked it; the browser sends nothing of another page's.
 _OWN_SITES = frozenset({"same-origin", "none"})
@@ -37,6 +39,20 @@ def same_origin_only(connection: ASGIConnection, _: BaseRouteHandler) -> None:
     # By host only: behind a TLS proxy the app sees http while the browser says https.
     if origin is not None and urlsplit(origin).netloc != connection.headers.get("host"):
         raise PermissionDeniedException(CROSS_ORIGIN)
+
+
+async def few_form_fields(request: Request, _: BaseRouteHandler) -> None:
+    """Refuse a URL-encoded form of more than `max_form_fields` fields before it is parsed.
+
+    Litestar parses such a form with no limit on its fields, on the event loop; the body is
+    already bounded by the router's `request_max_body_size`, and counting its separators costs
+    next to nothing. (Multipart forms have Litestar's own limit, `multipart_form_part_limit`.)
+    """
+    if request.scope["method"] in SAFE_METHODS or request.content_type[0] != "application/x-www-form-urlencoded":
+        return
+    most = request.app.state.settings.max_form_fields
+    if (await request.body()).count(b"&") >= most:
+        raise ProblemError(413, f"A form may have at most {most} fields.")
 
 
 # Private pages: never kept by a browser or proxy, never framed (clickjacking), no sniffing;
