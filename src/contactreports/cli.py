@@ -122,7 +122,7 @@ def add_key_command(account_id: int, name: str, read_only: bool, as_json: bool) 
             raise click.ClickException(f"no account {account_id}")
         return await add_api_key(db, account_id, name, read_only=read_only)
 
-    print_made(key_made(*asyncio.run(_with_db(_settings(), add))), as_json, "")
+    print_made(key_made(*asyncio.run(_with_db(_settings(), add))), as_json)
 
 
 @main.command("import")

@@ -20,7 +20,7 @@ def access(read_only: bool) -> str:
     return "read-only" if read_only else "full access"
 
 
-def print_made(made: ApiKeyMade, as_json: bool, note: str) -> None:
+def print_made(made: ApiKeyMade, as_json: bool, note: str = "") -> None:
     """A key with its new secret: for people, with `note` on what it means; or as the API's JSON."""
     if as_json:
         click.echo(json_text(made))
@@ -53,7 +53,7 @@ def list_keys(ctx, as_json) -> None:
 @click.pass_context
 def create(ctx, name, read_only, as_json) -> None:
     """Create a key named NAME and print its secret (shown this once)."""
-    print_made(client_for(ctx).create_key(name, read_only=read_only), as_json, "")
+    print_made(client_for(ctx).create_key(name, read_only=read_only), as_json)
 
 
 @keys.command("rotate")

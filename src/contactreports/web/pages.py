@@ -10,7 +10,7 @@ from typing import Any
 import msgspec
 from litestar import Request, Response, Router, get, post
 from litestar.datastructures import FormMultiDict
-from litestar.di import NamedDependency, Provide
+from litestar.di import Provide
 from litestar.params import FromQuery
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.response import Redirect, Stream, Template
@@ -37,6 +37,7 @@ from contactreports.web.search import (
 from contactreports.web.security import PAGE_CACHE, PAGE_HEADERS, few_form_fields, same_origin_only
 from contactreports.web.session import (
     DatabaseKeyedSessions,
+    SignedInCaller,
     SignedOut,
     full_access_only,
     provide_account,
@@ -50,8 +51,6 @@ from contactreports.web.session import (
 HERE = Path(__file__).parent
 # Reports per page of the list.
 LIST_LIMIT = 50
-# A page's `caller`: who its session is signed in as (the `account` is theirs).
-SignedInCaller = NamedDependency[Caller]
 # Rows per page of a report's table.
 ROWS_LIMIT = 50
 # Bars of the activity-over-time chart: equal slices from the first activity to the last.

@@ -19,6 +19,7 @@ from typing import Any
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from litestar import Request
 from litestar.connection import ASGIConnection
+from litestar.di import NamedDependency
 from litestar.handlers import BaseRouteHandler
 from litestar.middleware import DefineMiddleware
 from litestar.middleware.session import SessionMiddleware
@@ -30,7 +31,9 @@ from contactreports.store.sessions import caller_for_session, end_session, start
 
 SESSION_DAYS = 14
 READ_ONLY_PAGE = "You signed in with a read-only API key: it shows reports, but cannot create, rerun or delete them."
-_NO_SESSION = object()
+_NOT_LOOKED_UP = object()
+# A page's `caller`: who its session is signed in as (the `account` is theirs).
+SignedInCaller = NamedDependency[Caller]
 
 
 class DatabaseKeyedSessions(ClientSideSessionBackend):
@@ -96,8 +99,8 @@ async def sign_out(request: Request) -> None:
 
 async def signed_in(connection: ASGIConnection) -> Caller | None:
     """Who the session is signed in as (looked up once a request); a session that has ended is cleared."""
-    caller = connection.state.get("caller", _NO_SESSION)
-    if caller is _NO_SESSION:
+    caller = connection.state.get("caller", _NOT_LOOKED_UP)
+    if caller is _NOT_LOOKED_UP:
         session_id = _session_id(connection)
         caller = None if session_id is None else await caller_for_session(connection.app.state.db, session_id)
         if caller is None and session_id is not None:
