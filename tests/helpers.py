@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -12,6 +14,7 @@ from conftest import wait_until
 from contactreports.ingest import EventIn
 from contactreports.webhooks.base import Parsed
 
+SESSION = "contactreports_session"  # the web page's session cookie
 CATEGORIES = ["email", "campaign", "sms", "automation"]  # the contract's (shared/API.md)
 ALL_EMAIL = [
     "email.sent",
@@ -155,3 +158,17 @@ def result(ingested: int = 0, duplicates: int = 0, ignored: dict | None = None, 
 def in_order(events: list[EventIn], campaigns: dict[str, str] | None = None) -> Parsed:
     """What an adapter parses from a delivery whose every event it keeps: positions 0, 1, ..."""
     return Parsed(events=events, positions=list(range(len(events))), campaigns=campaigns or {})
+
+
+@asynccontextmanager
+async def signed_in(web: str, api_key: str) -> AsyncIterator[httpx.AsyncClient]:
+    """A client with a web page session, as a browser keeps it; by hand, as the cookie is Secure and this is
+    plain HTTP."""
+
+    async def keep_session(response: httpx.Response) -> None:
+        if SESSION in response.cookies:
+            client.headers["Cookie"] = f"{SESSION}={response.cookies[SESSION]}"
+
+    async with httpx.AsyncClient(base_url=web, event_hooks={"response": [keep_session]}, timeout=30) as client:
+        assert (await client.post("/sign-in", data={"api_key": api_key})).status_code == 303
+        yield client

@@ -275,7 +275,7 @@ async def test_a_missing_query_parameter_is_named(client: httpx.AsyncClient) -> 
     assert problem["errors"] == [{"field": "format", "message": "a required query parameter"}]
 
 
-@pytest.mark.parametrize("path", ["/api/campaigns", "/api/reports/{id}/rows"])
+@pytest.mark.parametrize("path", ["/api/campaigns", "/api/keys", "/api/reports/{id}/rows"])
 @pytest.mark.parametrize("query", [{"limit": 0}, {"limit": 501}, {"cursor": "WzEwMF0.AAAAAAAAAAAAAAAAAAAAAA"}])
 async def test_every_list_checks_limit_and_cursor(client: httpx.AsyncClient, path: str, query: dict) -> None:
     report = await wait_done(client, (await create_report(client, **SEARCH))["id"])

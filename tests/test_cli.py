@@ -52,6 +52,35 @@ def test_accounts_create_json_prints_only_the_account_and_its_key(database_url: 
     assert response.status_code == 200
 
 
+def test_accounts_key_gives_an_account_that_lost_its_keys_a_new_one(
+    database_url: str, redis_url: str, api: str, account: ApiAccount
+) -> None:
+    env = service_env(database_url, redis_url)
+
+    made = contactreports("accounts", "key", str(account.id), "--name", "rescue", "--json", env=env)
+    read_only = contactreports("accounts", "key", str(account.id), "--read-only", env=env)
+    unknown = contactreports("accounts", "key", "999999", env=env)
+    blank = contactreports("accounts", "key", str(account.id), "--name", " ", env=env)
+
+    assert made.returncode == 0, made.stderr
+    key = json.loads(made.stdout)
+    assert (key["name"], key["read_only"], key["prefix"]) == ("rescue", False, key["api_key"][:10])
+    shown = re.fullmatch(
+        r"key:     (\w+) \(recovery, read-only\)\nAPI key: (cr_\S+)\n\(shown this once\)\n", read_only.stdout
+    )
+    assert shown is not None, read_only.stdout + read_only.stderr
+    response = httpx.get(f"{api}/api/keys", headers={"Authorization": f"Bearer {key['api_key']}"})
+    assert [(item["id"], item["name"], item["read_only"]) for item in response.json()["items"]] == [
+        (response.json()["items"][0]["id"], "default", False),
+        (key["id"], "rescue", False),
+        (shown[1], "recovery", True),
+    ]
+    viewer = httpx.get(f"{api}/api/reports", headers={"Authorization": f"Bearer {shown[2]}"})
+    assert viewer.status_code == 200
+    assert (unknown.returncode, unknown.stderr) == (1, "Error: no account 999999\n")
+    assert blank.returncode == 2 and "Invalid value for '--name': must not be blank" in blank.stderr
+
+
 async def test_import_ndjson_and_csv_then_report_on_them(
     client: httpx.AsyncClient, account, database_url: str, redis_url: str, tmp_path: Path
 ) -> None:

@@ -337,3 +337,43 @@ async def test_webhooks_token_list_set_and_unset(api: str, account: ApiAccount, 
     assert unset == "postmark: no secret; its deliveries are refused from now on\n"
     after = (await client.get("/api/webhooks")).json()["providers"]
     assert next(provider for provider in after if provider["name"] == "postmark")["configured"] is False
+
+
+async def test_keys_list_create_rotate_and_revoke(api: str, account: ApiAccount, client: httpx.AsyncClient) -> None:
+    def keys(*args: str, key: str = account.api_key) -> subprocess.CompletedProcess:
+        return run(*args, url=api, key=key, group="keys")
+
+    created = ok(keys("create", "dashboard", "--read-only"))
+    made = re.fullmatch(r"key:     (\w+) \(dashboard, read-only\)\nAPI key: (cr_\S+)\n\(shown this once\)\n", created)
+    assert made is not None, created
+    key_id, secret = made[1], made[2]
+    listed = ok(keys("list")).splitlines()
+    api_keys = (await client.get("/api/keys")).json()["items"]
+    listed_json = ok(keys("list", "--json"))
+    rotated = json.loads(ok(keys("rotate", key_id, "--json")))
+    rotated_text = ok(keys("rotate", key_id))
+    new_secret = re.search(r"\nAPI key: (cr_\S+)\n", rotated_text)[1]
+    refused = keys("create", "more", key=new_secret)  # a read-only key manages no keys
+    revoked = ok(keys("revoke", key_id))
+    last = keys("revoke", api_keys[0]["id"])
+    gone = keys("rotate", key_id)
+
+    first, mine = api_keys
+    assert listed[0].split() == ["id", "access", "prefix", "created", "name"]
+    assert listed[1].split() == [first["id"], "full", "access", first["prefix"], first["created_at"], "default"]
+    assert listed[2].split() == [key_id, "read-only", secret[:10], mine["created_at"], "dashboard"]
+    assert len(listed) == 3
+    assert [json.loads(line) for line in listed_json.splitlines()] == api_keys
+    assert rotated == {**mine, "prefix": rotated["api_key"][:10], "api_key": rotated["api_key"]}
+    assert rotated_text.endswith("(shown this once; the key's previous secret no longer works)\n")
+    assert (refused.returncode, refused.stderr) == (
+        1,
+        "Error: Forbidden (403): This API key is read-only: it may only read (GET). Use a full-access key to change "
+        "anything.\n",
+    )
+    assert revoked == f"revoked key {key_id}: it no longer works\n"
+    assert last.returncode == 1 and last.stderr.startswith(
+        "Error: Conflict (409): This is the account's last full-access key, so it cannot be revoked"
+    )
+    assert (gone.returncode, gone.stderr) == (1, "Error: Not Found (404): No such API key.\n")
+    assert (await client.get("/api/keys")).json()["items"] == [first]

@@ -97,12 +97,13 @@ async def test_fuzzing_the_openapi_document_finds_no_5xx_and_no_undocumented_res
     await put_campaign(client, "spring-sale", "+Spring sale")
     await ingest(client, EVENTS)
     reports = tmp_path / "reports"
+    [own_key] = (await client.get("/api/keys")).json()["items"]
 
     run = await asyncio.to_thread(
         subprocess.run,
         schemathesis_command(api, account.api_key, reports),
         cwd=tmp_path,
-        env={**os.environ, "SCHEMATHESIS_HOOKS": str(HOOKS)},
+        env={**os.environ, "SCHEMATHESIS_HOOKS": str(HOOKS), "FUZZ_OWN_KEY_ID": own_key["id"]},
         capture_output=True,
         text=True,
         timeout=300,
@@ -117,3 +118,4 @@ async def test_fuzzing_the_openapi_document_finds_no_5xx_and_no_undocumented_res
     assert run.returncode == 0, output
     assert (result["failures"], result["errors"], five_hundreds) == ([], [], 0), output
     assert result["complete"] and result["operations"]["tested"] == result["operations"]["total"], output
+    assert (await client.get("/api/reports")).status_code == 200  # the run's key worked to the end

@@ -47,6 +47,7 @@ class Owned:
     report_id: str
     campaign_id: str
     webhook_token: str
+    key_id: str
 
 
 # How to fill each path parameter with one of A's ids, and the resource its 404 names.
@@ -56,6 +57,7 @@ PATH_IDS: dict[str, tuple[Callable[[Owned], str], str]] = {
     # Not an id of A's: every account has each provider, and a secret of its own for it.
     "provider": (lambda _: "postmark", "webhook provider"),
     "account_token": (lambda owned: owned.webhook_token, "webhook token"),
+    "key_id": (lambda owned: owned.key_id, "API key"),
 }
 # Required query parameters: values valid for A's resources, so only ownership decides the answer.
 QUERY = {"format": "csv"}
@@ -87,6 +89,8 @@ KNOWN = {
     ("PUT", "/api/webhooks/{provider}"),
     ("DELETE", "/api/webhooks/{provider}"),
     WEBHOOK,
+    ("POST", "/api/keys/{key_id}/rotate"),
+    ("DELETE", "/api/keys/{key_id}"),
 }
 # Reads first and deletes last, so that a leak shows where it happens; the operations that are no
 # 404 (B's own campaign) after all the 404s, so B's campaign is not there when they are read.
@@ -143,14 +147,19 @@ def parametrised_operations(document: dict[str, Any]) -> list[Operation]:
 
 @pytest.fixture
 async def owner(client: httpx.AsyncClient) -> Owned:
-    """Account A: campaigns, events, a done report with rows, a webhook token and a postmark secret."""
+    """Account A: campaigns, events, a done report with rows, a webhook token, a postmark secret and a
+    second API key (so that revoking its first one would not be refused as its last)."""
     for campaign_id, campaign in A_CAMPAIGNS.items():
         await put_campaign(client, campaign_id, campaign["name"], archived=campaign["archived"])
     await ingest(client, A_EVENTS)
     report = await wait_done(client, (await create_report(client, **SEARCH))["id"])
     assert report["row_count"] == 2
     token = await webhook_url(client, "postmark", "a-user:a-password")
-    return Owned(report_id=report["id"], campaign_id="spring", webhook_token=token.rsplit("/", 1)[1])
+    key = await client.post("/api/keys", json={"name": "second"})
+    assert key.status_code == 201, key.text
+    return Owned(
+        report_id=report["id"], campaign_id="spring", webhook_token=token.rsplit("/", 1)[1], key_id=key.json()["id"]
+    )
 
 
 async def what_a_has(client: httpx.AsyncClient, db: Database, account: ApiAccount, owned: Owned) -> dict[str, Any]:
@@ -164,6 +173,7 @@ async def what_a_has(client: httpx.AsyncClient, db: Database, account: ApiAccoun
         "reports": (await client.get("/api/reports")).json(),
         "campaigns": (await client.get("/api/campaigns")).json(),
         "webhooks": (await client.get("/api/webhooks")).json(),
+        "keys": (await client.get("/api/keys")).json(),
         "database": await db.reader.execute_fetchall(
             "SELECT id, run, status, attempts, row_count, finished_at FROM reports WHERE account_id = ?", (account.id,)
         )
@@ -177,6 +187,9 @@ async def what_a_has(client: httpx.AsyncClient, db: Database, account: ApiAccoun
         )
         + await db.reader.execute_fetchall(
             "SELECT provider, secret, updated_at FROM webhook_secrets WHERE account_id = ?", (account.id,)
+        )
+        + await db.reader.execute_fetchall(
+            "SELECT id, name, read_only, secret_hash FROM api_keys WHERE account_id = ? ORDER BY pk", (account.id,)
         ),
     }
 

@@ -11,17 +11,26 @@ from contactreports.embedded_redis import free_port
 
 JSON, PROBLEM = "application/json", "application/problem+json"
 ERRORS = {"400": PROBLEM, "401": PROBLEM}
+# What changes anything is refused to a read-only key.
+WRITE_ERRORS = {**ERRORS, "403": PROBLEM}
 # Every operation: its responses and their content types, as the running API gives them.
 OPERATIONS = {
     ("get", "/api/actions"): {"200": JSON, **ERRORS},
     ("get", "/api/campaigns"): {"200": JSON, **ERRORS},
     ("get", "/api/campaigns/{campaign_id}"): {"200": JSON, **ERRORS, "404": PROBLEM},
-    ("put", "/api/campaigns/{campaign_id}"): {"200": JSON, "201": JSON, **ERRORS, "413": PROBLEM, "503": PROBLEM},
-    ("post", "/api/events"): {"200": JSON, **ERRORS, "413": PROBLEM, "429": PROBLEM, "503": PROBLEM},
+    ("put", "/api/campaigns/{campaign_id}"): {"200": JSON, "201": JSON, **WRITE_ERRORS, "413": PROBLEM, "503": PROBLEM},
+    ("post", "/api/events"): {"200": JSON, **WRITE_ERRORS, "413": PROBLEM, "429": PROBLEM, "503": PROBLEM},
     ("get", "/api/reports"): {"200": JSON, **ERRORS},
-    ("post", "/api/reports"): {"202": JSON, **ERRORS, "409": PROBLEM, "413": PROBLEM, "429": PROBLEM, "503": PROBLEM},
+    ("post", "/api/reports"): {
+        "202": JSON,
+        **WRITE_ERRORS,
+        "409": PROBLEM,
+        "413": PROBLEM,
+        "429": PROBLEM,
+        "503": PROBLEM,
+    },
     ("get", "/api/reports/{report_id}"): {"200": JSON, **ERRORS, "404": PROBLEM},
-    ("delete", "/api/reports/{report_id}"): {"204": None, **ERRORS, "404": PROBLEM, "503": PROBLEM},
+    ("delete", "/api/reports/{report_id}"): {"204": None, **WRITE_ERRORS, "404": PROBLEM, "503": PROBLEM},
     ("get", "/api/reports/{report_id}/rows"): {"200": JSON, **ERRORS, "404": PROBLEM, "409": PROBLEM},
     ("get", "/api/reports/{report_id}/export"): {
         "200": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet application/x-ndjson text/csv",
@@ -32,16 +41,21 @@ OPERATIONS = {
     },
     ("post", "/api/reports/{report_id}/rerun"): {
         "202": JSON,
-        **ERRORS,
+        **WRITE_ERRORS,
         "404": PROBLEM,
         "409": PROBLEM,
         "429": PROBLEM,
         "503": PROBLEM,
     },
     ("get", "/api/webhooks"): {"200": JSON, **ERRORS},
-    ("post", "/api/webhooks/token"): {"201": JSON, **ERRORS, "503": PROBLEM},
-    ("put", "/api/webhooks/{provider}"): {"200": JSON, **ERRORS, "404": PROBLEM, "413": PROBLEM, "503": PROBLEM},
-    ("delete", "/api/webhooks/{provider}"): {"204": None, **ERRORS, "404": PROBLEM, "503": PROBLEM},
+    ("post", "/api/webhooks/token"): {"201": JSON, **WRITE_ERRORS, "503": PROBLEM},
+    ("put", "/api/webhooks/{provider}"): {"200": JSON, **WRITE_ERRORS, "404": PROBLEM, "413": PROBLEM, "503": PROBLEM},
+    ("delete", "/api/webhooks/{provider}"): {"204": None, **WRITE_ERRORS, "404": PROBLEM, "503": PROBLEM},
+    # A read-only key may not even list the keys.
+    ("get", "/api/keys"): {"200": JSON, **WRITE_ERRORS},
+    ("post", "/api/keys"): {"201": JSON, **WRITE_ERRORS, "413": PROBLEM, "503": PROBLEM},
+    ("post", "/api/keys/{key_id}/rotate"): {"200": JSON, **WRITE_ERRORS, "404": PROBLEM, "503": PROBLEM},
+    ("delete", "/api/keys/{key_id}"): {"204": None, **WRITE_ERRORS, "404": PROBLEM, "409": PROBLEM, "503": PROBLEM},
     ("post", "/webhooks/{provider}/{account_token}"): {
         "200": JSON,
         **ERRORS,
@@ -126,7 +140,7 @@ async def test_options_names_every_method_of_the_path(client: httpx.AsyncClient)
         methods = ", ".join(sorted({"OPTIONS", *(method.upper() for method, other in OPERATIONS if other == path)}))
 
         response = await client.options(
-            path.format(report_id="r1", campaign_id="c1", provider="postmark", account_token="t1")
+            path.format(report_id="r1", campaign_id="c1", provider="postmark", account_token="t1", key_id="k1")
         )
 
         assert (response.status_code, response.headers.get("allow"), response.content) == (204, methods, b""), path

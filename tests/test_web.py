@@ -8,7 +8,7 @@ import base64
 import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
@@ -28,11 +28,10 @@ from contactreports.store import reports as store
 from contactreports.store.accounts import account_for_key, create_account
 from contactreports.store.database import Database
 from contactreports.web.pages import LIST_LIMIT
-from helpers import create_report, ingest, put_campaign, wait_done
+from helpers import create_report, ingest, put_campaign, signed_in, wait_done
 
 WEB_QUEUE = "contactreports:web-tests"
 PHONE = {"width": 390, "height": 844}
-SESSION = "contactreports_session"
 VIEWER_ZONE = "America/New_York"
 DEADLINE_MS = DEADLINE_SECONDS * 1000
 SEARCH = {
@@ -354,8 +353,9 @@ async def test_the_list_pages_past_fifty_reports_and_keeps_focus_and_local_times
     _, api_key = web_account
     db = await Database.open(web_env["DATABASE_URL"])
     try:
-        account = await account_for_key(db, api_key)
-        assert account is not None
+        caller = await account_for_key(db, api_key)
+        assert caller is not None
+        account = caller.account
         job = job_context(Settings(database_url=web_env["DATABASE_URL"]), db)
         for n in range(LIST_LIMIT + 1):  # oldest first: contact 0 is the one on the second page
             report = await store.create_report(db, account.id, spec(f"c{n}@example.com"))
@@ -396,19 +396,6 @@ async def test_the_list_pages_past_fifty_reports_and_keeps_focus_and_local_times
 
 def spec(email: str) -> ReportSpec:
     return ReportSpec(email, ("email.opened",), 1767225600000, 1798761600000, include_archived=False)
-
-
-@asynccontextmanager
-async def signed_in(web: str, api_key: str) -> AsyncIterator[httpx.AsyncClient]:
-    """A client with a session, as a browser keeps it; by hand, as the cookie is Secure and this is plain HTTP."""
-
-    async def keep_session(response: httpx.Response) -> None:
-        if SESSION in response.cookies:
-            client.headers["Cookie"] = f"{SESSION}={response.cookies[SESSION]}"
-
-    async with httpx.AsyncClient(base_url=web, event_hooks={"response": [keep_session]}) as client:
-        assert (await client.post("/sign-in", data={"api_key": api_key})).status_code == 303
-        yield client
 
 
 @pytest.mark.parametrize(

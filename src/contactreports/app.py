@@ -21,6 +21,7 @@ from contactreports.api.edge import BodyDeadline
 from contactreports.api.errors import EXCEPTION_HANDLERS
 from contactreports.api.events import EventController
 from contactreports.api.health import health
+from contactreports.api.keys import KeyController
 from contactreports.api.limits import RateLimits
 from contactreports.api.options import answer_options
 from contactreports.api.pagination import Cursors
@@ -64,7 +65,14 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
     api = Router(
         "/api",
-        route_handlers=[list_actions, CampaignController, EventController, ReportController, WebhookController],
+        route_handlers=[
+            list_actions,
+            CampaignController,
+            EventController,
+            ReportController,
+            WebhookController,
+            KeyController,
+        ],
         guards=[require_api_key],
         dependencies={"account": Provide(provide_account)},
         security=[{"BearerAuth": []}],

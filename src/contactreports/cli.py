@@ -1,5 +1,5 @@
-"""The `contactreports` command: up, serve, worker, accounts create, import; `report ...` (cli_report.py),
-`webhooks ...` (cli_webhooks.py)."""
+"""The `contactreports` command: up, serve, worker, accounts create|key, import; `report ...`
+(cli_report.py), `webhooks ...` (cli_webhooks.py), `keys ...` (cli_keys.py)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from pathlib import Path
 import click
 import msgspec
 
+from contactreports.cli_keys import keys, print_made
 from contactreports.cli_report import report
 from contactreports.cli_webhooks import webhooks
 from contactreports.config import ConfigError, Settings, load_settings, sqlite_path
@@ -30,6 +31,7 @@ def main() -> None:
 
 main.add_command(report)
 main.add_command(webhooks)
+main.add_command(keys)
 
 
 def _settings(*, need_redis: bool = False) -> Settings:
@@ -93,6 +95,34 @@ def create_account_command(name: str, as_json: bool) -> None:
         click.echo(msgspec.json.encode({"account_id": str(account.id), "api_key": api_key}).decode())
     else:
         click.echo(f"account {account.id} ({account.name}); API key: {api_key}")
+
+
+def _key_name(ctx: click.Context, param: click.Parameter, name: str) -> str:
+    """--name, checked as the API checks a key's name, and trimmed."""
+    from contactreports.models import key_name_problem
+
+    if problem := key_name_problem(name):
+        raise click.BadParameter(problem)
+    return name.strip()
+
+
+@accounts.command("key")
+@click.argument("account_id", type=int)
+@click.option("--name", default="recovery", show_default=True, callback=_key_name, help="The key's name.")
+@click.option("--read-only", is_flag=True, help="A key that may only read.")
+@click.option("--json", "as_json", is_flag=True, help="Print the key as `POST /api/keys` answers it.")
+def add_key_command(account_id: int, name: str, read_only: bool, as_json: bool) -> None:
+    """A new API key for ACCOUNT_ID, made in the database (for an account that lost its keys);
+    prints its secret (shown this once). Over the API: `contactreports keys create`."""
+    from contactreports.api.keys import key_made
+    from contactreports.store.accounts import account_exists, add_api_key
+
+    async def add(db):
+        if not await account_exists(db, account_id):
+            raise click.ClickException(f"no account {account_id}")
+        return await add_api_key(db, account_id, name, read_only=read_only)
+
+    print_made(key_made(*asyncio.run(_with_db(_settings(), add))), as_json)
 
 
 @main.command("import")

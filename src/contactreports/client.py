@@ -1,4 +1,4 @@
-"""A small HTTP client for the API (../shared/API.md), used by `contactreports report|webhooks ...`.
+"""A small HTTP client for the API (../shared/API.md), used by `contactreports report|webhooks|keys ...`.
 
 It talks to a running service, never to the database, so it works against any deployment.
 Every failure becomes an `ApiError` whose message a person can act on: the CLI prints it as is.
@@ -17,7 +17,14 @@ import httpx
 import msgspec
 
 # The API's own response Structs: api/schemas.py imports msgspec and models only, not Litestar.
-from contactreports.api.schemas import ReportOut, WebhookProviderOut, WebhooksOut, WebhookTokenOut
+from contactreports.api.schemas import (
+    ApiKeyMade,
+    ApiKeyOut,
+    ReportOut,
+    WebhookProviderOut,
+    WebhooksOut,
+    WebhookTokenOut,
+)
 from contactreports.models import FieldError
 
 DEFAULT_URL = "http://127.0.0.1:8000"
@@ -50,6 +57,11 @@ class ReportPage(msgspec.Struct):
 
 class RowPage(msgspec.Struct):
     items: list[Row]
+    next_cursor: str | None
+
+
+class KeyPage(msgspec.Struct):
+    items: list[ApiKeyOut]
     next_cursor: str | None
 
 
@@ -193,6 +205,19 @@ class Client:
 
     def delete_webhook_secret(self, provider: str) -> None:
         self._request("DELETE", f"/api/webhooks/{_segment(provider)}")
+
+    def keys(self) -> Iterator[ApiKeyOut]:
+        return self._pages("/api/keys", KeyPage, {"limit": PAGE_LIMIT})
+
+    def create_key(self, name: str, *, read_only: bool) -> ApiKeyMade:
+        response = self._request("POST", "/api/keys", json={"name": name, "read_only": read_only})
+        return self._decode(response, ApiKeyMade)
+
+    def rotate_key(self, key_id: str) -> ApiKeyMade:
+        return self._decode(self._request("POST", f"/api/keys/{_segment(key_id)}/rotate"), ApiKeyMade)
+
+    def revoke_key(self, key_id: str) -> None:
+        self._request("DELETE", f"/api/keys/{_segment(key_id)}")
 
     @contextmanager
     def export(self, report_id: str, file_format: str) -> Iterator[tuple[str, Iterator[bytes]]]:

@@ -27,6 +27,28 @@ class Account(msgspec.Struct, frozen=True):
     name: str
 
 
+class ApiKey(msgspec.Struct, frozen=True, kw_only=True):
+    """One of an account's API keys; its secret is never kept, only its hash."""
+
+    pk: int
+    id: str
+    name: str
+    read_only: bool
+    # The secret's first characters (`cr_` and a few more), to tell keys apart; None for a key
+    # made before keys had them, whose secret was never seen since.
+    prefix: str | None
+    created_at: int
+
+
+class Caller(msgspec.Struct, frozen=True):
+    """Who a request comes from: an account, through one of its API keys (or a web session
+    signed in with one), which may only read when `read_only`."""
+
+    account: Account
+    key_id: str
+    read_only: bool
+
+
 class Campaign(msgspec.Struct, frozen=True):
     id: str
     name: str
@@ -165,6 +187,20 @@ def text_controls_as_spaces(text: str) -> str:
 def control_characters_in(text: str | None, allowed: str = "") -> bool:
     """Ids never need control characters, and they break terminals, logs, CSV and XLSX."""
     return bool(text and _CONTROLS_EXCEPT[allowed].search(text))
+
+
+MAX_KEY_NAME = 100
+
+
+def key_name_problem(name: str) -> str | None:
+    """What is wrong with an API key's name, or None: a name is one line, not blank."""
+    if control_characters_in(name):
+        return CONTROL_CHARACTERS
+    if not name.strip():
+        return "must not be blank"
+    if len(name) > MAX_KEY_NAME:
+        return f"at most {MAX_KEY_NAME} characters"
+    return None
 
 
 def _spaces_or_invisibles_in(email: str) -> bool:

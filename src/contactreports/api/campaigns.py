@@ -46,7 +46,7 @@ class CampaignController(Controller):
 
     @put(
         "/{campaign_id:str}",
-        responses={**problem_responses(413, 503), 201: CREATED},
+        responses={**problem_responses(403, 413, 503), 201: CREATED},
         summary="Create or replace a campaign",
         description=(
             "`201` when new, `200` when replaced. Archiving moves the campaign's events out of the hot store; "

@@ -45,7 +45,7 @@ class EventController(Controller):
         status_code=200,
         request_class=EventBatchRequest,
         guards=[limit_ingestion],
-        responses=problem_responses(413, 429, 503),
+        responses=problem_responses(403, 413, 429, 503),
         operation_class=EventBatchOperation,
         summary="Ingest events",
         description=(

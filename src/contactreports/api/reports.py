@@ -246,7 +246,7 @@ class ReportController(Controller):
         "/",
         status_code=202,
         guards=[limit_report_creation],
-        responses=problem_responses(409, 413, 429, 503),
+        responses=problem_responses(403, 409, 413, 429, 503),
         response_headers=[LOCATION],
         summary="Create a contact report",
         description=(
@@ -316,7 +316,7 @@ class ReportController(Controller):
     @delete(
         "/{report_id:str}",
         status_code=204,
-        responses=problem_responses(404, 503),
+        responses=problem_responses(403, 404, 503),
         summary="Delete a report and its rows",
     )
     async def remove(self, report_id: ReportId, account: SignedIn, state: State) -> None:
@@ -327,7 +327,7 @@ class ReportController(Controller):
         "/{report_id:str}/rerun",
         status_code=202,
         guards=[limit_report_creation],
-        responses=problem_responses(404, 409, 429, 503),
+        responses=problem_responses(403, 404, 409, 429, 503),
         response_headers=[LOCATION],
         summary="Compute a report again from the events as they are now",
     )

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import msgspec
 
-from contactreports.models import MAX_CAMPAIGN_NAME, Channel, FieldError, Status, Timestamp
+from contactreports.models import MAX_CAMPAIGN_NAME, MAX_KEY_NAME, Channel, FieldError, Status, Timestamp
 
 # Responses: UTC, `Z`, millisecond precision.
 TimestampOut = Annotated[str, msgspec.Meta(examples=["2026-03-01T09:30:00.000Z"])]
@@ -141,3 +141,27 @@ class WebhookResult(msgspec.Struct):
             "SES, the recipient's index in the record), and they come in that order."
         ),
     ]
+
+
+class ApiKeyIn(msgspec.Struct, forbid_unknown_fields=True):
+    name: Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_KEY_NAME, examples=["reporting dashboard"])]
+    read_only: Annotated[bool, msgspec.Meta(description="Whether the key may only read (GET).")] = False
+
+
+class ApiKeyOut(msgspec.Struct):
+    id: str
+    name: str
+    read_only: bool
+    prefix: Annotated[
+        str | None,
+        msgspec.Meta(
+            description="The secret's first characters, to tell keys apart; null for a key made before accounts "
+            "had several keys (rotate it to get one).",
+            examples=["cr_Xk2vQ9a"],
+        ),
+    ]
+    created_at: TimestampOut
+
+
+class ApiKeyMade(ApiKeyOut):
+    api_key: Annotated[str, msgspec.Meta(description="The secret: shown this once, only its hash is kept.")]

@@ -91,7 +91,7 @@ class WebhookController(Controller):
     @post(
         "/token",
         status_code=201,
-        responses=problem_responses(503),
+        responses=problem_responses(403, 503),
         summary="Create or rotate the webhook token",
         description=(
             "A new token for the account's webhook URLs, `/webhooks/{provider}/{token}`, each given in full "
@@ -125,7 +125,7 @@ class WebhookController(Controller):
 
     @put(
         "/{provider:str}",
-        responses=problem_responses(404, 413, 503),
+        responses=problem_responses(403, 404, 413, 503),
         summary="Set a provider's secret",
         description=(
             "The secret its deliveries are checked with (see `secret_help` in `GET /api/webhooks`); it "
@@ -145,7 +145,7 @@ class WebhookController(Controller):
     @delete(
         "/{provider:str}",
         status_code=204,
-        responses=problem_responses(404, 503),
+        responses=problem_responses(403, 404, 503),
         summary="Remove a provider's secret",
         description="Its deliveries are refused with `401` from now on. `204` also when it had none.",
     )

@@ -174,26 +174,42 @@ async def _migrate(conn: aiosqlite.Connection) -> None:
 
     API and worker processes may start together: BEGIN IMMEDIATE makes the second wait,
     and it then finds the migrations applied.
+
+    Foreign keys are off meanwhile: SQLite changes a table's columns by making the table anew
+    and dropping the old one, which, with them on, counts as deleting every row another table
+    refers to (sqlite.org/lang_altertable.html). As SQLite advises, each migration must then
+    leave every reference whole (`PRAGMA foreign_key_check`) before it commits.
     """
     await conn.execute(
         "CREATE TABLE IF NOT EXISTS schema_migrations"
         " (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
     )
-    for version, name, script in _migration_files():
-        await conn.execute("BEGIN IMMEDIATE")
-        try:
-            cursor = await conn.execute("SELECT 1 FROM schema_migrations WHERE version = ?", (version,))
-            if await cursor.fetchone() is None:
-                for statement in _statements(script):
-                    await conn.execute(statement)
-                await conn.execute(
-                    "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, datetime('now'))",
-                    (version, name),
-                )
-        except BaseException:
-            await conn.rollback()
-            raise
-        await conn.commit()
+    await conn.execute("PRAGMA foreign_keys = OFF")  # only outside a transaction
+    try:
+        for version, name, script in _migration_files():
+            await _apply(conn, version, name, script)
+    finally:
+        await conn.execute("PRAGMA foreign_keys = ON")
+
+
+async def _apply(conn: aiosqlite.Connection, version: int, name: str, script: str) -> None:
+    """Apply one migration unless it was; a migration that leaves a broken reference is undone."""
+    await conn.execute("BEGIN IMMEDIATE")
+    try:
+        cursor = await conn.execute("SELECT 1 FROM schema_migrations WHERE version = ?", (version,))
+        if await cursor.fetchone() is None:
+            for statement in _statements(script):
+                await conn.execute(statement)
+            if broken := await conn.execute_fetchall("PRAGMA foreign_key_check"):
+                raise RuntimeError(f"migration {name} leaves rows referring to nothing: {list(broken)[:5]}")
+            await conn.execute(
+                "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, datetime('now'))",
+                (version, name),
+            )
+    except BaseException:
+        await conn.rollback()
+        raise
+    await conn.commit()
 
 
 async def select_in(conn: aiosqlite.Connection, sql: str, leading: tuple, values: Sequence) -> list[tuple]:

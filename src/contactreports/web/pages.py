@@ -23,9 +23,8 @@ from contactreports.api.pagination import Cursor, Limit
 from contactreports.api.reports import ReportId, export_stream, report_out, reports_page, restart_report, rows_page
 from contactreports.catalogue import ACTION_CODES
 from contactreports.exports import Format
-from contactreports.models import Account, Report, Summary, format_ms
+from contactreports.models import Account, Caller, Report, Summary, format_ms
 from contactreports.store import reports as store
-from contactreports.store.accounts import account_for_key
 from contactreports.store.rows import report_summary
 from contactreports.web.search import (
     as_sentence,
@@ -38,10 +37,15 @@ from contactreports.web.search import (
 from contactreports.web.security import PAGE_CACHE, PAGE_HEADERS, few_form_fields, same_origin_only
 from contactreports.web.session import (
     DatabaseKeyedSessions,
+    SignedInCaller,
     SignedOut,
+    full_access_only,
     provide_account,
+    provide_caller,
     session_middleware,
-    signed_in_account,
+    sign_in,
+    sign_out,
+    signed_in,
 )
 
 HERE = Path(__file__).parent
@@ -63,8 +67,8 @@ def _redirect(request: Request, to: str, notice: str | None = None) -> Redirect:
     return Redirect(to, status_code=303)
 
 
-async def _list_context(request: Request, account: Account, cursor: str | None) -> dict[str, Any]:
-    state = request.app.state
+async def _list_context(request: Request, caller: Caller, cursor: str | None) -> dict[str, Any]:
+    state, account = request.app.state, caller.account
     try:
         page = await reports_page(state, account, None, LIST_LIMIT, cursor)
     except ProblemError:  # a cursor edited by hand, or another account's: the newest reports instead
@@ -75,15 +79,16 @@ async def _list_context(request: Request, account: Account, cursor: str | None) 
         "cursor": cursor,
         "next_cursor": page.next_cursor,
         "active_report_id": await store.active_report_id(state.db, account.id),
+        "read_only": caller.read_only,
     }
 
 
 @get("/")
 async def index(request: Request, cursor: Cursor = None) -> Template:
-    account = await signed_in_account(request)
-    if account is None:
+    caller = await signed_in(request)
+    if caller is None:
         return _sign_in_form(request, None)
-    context = await _list_context(request, account, cursor)
+    context = await _list_context(request, caller, cursor)
     return Template("reports.html", context={**context, "notice": request.session.pop("notice", None)})
 
 
@@ -96,33 +101,32 @@ def _sign_in_form(request: Request, error: str | None) -> Template:
 
 
 @get("/reports/live")
-async def live_list(request: Request, account: SignedIn, cursor: Cursor = None) -> Template:
+async def live_list(request: Request, caller: SignedInCaller, cursor: Cursor = None) -> Template:
     """The list alone, as the page's script fetches it to stay current without reloading."""
-    return Template("_reports.html", context=await _list_context(request, account, cursor))
+    return Template("_reports.html", context=await _list_context(request, caller, cursor))
 
 
 @post("/sign-in")
-async def sign_in(request: Request) -> Template | Redirect:
+async def sign_in_form(request: Request) -> Template | Redirect:
     api_key = str((await request.form()).get("api_key", "")).strip()
-    if not api_key or await account_for_key(request.app.state.db, api_key) is None:
+    if not api_key or not await sign_in(request, api_key):
         error = "Enter your API key." if not api_key else "That API key is not valid. Check it and try again."
         return _sign_in_form(request, error)
-    request.set_session({"api_key": api_key})
     return Redirect("/", status_code=303)
 
 
 @post("/sign-out")
-async def sign_out(request: Request) -> Redirect:
-    request.clear_session()
+async def sign_out_form(request: Request) -> Redirect:
+    await sign_out(request)
     return Redirect("/", status_code=303)
 
 
-@get("/reports/new")
+@get("/reports/new", guards=[full_access_only])
 async def new_search(account: SignedIn) -> Template:
     return Template("new_search.html", context={"account": account, **form_context(typed(FormMultiDict()), {})})
 
 
-@post("/reports/new")
+@post("/reports/new", guards=[full_access_only])
 async def create_search(request: Request, account: SignedIn) -> Template | Redirect:
     form = await request.form()
     values = typed(form)
@@ -230,7 +234,7 @@ async def export(
         return _redirect(request, f"/reports/{report_id}", error.problem.detail)
 
 
-@post("/reports/{report_id:str}/rerun")
+@post("/reports/{report_id:str}/rerun", guards=[full_access_only])
 async def rerun(request: Request, account: SignedIn, report_id: ReportId) -> Redirect:
     refused = await over_report_limit(request, account)  # as the API's rerun: one more report
     if refused:
@@ -244,13 +248,13 @@ async def rerun(request: Request, account: SignedIn, report_id: ReportId) -> Red
     return _back_to_list(request, f"The report for {report.spec.email} is queued again.")
 
 
-@get("/reports/{report_id:str}/delete")
+@get("/reports/{report_id:str}/delete", guards=[full_access_only])
 async def confirm_delete(request: Request, account: SignedIn, report_id: ReportId) -> Template:
     report = await _report(request, account, report_id)
     return Template("confirm_delete.html", context={"account": account, "report": report_out(report)})
 
 
-@post("/reports/{report_id:str}/delete")
+@post("/reports/{report_id:str}/delete", guards=[full_access_only])
 async def delete(request: Request, account: SignedIn, report_id: ReportId) -> Redirect:
     if not await store.delete_report(request.app.state.db, account.id, report_id):
         raise ReportGone()
@@ -297,13 +301,13 @@ def web_routers(sessions: DatabaseKeyedSessions, max_form_bytes: int) -> list[Ro
     pages = Router(
         "/",
         route_handlers=[
-            *(index, live_list, sign_in, sign_out, new_search, create_search),
+            *(index, live_list, sign_in_form, sign_out_form, new_search, create_search),
             *(report_page, export, rerun, confirm_delete, delete),
         ],
         middleware=[session_middleware(sessions)],
         guards=[same_origin_only, few_form_fields],
         request_max_body_size=max_form_bytes,
-        dependencies={"account": Provide(provide_account)},
+        dependencies={"account": Provide(provide_account), "caller": Provide(provide_caller)},
         exception_handlers={
             **{kind: _error_page(handler) for kind, handler in EXCEPTION_HANDLERS.items()},
             SignedOut: _to_sign_in,

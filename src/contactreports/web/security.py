@@ -19,16 +19,16 @@ from litestar.datastructures import CacheControlHeader, ResponseHeader
 from litestar.exceptions import PermissionDeniedException
 from litestar.handlers import BaseRouteHandler
 
+from contactreports.api.auth import SAFE_METHODS
 from contactreports.api.errors import ProblemError
 
-_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # "none": the user typed or bookmarked it; the browser sends nothing of another page's.
 _OWN_SITES = frozenset({"same-origin", "none"})
 CROSS_ORIGIN = "This form was sent from another site or page, so it was refused: submit it again from this page."
 
 
 def same_origin_only(connection: ASGIConnection, _: BaseRouteHandler) -> None:
-    if connection.scope["method"] in _SAFE_METHODS:
+    if connection.scope["method"] in SAFE_METHODS:
         return
     site = connection.headers.get("sec-fetch-site")
     if site is not None:
@@ -48,7 +48,7 @@ async def few_form_fields(request: Request, _: BaseRouteHandler) -> None:
     already bounded by the router's `request_max_body_size`, and counting its separators costs
     next to nothing. (Multipart forms have Litestar's own limit, `multipart_form_part_limit`.)
     """
-    if request.scope["method"] in _SAFE_METHODS or request.content_type[0] != "application/x-www-form-urlencoded":
+    if request.scope["method"] in SAFE_METHODS or request.content_type[0] != "application/x-www-form-urlencoded":
         return
     most = request.app.state.settings.max_form_fields
     if (await request.body()).count(b"&") >= most:
