@@ -12,6 +12,7 @@ import httpx
 
 from conftest import wait_until
 from contactreports.ingest import EventIn
+from contactreports.store.database import Database
 from contactreports.webhooks.base import Parsed
 
 SESSION = "contactreports_session"  # the web page's session cookie
@@ -153,6 +154,28 @@ async def report_for(client: httpx.AsyncClient, email: str, start: str, end: str
 def result(ingested: int = 0, duplicates: int = 0, ignored: dict | None = None, rejected: list | None = None) -> dict:
     """A webhook delivery's answer (`POST /webhooks/{provider}/{token}`)."""
     return {"ingested": ingested, "duplicates": duplicates, "ignored": ignored or {}, "rejected": rejected or []}
+
+
+def too_many_events(count: int) -> dict:
+    """The answer to a request of `count` events, more than one may carry (10,000), whichever way
+    they came: `POST /api/events` or a webhook delivery."""
+    return {
+        "type": "about:blank",
+        "title": "Bad Request",
+        "status": 400,
+        "detail": "The request is invalid: see `errors`.",
+        "errors": [{"field": "body", "message": f"at most 10,000 events per request, got {count:,}"}],
+    }
+
+
+async def stored(db: Database, account_id: int) -> tuple[int, int]:
+    """(events, campaigns) the account has, archived events included."""
+    rows = await db.reader.execute_fetchall(
+        "SELECT (SELECT count(*) FROM events WHERE account_id = ?) + (SELECT count(*) FROM archived_events"
+        " WHERE account_id = ?), (SELECT count(*) FROM campaigns WHERE account_id = ?)",
+        (account_id, account_id, account_id),
+    )
+    return rows[0]
 
 
 def in_order(events: list[EventIn], campaigns: dict[str, str] | None = None) -> Parsed:

@@ -17,13 +17,15 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from conftest import ApiAccount
 from contactreports.catalogue import category_of
 from contactreports.config import Settings
 from contactreports.ingest import EventIn, to_new_events
 from contactreports.models import FieldError, datetime_to_ms, format_ms
+from contactreports.store.database import Database
 from contactreports.webhooks.base import Delivery, Malformed, Parsed, Unauthorized
 from contactreports.webhooks.sendgrid import MAX_SKEW_SECONDS, SendGridAdapter
-from helpers import in_order, report_for, webhook_url
+from helpers import in_order, report_for, stored, too_many_events, webhook_url
 
 FIXTURES = Path(__file__).parent / "fixtures" / "webhooks" / "sendgrid"
 SIGNED_BY_SENDGRID = json.loads((FIXTURES / "signed_by_sendgrid.json").read_text())
@@ -840,3 +842,16 @@ async def test_a_campaign_name_with_control_characters_or_too_long_is_cleaned_no
     assert (response.status_code, response.json()) == result(1)
     campaign = (await client.get("/api/campaigns/sendgrid:campaign:7")).json()
     assert campaign["name"] == ("Spring sale\n" + "x" * 300)[:200]  # a bell is no part of a name; a line break is
+
+
+async def test_a_delivery_of_more_events_than_a_request_may_carry_is_refused_whole(
+    client: httpx.AsyncClient, sendgrid: tuple[str, ec.EllipticCurvePrivateKey], account: ApiAccount, db: Database
+) -> None:
+    url, private_key = sendgrid
+    [delivered] = json.loads(fixture("delivered.json"))
+    body = [{**delivered, "sg_event_id": f"event-{n}"} for n in range(20_000)]
+
+    response = await post_signed(url, private_key, json.dumps(body).encode())
+
+    assert (response.status_code, response.json()) == (400, too_many_events(20_000))
+    assert await stored(db, account.id) == (0, 0)

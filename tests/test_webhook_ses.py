@@ -21,11 +21,12 @@ from conftest import ApiAccount, Process, service_env, start_api
 from contactreports.config import Settings
 from contactreports.ingest import EventIn
 from contactreports.models import FieldError
+from contactreports.store.database import Database
 from contactreports.webhooks import sns as sns_module
 from contactreports.webhooks.base import Delivery, Malformed, Parsed, Unauthorized, Unavailable
 from contactreports.webhooks.ses import SesAdapter
 from contactreports.webhooks.sns import check_certificate_url, fetch_certificate, signing_names
-from helpers import in_order, report_for, webhook_url
+from helpers import in_order, report_for, stored, too_many_events, webhook_url
 from local_sns import (
     CERT,
     ENDLESS,
@@ -1014,3 +1015,15 @@ async def test_a_certificate_host_failing_is_a_503_and_the_retry_is_stored(sns: 
     assert (status, body["title"]) == (503, "Service Unavailable")
     assert body["detail"].endswith(f"{FAILING}. Nothing was stored; try again.")
     assert retried == [(200, {"ingested": 1, "duplicates": 0, "ignored": {}, "rejected": []})]
+
+
+async def test_a_record_of_more_recipients_than_a_request_may_carry_is_refused_whole(
+    sns: LocalSns, ses_url: str, account: ApiAccount, db: Database
+) -> None:
+    # SES sends to at most 50 recipients, but SNS signs whatever is published to the topic.
+    record = fixture("event-send.json")
+    record["mail"]["destination"] = [f"r{n}@example.com" for n in range(20_000)]
+    message = sns.sign(ses_notification(record, sns_message_id("too many recipients")))
+
+    assert await post_as_sns(ses_url, [message]) == [(400, too_many_events(20_000))]
+    assert await stored(db, account.id) == (0, 0)

@@ -18,7 +18,7 @@ from contactreports.models import OUT_OF_RANGE
 from contactreports.store.database import Database
 from contactreports.webhooks.base import Delivery
 from contactreports.webhooks.postmark import PostmarkAdapter
-from helpers import ingest, put_campaign, report_for, result, webhook_url
+from helpers import ingest, put_campaign, report_for, result, stored, webhook_url
 
 FIXTURES = Path(__file__).with_name("fixtures") / "webhooks" / "postmark"
 SECRET = "hooks:s3cret-passw0rd"
@@ -51,16 +51,6 @@ def with_credentials(url: str, credentials: str = SECRET) -> str:
 
 def problem(status: int, title: str, detail: str, **extra: object) -> dict:
     return {"type": "about:blank", "title": title, "status": status, "detail": detail, **extra}
-
-
-async def stored(db: Database, account_id: int) -> tuple[int, int]:
-    """(events, campaigns) the account has."""
-    rows = await db.reader.execute_fetchall(
-        "SELECT (SELECT count(*) FROM events WHERE account_id = ?) + (SELECT count(*) FROM archived_events"
-        " WHERE account_id = ?), (SELECT count(*) FROM campaigns WHERE account_id = ?)",
-        (account_id, account_id, account_id),
-    )
-    return rows[0]
 
 
 def postmark_entry(providers: list[dict]) -> dict:

@@ -10,6 +10,8 @@ import msgspec
 from limits import parse as parse_rate_limit
 
 DEFAULT_DATABASE_URL = "sqlite:///contactreports.db"
+# Events one request may carry, by `POST /api/events` or a webhook delivery.
+MAX_EVENTS_PER_BATCH = 10_000
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
@@ -35,7 +37,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     max_details_bytes: int = 16 * 1024
     # How long a write waits for another process's write lock before giving up (503 / retry).
     busy_timeout_ms: int = 10_000
-    max_events_per_batch: int = 10_000
+    max_events_per_batch: int = MAX_EVENTS_PER_BATCH
     max_window_days: int = 3 * 366
     # Rows the worker reads and writes per transaction: big enough to amortise the
     # per-call cost of aiosqlite, small enough to keep the write lock short.

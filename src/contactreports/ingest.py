@@ -96,6 +96,14 @@ def decode_line(index: int, line: bytes) -> EventIn:
         raise InvalidEvents([FieldError(f"[{index}]", undecodable(error))]) from error
 
 
+def too_many_events(count: int, limit: int) -> FieldError | None:
+    """What is wrong with a request of `count` events when one may hold `limit`: every way in
+    that takes a batch (`POST /api/events`, webhook deliveries) answers it alike."""
+    if count <= limit:
+        return None
+    return FieldError("body", f"at most {limit:,} events per request, got {count:,}")
+
+
 def to_new_events(events: list[EventIn], max_details_bytes: int) -> list[NewEvent]:
     """Normalise the emails and check what the types cannot; raises InvalidEvents naming each bad field."""
     valid, errors = check_events(events, max_details_bytes)

@@ -14,7 +14,7 @@ from contactreports.api.limits import limit_ingestion
 from contactreports.api.openapi import NDJSON, EventBatchOperation
 from contactreports.api.requests import ApiRequest
 from contactreports.api.schemas import IngestResult
-from contactreports.ingest import EventIn, InvalidEvents, decode_array, decode_line, to_new_events
+from contactreports.ingest import EventIn, InvalidEvents, decode_array, decode_line, to_new_events, too_many_events
 from contactreports.models import FieldError
 from contactreports.store.events import UnknownCampaigns, insert_events
 
@@ -55,9 +55,9 @@ class EventController(Controller):
         ),
     )
     async def ingest(self, data: JSONBody[list[EventIn]], account: SignedIn, state: State) -> IngestResult:
-        limit = state.settings.max_events_per_batch
-        if len(data) > limit:
-            raise invalid([FieldError("body", f"at most {limit:,} events per request, got {len(data):,}")])
+        too_many = too_many_events(len(data), state.settings.max_events_per_batch)
+        if too_many is not None:
+            raise invalid([too_many])
         try:
             ingested, duplicates = await insert_events(
                 state.db, account.id, to_new_events(data, state.settings.max_details_bytes)

@@ -51,7 +51,16 @@ from contactreports.store.webhooks import (
     webhook_secrets_updated,
     webhook_token_created_at,
 )
-from contactreports.webhooks.base import Adapter, Delivery, Malformed, Parsed, Unauthorized, Unavailable, shown
+from contactreports.webhooks.base import (
+    Adapter,
+    Delivery,
+    Malformed,
+    Parsed,
+    Unauthorized,
+    Unavailable,
+    off_loop,
+    shown,
+)
 
 log = logging.getLogger(__name__)
 # Amazon SNS waits for the confirmation no longer than a webhook delivery waits for our answer.
@@ -191,6 +200,15 @@ def _checked(parsed: Parsed, max_details_bytes: int) -> tuple[list[NewEvent], li
     return valid, sorted(rejected + errors, key=_position)
 
 
+def _parsed_and_checked(
+    adapter: Adapter, delivery: Delivery, max_details_bytes: int
+) -> tuple[Parsed, list[NewEvent], list[FieldError]]:
+    """The verified delivery's events: what the adapter makes of it, and of those the events to
+    store and what is wrong with the others (see `_checked`). Run by `off_loop`: CPU work."""
+    parsed = adapter.parse(delivery)
+    return parsed, *_checked(parsed, max_details_bytes)
+
+
 def _position(error: FieldError) -> int:
     """The position a rejected event's error names (`[12].email`: 12); sorted stably, so an
     event's errors keep their order."""
@@ -302,7 +320,9 @@ async def receive_webhook(
     )
     try:
         await adapter.verify(delivery, secret)
-        parsed = adapter.parse(delivery)
+        parsed, events, rejected = await off_loop(
+            delivery, _parsed_and_checked, adapter, delivery, state.settings.max_details_bytes
+        )
     except Unauthorized as error:
         raise ProblemError(401, str(error) or "Not sent by the provider with this account's secret.") from error
     except Malformed as error:
@@ -313,7 +333,6 @@ async def receive_webhook(
         await _signed_once(state, f"{account.id}:{adapter.name}:{parsed.nonce}", parsed.nonce_seconds, parsed)
     if parsed.subscribe_url is not None:
         await _confirm_subscription(parsed.subscribe_url)
-    events, rejected = _checked(parsed, state.settings.max_details_bytes)
     ingested, duplicates = await _store(state, account, events, parsed) if events else (0, 0)
     ignored = _ignored_names(parsed.ignored)
     if ignored:

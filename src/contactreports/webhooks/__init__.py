@@ -13,11 +13,12 @@ from contactreports.webhooks.ses import SesAdapter
 
 def make_adapters(settings: Settings) -> dict[str, Adapter]:
     """Every provider's adapter, by the `{provider}` of its webhook URL, in the order documents list them."""
+    max_events = settings.max_events_per_batch
     adapters: list[Adapter] = [
-        SendGridAdapter(),
+        SendGridAdapter(max_events),
         MailgunAdapter(),
         PostmarkAdapter(),
-        SesAdapter(settings.sns_origin_pattern),
-        BrevoAdapter(),
+        SesAdapter(settings.sns_origin_pattern, max_events),
+        BrevoAdapter(max_events),
     ]
     return {adapter.name: adapter for adapter in adapters}

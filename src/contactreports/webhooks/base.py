@@ -38,6 +38,17 @@ event must not cost the others. The rule:
 - The route then checks the events kept as `POST /api/events` does (`_checked` in
   api/webhooks.py), naming what it refuses by `Parsed.positions`, and answers every event set
   aside in `rejected`, by position.
+- A delivery of more events than `POST /api/events` takes in a request (`max_events`, from
+  `Settings.max_events_per_batch`) is refused whole, as that endpoint refuses it (`at_most`),
+  counted before any event is read: it is no delivery a provider makes (SendGrid batches about
+  1,000 events, Brevo 500, an SES record names at most 50 recipients), and reading it would hold
+  up the API process for seconds.
+
+CPU work: verifying a large delivery (hashing its body for a signature, decoding it) and
+parsing and checking its events take the API process's CPU, during which it answers nothing
+else. `off_loop` runs such work in a worker thread when the delivery is large enough for that to
+matter (`OFF_LOOP_BYTES`), and at once otherwise: adapters call it for what they do with the
+body in `verify`, the route for `parse` and its checks.
 
 "An event" and its position: SendGrid's and Brevo's, an element of the delivery's array and
 its index (`[0]` for Brevo's single event); an SES record's, one recipient, by its index in the
@@ -48,18 +59,24 @@ record's list of recipients (`mail.destination`, `delivery.recipients`,
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime
-from typing import ClassVar, Protocol, TypeVar
+from typing import ClassVar, ParamSpec, Protocol, TypeVar
 
 import msgspec
 
-from contactreports.ingest import EventIn, field_error
+from contactreports.ingest import EventIn, field_error, too_many_events
 from contactreports.models import FieldError
 
 # The longest value an error message quotes from a delivery: it is answered and logged.
 MAX_SHOWN = 40
+# A delivery of this many bytes or more is verified, parsed and checked in a worker thread (see
+# `off_loop`). Below it, which takes in every one-event delivery and an array of about 100
+# events, the work holds the event loop for a millisecond or two at most, and a thread hop
+# (about 0.1 ms) would add a good part of that to each small delivery.
+OFF_LOOP_BYTES = 16 * 1024
 
 
 class Unauthorized(Exception):
@@ -130,6 +147,30 @@ class Adapter(Protocol):
 
     def parse(self, delivery: Delivery) -> Parsed:
         """The events in a verified delivery; raise Malformed when it is not the documented format."""
+
+
+Result = TypeVar("Result")
+Arguments = ParamSpec("Arguments")
+
+
+async def off_loop(
+    delivery: Delivery, work: Callable[Arguments, Result], *args: Arguments.args, **kwargs: Arguments.kwargs
+) -> Result:
+    """`work(*args, **kwargs)`, CPU work on `delivery` (a signature over its body, decoding it,
+    checking its events): in a worker thread when the delivery has OFF_LOOP_BYTES or more, so the
+    API process goes on answering other requests meanwhile (the thread gives up the GIL every few
+    milliseconds); at once for a smaller one."""
+    if len(delivery.body) < OFF_LOOP_BYTES:
+        return work(*args, **kwargs)
+    return await asyncio.to_thread(work, *args, **kwargs)
+
+
+def at_most(count: int, limit: int) -> None:
+    """Raise Malformed, saying what `POST /api/events` says of such a batch, when a delivery
+    holds `count` events and may hold `limit`."""
+    too_many = too_many_events(count, limit)
+    if too_many is not None:
+        raise Malformed(too_many.message)
 
 
 class EventType(msgspec.Struct):

@@ -59,6 +59,7 @@ from typing import ClassVar
 
 import msgspec
 
+from contactreports.config import MAX_EVENTS_PER_BATCH
 from contactreports.ingest import UNDECODABLE, EventIn, field_error, undecodable
 from contactreports.models import FieldError
 from contactreports.webhooks.base import (
@@ -67,6 +68,7 @@ from contactreports.webhooks.base import (
     Malformed,
     Parsed,
     Unauthorized,
+    at_most,
     basic_auth,
     read_event,
     typed_events,
@@ -144,6 +146,10 @@ class BrevoAdapter:
         "`python3 -c 'import secrets; print(secrets.token_urlsafe(32))'`."
     )
 
+    def __init__(self, max_events: int = MAX_EVENTS_PER_BATCH):
+        """`max_events`: the most events a delivery may hold (`Settings.max_events_per_batch`)."""
+        self._max_events = max_events
+
     def check_secret(self, secret: str) -> str | None:
         if len(secret) < MIN_SECRET_LENGTH:
             return f"a Brevo token must be at least {MIN_SECRET_LENGTH} characters long, so it cannot be guessed"
@@ -164,6 +170,7 @@ class BrevoAdapter:
         except UNDECODABLE as error:
             raise Malformed(undecodable(error)) from error
         elements = decoded if isinstance(decoded, list) else [delivery.body]
+        at_most(len(elements), self._max_events)
         parsed = Parsed()
         for position, action, element in typed_events(parsed, elements, ACTIONS, _not_brevos):
             try:

@@ -36,7 +36,7 @@ from typing import Any, ClassVar
 import msgspec
 
 from contactreports.ingest import UNDECODABLE, EventIn
-from contactreports.webhooks.base import Delivery, Malformed, Parsed, Unauthorized, unix_time
+from contactreports.webhooks.base import Delivery, Malformed, Parsed, Unauthorized, off_loop, unix_time
 
 NAME = "mailgun"
 # Mailgun does not document re-signing a retried webhook (others report that a retry carries
@@ -139,7 +139,7 @@ class MailgunAdapter:
 
     async def verify(self, delivery: Delivery, secret: str) -> None:
         try:
-            signed = _decode_signed(delivery.body).signature
+            signed = (await off_loop(delivery, _decode_signed, delivery.body)).signature
         except (msgspec.ValidationError, *UNDECODABLE) as error:
             raise Unauthorized(f"no Mailgun signature in the body: {error}") from error
         expected = _sign(secret, signed.timestamp, signed.token).encode()

@@ -53,6 +53,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import load_der_public_key
 
+from contactreports.config import MAX_EVENTS_PER_BATCH
 from contactreports.ingest import MAX_CAMPAIGN_ID, UNDECODABLE, EventIn, field_error, undecodable
 from contactreports.models import FieldError
 from contactreports.webhooks.base import (
@@ -61,6 +62,8 @@ from contactreports.webhooks.base import (
     Malformed,
     Parsed,
     Unauthorized,
+    at_most,
+    off_loop,
     read_event,
     shown,
     typed_events,
@@ -134,6 +137,10 @@ class SendGridAdapter:
         "Security features, save, then edit it again and copy the key."
     )
 
+    def __init__(self, max_events: int = MAX_EVENTS_PER_BATCH):
+        """`max_events`: the most events a delivery may hold (`Settings.max_events_per_batch`)."""
+        self._max_events = max_events
+
     def check_secret(self, secret: str) -> str | None:
         try:
             public_key(secret)
@@ -158,13 +165,7 @@ class SendGridAdapter:
             key = public_key(secret)
         except ValueError as error:
             raise Unauthorized(f"the account's SendGrid verification key is unusable: {error}") from error
-        try:
-            key.verify(
-                base64.b64decode(signature, validate=True), timestamp.encode() + delivery.body, SIGNATURE_ALGORITHM
-            )
-        # ValueError: not base64 (binascii.Error), or characters beyond ASCII in the header.
-        except (InvalidSignature, ValueError) as error:
-            raise Unauthorized("the signature does not match this body, timestamp and verification key") from error
+        await off_loop(delivery, _check_signature, key, signature, timestamp, delivery.body)
 
     def parse(self, delivery: Delivery) -> Parsed:
         try:
@@ -173,6 +174,7 @@ class SendGridAdapter:
             raise _not_sendgrids(field_error(error)) from error
         except UNDECODABLE as error:
             raise Malformed(f"body: {undecodable(error)}") from error
+        at_most(len(elements), self._max_events)
         parsed = Parsed()
         for position, action, element in typed_events(parsed, elements, ACTIONS, _not_sendgrids):
             try:
@@ -187,6 +189,15 @@ class SendGridAdapter:
             parsed.events.append(event_in)
             parsed.positions.append(position)
         return parsed
+
+
+def _check_signature(key: ec.EllipticCurvePublicKey, signature: str, timestamp: str, body: bytes) -> None:
+    """Raise Unauthorized unless `signature` (base64) is the key's over `timestamp` and `body`."""
+    try:
+        key.verify(base64.b64decode(signature, validate=True), timestamp.encode() + body, SIGNATURE_ALGORITHM)
+    # ValueError: not base64 (binascii.Error), or characters beyond ASCII in the header.
+    except (InvalidSignature, ValueError) as error:
+        raise Unauthorized("the signature does not match this body, timestamp and verification key") from error
 
 
 def _not_sendgrids(bad: FieldError) -> Malformed:

@@ -34,10 +34,17 @@ from typing import Any, ClassVar
 
 import msgspec
 
+from contactreports.config import MAX_EVENTS_PER_BATCH
 from contactreports.ingest import EventIn
 from contactreports.models import FieldError
-from contactreports.webhooks.base import Delivery, Malformed, Parsed, Unauthorized
-from contactreports.webhooks.sns import SignatureVerifier, check_fresh, decode_message, is_subscribe_url
+from contactreports.webhooks.base import Delivery, Malformed, Parsed, Unauthorized, at_most, off_loop
+from contactreports.webhooks.sns import (
+    SignatureVerifier,
+    check_fresh,
+    check_signature,
+    decode_message,
+    is_subscribe_url,
+)
 
 PROVIDER = "ses"
 CAMPAIGN_TAG = "campaign"
@@ -228,11 +235,13 @@ class SesAdapter:
         "Messages from any other topic are refused."
     )
 
-    def __init__(self, sns_origin_pattern: str):
+    def __init__(self, sns_origin_pattern: str, max_events: int = MAX_EVENTS_PER_BATCH):
         """`sns_origin_pattern`: the origin (a regular expression matched in full) that SNS's
-        certificate and subscribe URLs must have: `Settings.sns_origin_pattern`."""
+        certificate and subscribe URLs must have: `Settings.sns_origin_pattern`. `max_events`: the
+        most events (recipients) a record may make (`Settings.max_events_per_batch`)."""
         self._origin = re.compile(sns_origin_pattern)
         self._verifier = SignatureVerifier(self._origin)
+        self._max_events = max_events
 
     def check_secret(self, secret: str) -> str | None:
         arns = topic_arns(secret)
@@ -245,13 +254,14 @@ class SesAdapter:
 
     async def verify(self, delivery: Delivery, secret: str) -> None:
         try:
-            message = decode_message(delivery.body)
+            message = await off_loop(delivery, decode_message, delivery.body)
         except ValueError as error:
             raise Unauthorized(str(error)) from None
         if message.TopicArn not in topic_arns(secret):
             raise Unauthorized(f"SNS topic {message.TopicArn!r} is not this account's")
         check_fresh(message, delivery.received_at)
-        await self._verifier.verify(message, delivery.received_at)
+        signature = await self._verifier.signature(message, delivery.received_at)
+        await off_loop(delivery, check_signature, message, signature)
 
     def parse(self, delivery: Delivery) -> Parsed:
         try:
@@ -266,7 +276,7 @@ class SesAdapter:
             record = _decode_record(message.Message)
         except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as error:
             raise Malformed(f"the SNS Message is not an Amazon SES record: {error}") from None
-        return _parse_record(record, message.MessageId)
+        return _parse_record(record, message.MessageId, self._max_events)
 
     def _confirmation(self, subscribe_url: str | None) -> Parsed:
         if subscribe_url is None or not is_subscribe_url(subscribe_url, self._origin):
@@ -274,7 +284,7 @@ class SesAdapter:
         return Parsed(subscribe_url=subscribe_url)
 
 
-def _parse_record(record: SesRecord, sns_message_id: str) -> Parsed:
+def _parse_record(record: SesRecord, sns_message_id: str, max_events: int) -> Parsed:
     kind = record.event_type or record.notification_type
     if kind is None:
         raise Malformed("the SES record has neither eventType nor notificationType")
@@ -283,6 +293,7 @@ def _parse_record(record: SesRecord, sns_message_id: str) -> Parsed:
     mail = _part(record, "mail")
     action, happenings = MAPPING[kind]
     found = happenings(record, mail)
+    at_most(len(found), max_events)
     if not found:
         return Parsed(ignored={kind: 1})
     campaign = campaign_of(mail)

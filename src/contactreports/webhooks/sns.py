@@ -156,20 +156,35 @@ def certificate_names(certificate: x509.Certificate) -> set[str]:
     return {name.lower() for name in names}
 
 
-def string_to_sign(message: SnsMessage) -> bytes:
-    """Each signed field present as "name\\nvalue\\n", in the documented order."""
+def signed_fields(message: SnsMessage) -> list[tuple[str, str]]:
+    """(name, value) of each field `message` signs, in the documented order; raises Unauthorized
+    for a Type SNS does not sign or a signed field missing."""
     fields = SIGNED_FIELDS.get(message.Type)
     if fields is None:
         raise Unauthorized(f"unknown SNS message Type {message.Type!r}")
-    lines = []
+    present = []
     for name in fields:
         value = getattr(message, name)
         if value is None:
             if name != "Subject":  # the only signed field a message may leave out
                 raise Unauthorized(f"the SNS {message.Type} has no {name}")
             continue
-        lines.append(f"{name}\n{value}\n")
-    return "".join(lines).encode()
+        present.append((name, value))
+    return present
+
+
+def string_to_sign(message: SnsMessage) -> bytes:
+    """Each signed field present as "name\\nvalue\\n", in the documented order."""
+    return "".join(f"{name}\n{value}\n" for name, value in signed_fields(message)).encode()
+
+
+def check_signature(message: SnsMessage, signature: Signature) -> None:
+    """Raise Unauthorized unless `signature` is its key's over `message`'s signed fields: the part
+    of the check whose work grows with the message."""
+    try:
+        signature.key.verify(signature.value, string_to_sign(message), padding.PKCS1v15(), signature.hash_type())
+    except InvalidSignature:
+        raise Unauthorized("the SNS signature does not match the message") from None
 
 
 def check_fresh(message: SnsMessage, now: float) -> None:
@@ -183,20 +198,34 @@ def check_fresh(message: SnsMessage, now: float) -> None:
         raise Unauthorized(f"SNS Timestamp {message.Timestamp} is stale (more than {MAX_AGE_SECONDS} s from now)")
 
 
+class Signature(msgspec.Struct, frozen=True):
+    """A message's signature, decoded, and what checks it: its certificate's key and the hash its
+    SignatureVersion names."""
+
+    value: bytes
+    key: rsa.RSAPublicKey
+    hash_type: type[hashes.HashAlgorithm]
+
+
 class SignatureVerifier:
-    """Checks SNS signatures, keeping the certificates it fetched (a bounded number) for later messages."""
+    """Reads an SNS message's signature and finds its key, keeping the certificates it fetched (a
+    bounded number) for later messages; `check_signature` then checks the signature with it."""
 
     def __init__(self, origin: re.Pattern[str]):
         self._origin = origin
         self._certificates: OrderedDict[str, x509.Certificate] = OrderedDict()
 
-    async def verify(self, message: SnsMessage, now: float) -> None:
+    async def signature(self, message: SnsMessage, now: float) -> Signature:
+        """`message`'s signature and the key SNS signs it with, from the certificate it names
+        (fetched, or kept from before): raises Unauthorized for a message SNS cannot have signed
+        (an unknown version or Type, a certificate from elsewhere, ...). Whether the signature
+        matches is `check_signature`'s."""
         hash_type = SIGNATURE_HASHES.get(message.SignatureVersion)
         if hash_type is None:
             raise Unauthorized(f"unsupported SNS SignatureVersion {message.SignatureVersion!r}")
         url = message.SigningCertURL
         check_certificate_url(url, self._origin)
-        signed = string_to_sign(message)
+        signed_fields(message)
         try:
             signature = base64.b64decode(message.Signature, validate=True)
         except ValueError:  # binascii.Error, or a character that is not ASCII
@@ -207,10 +236,7 @@ class SignatureVerifier:
         key = certificate.public_key()
         if not isinstance(key, rsa.RSAPublicKey):
             raise Unauthorized(f"the certificate at {url} does not hold an RSA key")
-        try:
-            key.verify(signature, signed, padding.PKCS1v15(), hash_type())
-        except InvalidSignature:
-            raise Unauthorized("the SNS signature does not match the message") from None
+        return Signature(signature, key, hash_type)
 
     async def _certificate(self, url: str) -> x509.Certificate:
         certificate = self._certificates.get(url)
