@@ -306,7 +306,7 @@ async def test_webhooks_token_list_set_and_unset(api: str, account: ApiAccount, 
         return run(*args, url=api, key=account.api_key, group="webhooks", stdin=stdin)
 
     made = ok(webhooks("token"))
-    set_from_stdin = ok(webhooks("set", "postmark", "-", stdin="hooks:s3cret\n"))
+    set_from_stdin = ok(webhooks("set", "postmark", "-", stdin="hooks:a-long-random-password\n"))
     listed = ok(webhooks("list"))
     overview = (await client.get("/api/webhooks")).json()
     bad_secret = webhooks("set", "postmark", "no-colon")

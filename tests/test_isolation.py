@@ -65,7 +65,7 @@ QUERY = {"format": "csv"}
 WEBHOOK = ("POST", "/webhooks/{provider}/{account_token}")
 BODIES = {
     ("PUT", "/api/campaigns/{campaign_id}"): B_CAMPAIGN,
-    ("PUT", "/api/webhooks/{provider}"): {"secret": "b-user:b-password"},
+    ("PUT", "/api/webhooks/{provider}"): {"secret": "b-user:b-long-random-password"},
     WEBHOOK: {"RecordType": "Delivery", "Recipient": "ann@example.com", "DeliveredAt": "2026-03-02T00:00:00Z"},
 }
 # Not a 404, and why: campaign ids are chosen by each account (API.md), so B's PUT on A's campaign
@@ -154,7 +154,7 @@ async def owner(client: httpx.AsyncClient) -> Owned:
     await ingest(client, A_EVENTS)
     report = await wait_done(client, (await create_report(client, **SEARCH))["id"])
     assert report["row_count"] == 2
-    token = await webhook_url(client, "postmark", "a-user:a-password")
+    token = await webhook_url(client, "postmark", "a-user:a-long-random-password")
     key = await client.post("/api/keys", json={"name": "second"})
     assert key.status_code == 201, key.text
     return Owned(

@@ -96,7 +96,7 @@ Provider = Annotated[str, msgspec.Meta(examples=["postmark"])]
 
 
 class WebhookSecretIn(msgspec.Struct, forbid_unknown_fields=True):
-    secret: Annotated[str, msgspec.Meta(min_length=1, max_length=4096, examples=["hooks:s3cret-passw0rd"])]
+    secret: Annotated[str, msgspec.Meta(min_length=1, max_length=4096, examples=["hooks:a-long-random-password"])]
 
 
 class WebhookTokenOut(msgspec.Struct):

@@ -72,6 +72,8 @@ from contactreports.models import FieldError
 
 # The longest value an error message quotes from a delivery: it is answered and logged.
 MAX_SHOWN = 40
+# The shortest token or password an account may choose for a provider (see `weak_secret`).
+MIN_SECRET_LENGTH = 16
 # A delivery of this many bytes or more is verified, parsed and checked in a worker thread (see
 # `off_loop`). Below it, which takes in every one-event delivery and an array of about 100
 # events, the work holds the event loop for a millisecond or two at most, and a thread hop
@@ -234,6 +236,19 @@ def basic_auth(headers: dict[str, str]) -> tuple[str, str] | None:
     if not colon:
         raise Unauthorized(not_basic)
     return user, password
+
+
+def weak_secret(secret: str, what: str) -> str | None:
+    """Why `secret`, a token or password the account chose for a provider that signs nothing (Brevo's
+    token, Postmark's password), will not do, or None when it will. Such a secret is all that
+    stands between the webhook URL and forged events, so it must be long enough not to be guessed,
+    and printable ASCII without spaces: it travels in an HTTP header, or in a URL. `what` names it
+    in the answer ("a Brevo token")."""
+    if len(secret) < MIN_SECRET_LENGTH:
+        return f"{what} must be at least {MIN_SECRET_LENGTH} characters long, so it cannot be guessed"
+    if not all("!" <= character <= "~" for character in secret):
+        return f"{what} must be printable ASCII without spaces: it travels in an HTTP header"
+    return None
 
 
 def unix_time(value: float, field: str, per_second: int = 1) -> datetime:

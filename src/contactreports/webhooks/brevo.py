@@ -63,6 +63,7 @@ from contactreports.config import MAX_EVENTS_PER_BATCH
 from contactreports.ingest import UNDECODABLE, EventIn, field_error, undecodable
 from contactreports.models import FieldError
 from contactreports.webhooks.base import (
+    MIN_SECRET_LENGTH,
     BadEvent,
     Delivery,
     Malformed,
@@ -73,6 +74,7 @@ from contactreports.webhooks.base import (
     read_event,
     typed_events,
     unix_time,
+    weak_secret,
 )
 
 NAME = "brevo"
@@ -106,7 +108,6 @@ BOUNCE_TYPES = {
     "soft_bounced": "soft",
 }
 MACHINE_OPENS = frozenset({"proxy_open", "unique_proxy_open"})
-MIN_SECRET_LENGTH = 16
 
 
 class BrevoEvent(msgspec.Struct):
@@ -151,11 +152,7 @@ class BrevoAdapter:
         self._max_events = max_events
 
     def check_secret(self, secret: str) -> str | None:
-        if len(secret) < MIN_SECRET_LENGTH:
-            return f"a Brevo token must be at least {MIN_SECRET_LENGTH} characters long, so it cannot be guessed"
-        if not all("!" <= character <= "~" for character in secret):
-            return "a Brevo token must be printable ASCII without spaces: it travels in an HTTP header"
-        return None
+        return weak_secret(secret, "a Brevo token")
 
     async def verify(self, delivery: Delivery, secret: str) -> None:
         token = _presented_token(delivery.headers)

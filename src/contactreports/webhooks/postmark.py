@@ -52,7 +52,15 @@ import msgspec
 
 from contactreports.ingest import UNDECODABLE, EventIn, undecodable
 from contactreports.models import control_characters_in
-from contactreports.webhooks.base import Delivery, Malformed, Parsed, Unauthorized, basic_auth
+from contactreports.webhooks.base import (
+    MIN_SECRET_LENGTH,
+    Delivery,
+    Malformed,
+    Parsed,
+    Unauthorized,
+    basic_auth,
+    weak_secret,
+)
 
 NAME = "postmark"
 Timestamp = Annotated[datetime, msgspec.Meta(tz=True)]
@@ -235,7 +243,9 @@ def _event_in(record_type: str, record: _Record) -> EventIn:
 class PostmarkAdapter:
     name: ClassVar[str] = NAME
     secret_help: ClassVar[str] = (
-        "The basic-auth credentials Postmark sends, as username:password. Choose them, then in Postmark "
+        "The basic-auth credentials Postmark sends, as username:password. Choose them (the password at least "
+        f"{MIN_SECRET_LENGTH} characters without spaces; make one with "
+        "`python3 -c 'import secrets; print(secrets.token_urlsafe(32))'`), then in Postmark "
         "(your server, the message stream, Webhooks) put them in the webhook URL, "
         "https://username:password@<this host>/webhooks/postmark/<token>, or in the webhook's Basic auth fields."
     )
@@ -246,7 +256,8 @@ class PostmarkAdapter:
             return "expected username:password (the webhook's basic-auth credentials), both non-empty"
         if control_characters_in(secret):
             return "control characters (tab, newline...) cannot be sent in basic-auth credentials"
-        return None
+        # Postmark signs nothing: the password is all a forger must guess, as Brevo's token is.
+        return weak_secret(password, "a Postmark password")
 
     async def verify(self, delivery: Delivery, secret: str) -> None:
         credentials = basic_auth(delivery.headers)
