@@ -14,6 +14,7 @@ import pytest
 
 from conftest import ApiAccount, service_env, start_api, wait_until
 from contactreports.api.webhooks import MAX_IGNORED_NAME, _ignored_names
+from contactreports.embedded_redis import free_port
 from contactreports.models import OUT_OF_RANGE
 from contactreports.store.database import Database
 from contactreports.webhooks.base import Delivery
@@ -486,6 +487,93 @@ async def test_webhooks_have_a_rate_limit_of_their_own(
         "nothing was stored.",
     )
     assert await stored(db, account.id) == (3, 1)  # the delivery and the click: one message, one tag
+
+
+@pytest.fixture(scope="module")
+def guarded_api(database_url: str, redis_url: str, logs: Path) -> Iterator[str]:
+    """An API letting 3 deliveries an account's provider gets fail verification in 5 seconds."""
+    process, url = start_api(
+        service_env(database_url, redis_url, webhook_failure_limit="3/5 seconds"), logs, "webhook-failures"
+    )
+    yield url
+    process.stop()
+
+
+GUESS = "hooks:a-wrong-guess-of-the-password"
+
+
+async def test_past_the_failed_verifications_allowed_deliveries_are_refused_unverified_for_a_while(
+    guarded_api: str, new_account, db: Database
+) -> None:
+    ann, bob = await new_account(), await new_account()
+    async with (
+        httpx.AsyncClient(base_url=guarded_api, headers=ann.headers) as ann_api,
+        httpx.AsyncClient(base_url=guarded_api, headers=bob.headers) as bob_api,
+        httpx.AsyncClient() as provider,
+    ):
+        ann_url, bob_url = [await webhook_url(api, "postmark", SECRET) for api in (ann_api, bob_api)]
+        await ann_api.put("/api/webhooks/brevo", json={"secret": "a-brevo-token-of-ann"})
+
+        async def post(url: str, credentials: str) -> httpx.Response:
+            return await provider.post(url, content=fixture("delivery"), headers=_basic(credentials))
+
+        guesses = [await post(ann_url, GUESS) for _ in range(3)]
+        one_guess_too_many = await post(ann_url, GUESS)
+        the_right_password = await post(ann_url, SECRET)
+        # The count is the account's, for one provider: Bob's token and Ann's Brevo are left alone.
+        bob_guess, bob_right = await post(bob_url, GUESS), await post(bob_url, SECRET)
+        ann_brevo = await provider.post(
+            ann_url.replace("/postmark/", "/brevo/"),
+            content=b'{"event": "deferred"}',
+            headers={"Authorization": "Bearer a-brevo-token-of-ann"},
+        )
+
+        async def refused_while_the_failures_are_recent() -> httpx.Response | None:
+            response = await post(ann_url, SECRET)
+            assert response.status_code in (200, 429), response.text
+            return response if response.status_code == 200 else None
+
+        accepted = await wait_until(refused_while_the_failures_are_recent)
+
+    assert [(r.status_code, r.json()) for r in guesses] == [(401, problem(401, "Unauthorized", WRONG))] * 3
+    for refused in (one_guess_too_many, the_right_password):
+        retry_after = refused.headers["retry-after"]
+        assert 1 <= int(retry_after) <= 5
+        assert (refused.status_code, refused.json()) == (
+            429,
+            problem(
+                429,
+                "Too Many Requests",
+                "Too many postmark deliveries to this webhook token failed verification: at most 3 per 5 second "
+                f"may fail. Try again in {retry_after} s; nothing was stored.",
+            ),
+        )
+    assert [(r.status_code, r.json()) for r in (bob_guess, bob_right, ann_brevo)] == [
+        (401, problem(401, "Unauthorized", WRONG)),
+        (200, result(ingested=1)),
+        (200, result(ignored={"deferred": 1})),
+    ]
+    assert (accepted.status_code, accepted.json()) == (200, result(ingested=1))
+    assert [await stored(db, account.id) for account in (ann, bob)] == [(1, 1), (1, 1)]
+
+
+async def test_without_redis_to_count_failures_a_delivery_is_a_503_to_retry(
+    database_url: str, logs: Path, account: ApiAccount, db: Database
+) -> None:
+    env = service_env(database_url, f"redis://127.0.0.1:{free_port()}/0")
+    process, api = start_api(env, logs, "webhooks-without-redis", redis=False)
+    try:
+        async with httpx.AsyncClient(base_url=api, headers=account.headers, timeout=30) as client:
+            url = await webhook_url(client, "postmark", SECRET)
+            response = await client.post(url, content=fixture("delivery"), headers=_basic(SECRET))
+    finally:
+        process.stop()
+
+    assert (response.status_code, response.json()) == (
+        503,
+        problem(503, "Service Unavailable", "Redis is unavailable; try again. Nothing was stored."),
+    )
+    assert await stored(db, account.id) == (0, 0)
 
 
 def _parsed(body: bytes) -> dict:

@@ -57,6 +57,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # SNS) and drops what is still refused after a few retries, so this is a guard against a
     # leaked token run wild, far above any real sending volume.
     webhook_rate_limit: str = "60000/minute"
+    # Deliveries that fail verification (a wrong signature or password: 401), per account and
+    # provider: past it, deliveries are refused (429) before they are verified, so a secret
+    # cannot be guessed by trying; a provider retries a 429, so its own deliveries are delayed.
+    webhook_failure_limit: str = "30/minute"
     # arq polls Redis for new jobs this often: it is the floor of submit-to-start latency.
     poll_delay_seconds: float = 0.05
     # Reports one worker process runs at once. arq starts at most this many a poll, so a
@@ -84,7 +88,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             raise ValueError("max_connections must be at least 1 and body_timeout_seconds above 0")
         if not 1 <= self.reconcile_every_seconds <= 60:
             raise ValueError(f"reconcile_every_seconds must be 1 to 60, got {self.reconcile_every_seconds}")
-        for limit in (self.report_rate_limit, self.ingest_rate_limit, self.webhook_rate_limit):
+        for limit in (
+            self.report_rate_limit,
+            self.ingest_rate_limit,
+            self.webhook_rate_limit,
+            self.webhook_failure_limit,
+        ):
             try:
                 parse_rate_limit(limit)
             except ValueError:

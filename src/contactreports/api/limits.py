@@ -1,4 +1,5 @@
-"""Per-account rate limits on the requests that make work: creating reports, ingesting events, webhooks.
+"""Per-account rate limits on the requests that make work: creating reports, ingesting events,
+webhooks; and on webhook deliveries that fail verification.
 
 The `limits` library counts hits in Redis with atomic scripts, so every API process shares one
 count per account. A limit is a moving window ("60/minute" is at most 60 in any 60 seconds).
@@ -41,6 +42,7 @@ class RateLimits:
             "reports": parse(settings.report_rate_limit),
             "events": parse(settings.ingest_rate_limit),
             "webhooks": parse(settings.webhook_rate_limit),
+            "webhook-failures": parse(settings.webhook_failure_limit),
         }
 
     async def retry_after(self, kind: str, account_id: int) -> int | None:
@@ -51,12 +53,40 @@ class RateLimits:
                 if await self._limiter.hit(limit, kind, str(account_id)):
                     return None
                 reset_at, _ = await self._limiter.get_window_stats(limit, kind, str(account_id))
-        except (StorageError, TimeoutError):
+        except UNCOUNTED:
             # Without Redis the count is unknown; refusing, or waiting on a hung Redis, would stop
             # ingestion, which needs only SQLite.
             log.warning("rate limit for %s not checked: Redis is unavailable", kind, exc_info=True)
             return None
-        return max(1, math.ceil(reset_at - time.time()))
+        return _seconds_until(reset_at)
+
+    async def spent(self, kind: str, *keys: str) -> int | None:
+        """Without counting one: None while the `kind` limit of `keys` has room for one more, else
+        the seconds until it has. Raises one of UNCOUNTED when Redis cannot say."""
+        limit = self.limits[kind]
+        async with asyncio.timeout(CHECK_TIMEOUT_SECONDS):
+            reset_at, remaining = await self._limiter.get_window_stats(limit, kind, *keys)
+        return None if remaining > 0 else _seconds_until(reset_at)
+
+    async def count(self, kind: str, *keys: str) -> None:
+        """Count one against the `kind` limit of `keys`; raises one of UNCOUNTED when Redis cannot."""
+        async with asyncio.timeout(CHECK_TIMEOUT_SECONDS):
+            await self._limiter.hit(self.limits[kind], kind, *keys)
+
+
+# What RateLimits raises when Redis is down or slower than CHECK_TIMEOUT_SECONDS.
+UNCOUNTED = (StorageError, TimeoutError)
+
+
+def _seconds_until(reset_at: float) -> int:
+    return max(1, math.ceil(reset_at - time.time()))
+
+
+def too_many(reason: str, seconds: int) -> ProblemError:
+    """A 429 saying `reason` and when to try again, in its Retry-After too."""
+    return ProblemError(
+        429, f"{reason} Try again in {seconds} s; nothing was stored.", headers={"Retry-After": str(seconds)}
+    )
 
 
 def rate_limited(kind: str, what: str):
@@ -66,12 +96,7 @@ def rate_limited(kind: str, what: str):
         limits: RateLimits = connection.app.state.rate_limits
         seconds = await limits.retry_after(kind, connection.state.account.id)
         if seconds is not None:
-            raise ProblemError(
-                429,
-                f"Too many {what}: this account may make {limits.limits[kind]}. "
-                f"Try again in {seconds} s; nothing was stored.",
-                headers={"Retry-After": str(seconds)},
-            )
+            raise too_many(f"Too many {what}: this account may make {limits.limits[kind]}.", seconds)
 
     return guard
 

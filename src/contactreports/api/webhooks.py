@@ -30,7 +30,7 @@ from redis.exceptions import RedisError
 from contactreports.api.auth import SignedIn, provide_account
 from contactreports.api.errors import ProblemError, invalid, problem_responses
 from contactreports.api.events import unknown_campaigns
-from contactreports.api.limits import limit_webhooks
+from contactreports.api.limits import UNCOUNTED, RateLimits, limit_webhooks, too_many
 from contactreports.api.openapi import WebhookDeliveryOperation
 from contactreports.api.schemas import (
     WebhookProviderOut,
@@ -249,6 +249,40 @@ async def _store(state: State, account: Account, events: list[NewEvent], parsed:
         raise unknown_campaigns(error) from error
 
 
+async def _verify(state: State, account: Account, adapter: Adapter, delivery: Delivery, secret: str) -> None:
+    """`adapter.verify`, counting each delivery it refuses against the account's limit for the
+    provider (`Settings.webhook_failure_limit`); past it, deliveries are refused (429) without
+    being verified, so that guessing the secret (a Postmark password, a Brevo token) gets nowhere.
+    A provider retries a 429, so its own deliveries come later, not never.
+
+    Counted in Redis, as the rate limits are, so every API process shares the count; deliveries
+    checked at the same moment may all pass before their failures are counted, so a burst can
+    get as many more tries as it has requests in flight. Without Redis the count is unknown:
+    503, which providers retry, as for the Mailgun replay guard (see `_signed_once`).
+    """
+    limits: RateLimits = state.rate_limits
+    keys = (str(account.id), adapter.name)
+    try:
+        seconds = await limits.spent("webhook-failures", *keys)
+        if seconds is not None:
+            raise too_many(
+                f"Too many {adapter.name} deliveries to this webhook token failed verification: "
+                f"at most {limits.limits['webhook-failures']} may fail.",
+                seconds,
+            )
+        try:
+            await adapter.verify(delivery, secret)
+        except Unauthorized:
+            await limits.count("webhook-failures", *keys)
+            raise
+    except UNCOUNTED as error:
+        raise _redis_unavailable() from error
+
+
+def _redis_unavailable() -> ProblemError:
+    return ProblemError(503, "Redis is unavailable; try again. Nothing was stored.")
+
+
 async def _signed_once(state: State, nonce: str, seconds: int, parsed: Parsed) -> None:
     """Refuse a signature seen before with other events: a replay carrying forged ones.
 
@@ -265,7 +299,7 @@ async def _signed_once(state: State, nonce: str, seconds: int, parsed: Parsed) -
         first = await state.redis.set(key, digest, nx=True, ex=max(seconds, 1))
         seen = None if first else await state.redis.get(key)
     except RedisError as error:  # unchecked, it might be a replay: the provider retries a 503
-        raise ProblemError(503, "Redis is unavailable; try again. Nothing was stored.") from error
+        raise _redis_unavailable() from error
     if seen is not None and seen.decode() != digest:
         raise ProblemError(401, "This signature came before with another body: a replay. Nothing was stored.")
 
@@ -319,7 +353,7 @@ async def receive_webhook(
         received_at=time.time(),
     )
     try:
-        await adapter.verify(delivery, secret)
+        await _verify(state, account, adapter, delivery, secret)
         parsed, events, rejected = await off_loop(
             delivery, _parsed_and_checked, adapter, delivery, state.settings.max_details_bytes
         )
