@@ -179,7 +179,9 @@ def test_a_documented_example_parses_into_exactly_these_events(fixture: str) -> 
     parsed = ADAPTER.parse(delivery(signed_body(fixture, new_key(), NOW, token)))
     # The signature's token may sign this one body, for as long as the signature is believed.
     signed_for = MAX_AGE_SECONDS + MAX_AHEAD_SECONDS
-    assert parsed == msgspec.structs.replace(EXPECTED[fixture], nonce=token, nonce_seconds=signed_for)
+    assert parsed == msgspec.structs.replace(
+        EXPECTED[fixture], nonce=token, nonce_signed_at=NOW, nonce_seconds=signed_for
+    )
     # The events pass the checks every way in applies.
     assert len(to_new_events(parsed.events, max_details_bytes=16_384)) == len(parsed.events)
 

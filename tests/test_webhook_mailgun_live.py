@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import json
 import re
+import secrets
 import time
+from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
+from redis.asyncio import Redis
 from test_webhook_mailgun import FIXTURES, new_key, sign, signed_body
 
-from helpers import report_for, result, webhook_url
+from conftest import ApiAccount, service_env, start_api
+from contactreports.store.database import Database
+from helpers import report_for, result, stored, webhook_url
 
 TAGGED = {"id": "mailgun:tag:webhook_payload", "name": "webhook_payload", "archived": False}
 CHROME_ON_MAC = (
@@ -225,3 +231,74 @@ async def test_a_signature_seen_before_is_refused_with_another_body_and_taken_wi
     assert (retried.status_code, retried.json()) == (200, result(duplicates=1))
     assert (rewritten.status_code, rewritten.json()) == (200, result(duplicates=1))
     assert await report_for(client, "victim@example.com", "2026-01-01T00:00:00Z", "2027-01-01T00:00:00Z") == []
+
+
+@pytest.fixture(scope="module")
+def three_signatures_api(database_url: str, redis_url: str, logs: Path) -> Iterator[str]:
+    """An API keeping 3 Mailgun signatures an account against replays."""
+    process, url = start_api(service_env(database_url, redis_url, webhook_signatures_kept=3), logs, "three-signatures")
+    yield url
+    process.stop()
+
+
+def delivered_to(recipient: str, key: str, signed_at: float, token: str) -> bytes:
+    """delivered.json to `recipient` (an event of its own), signed with `key` at `signed_at` with `token`."""
+    body = json.loads(signed_body("delivered.json", key, signed_at, token))
+    body["event-data"].update(id=f"event-for-{recipient}", recipient=recipient)
+    return json.dumps(body).encode()
+
+
+async def test_past_the_signatures_an_account_keeps_an_older_one_is_refused_and_no_replay_gets_through(
+    three_signatures_api: str, account: ApiAccount, db: Database, redis_url: str
+) -> None:
+    key, now = new_key(), time.time()
+    signed = {name: (now - age, secrets.token_hex(25)) for name, age in [("t0", 300), ("t1", 200), ("t2", 100)]}
+
+    def delivery(name: str, recipient: str) -> bytes:
+        signed_at, token = signed[name]
+        return delivered_to(recipient, key, signed_at, token)
+
+    async with httpx.AsyncClient(base_url=three_signatures_api, headers=account.headers) as client:
+        url = await webhook_url(client, "mailgun", key)
+        answers = {}
+        for name in ("t0", "t1", "t2"):  # three kept: the most this account may keep
+            answers[name] = await client.post(url, content=delivery(name, f"{name}@example.com"))
+        answers["older"] = await client.post(url, content=delivered_to("older@example.com", key, now - 400, "o" * 50))
+        answers["as old"] = await client.post(url, content=delivered_to("as-old@example.com", key, now - 300, "a" * 50))
+        # Newer than every one kept: kept, and t0, the oldest, is forgotten...
+        signed["t3"] = (now - 50, secrets.token_hex(25))
+        answers["t3"] = await client.post(url, content=delivery("t3", "t3@example.com"))
+        # ...so its replay, forgotten, is refused as too old; those kept, as replays; retries are taken.
+        answers["t0 replayed"] = await client.post(url, content=delivery("t0", "victim@example.com"))
+        answers["t2 replayed"] = await client.post(url, content=delivery("t2", "victim@example.com"))
+        answers["t3 replayed"] = await client.post(url, content=delivery("t3", "victim@example.com"))
+        answers["t2 retried"] = await client.post(url, content=delivery("t2", "t2@example.com"))
+        answers["t3 retried"] = await client.post(url, content=delivery("t3", "t3@example.com"))
+
+    too_old = problem(
+        401,
+        "Unauthorized",
+        "This signature is no newer than the oldest of the 3 this account keeps against replays, so it might "
+        "be one. Nothing was stored.",
+    )
+    replay = problem(401, "Unauthorized", "This signature came before with another body: a replay. Nothing was stored.")
+    assert {name: (response.status_code, response.json()) for name, response in answers.items()} == {
+        "t0": (200, result(ingested=1)),
+        "t1": (200, result(ingested=1)),
+        "t2": (200, result(ingested=1)),
+        "older": (401, too_old),
+        "as old": (401, too_old),
+        "t3": (200, result(ingested=1)),
+        "t0 replayed": (401, too_old),
+        "t2 replayed": (401, replay),
+        "t3 replayed": (401, replay),
+        "t2 retried": (200, result(duplicates=1)),
+        "t3 retried": (200, result(duplicates=1)),
+    }
+    assert await stored(db, account.id) == (4, 1)
+    redis = Redis.from_url(redis_url)
+    try:
+        kept = await redis.zrange(f"contactreports:webhook-signatures:{account.id}:mailgun:at", 0, -1)
+        assert (len(kept), await redis.hlen(f"contactreports:webhook-signatures:{account.id}:mailgun:said")) == (3, 3)
+    finally:
+        await redis.aclose()

@@ -61,6 +61,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # provider: past it, deliveries are refused (429) before they are verified, so a secret
     # cannot be guessed by trying; a provider retries a 429, so its own deliveries are delayed.
     webhook_failure_limit: str = "30/minute"
+    # Mailgun's signatures kept per account against replays (see api/webhooks.py, `_signed_once`):
+    # a bound on what one account puts in the shared Redis (about 24 MB at 100,000). Past it, the oldest is
+    # forgotten and signatures no newer are refused, so the 9 hours Mailgun's signatures are
+    # otherwise accepted for shrink while an account gets more than this many in 9 hours.
+    webhook_signatures_kept: int = 100_000
     # arq polls Redis for new jobs this often: it is the floor of submit-to-start latency.
     poll_delay_seconds: float = 0.05
     # Reports one worker process runs at once. arq starts at most this many a poll, so a
@@ -86,6 +91,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             raise ValueError(f"max_head_bytes must be at least 8192, got {self.max_head_bytes}")
         if self.max_connections < 1 or self.body_timeout_seconds <= 0:
             raise ValueError("max_connections must be at least 1 and body_timeout_seconds above 0")
+        if self.webhook_signatures_kept < 1:
+            raise ValueError(f"webhook_signatures_kept must be at least 1, got {self.webhook_signatures_kept}")
         if not 1 <= self.reconcile_every_seconds <= 60:
             raise ValueError(f"reconcile_every_seconds must be 1 to 60, got {self.reconcile_every_seconds}")
         for limit in (

@@ -130,8 +130,10 @@ class Parsed(msgspec.Struct, kw_only=True):
     # Amazon SNS's subscription handshake: the URL to GET to confirm the subscription.
     subscribe_url: str | None = None
     # What a signature that leaves the body out (Mailgun's) signs instead, a value it may sign one
-    # body with only, and for how many seconds the adapter accepts that signature.
+    # body with only; when the signature was made (seconds since the epoch); and for how many
+    # seconds from then the adapter accepts it.
     nonce: str | None = None
+    nonce_signed_at: int = 0
     nonce_seconds: int = 0
 
 

@@ -147,10 +147,10 @@ class MailgunAdapter:
         # compare_digest takes the same time wherever the strings differ.
         if not any(hmac.compare_digest(expected, signature) for signature in offered):
             raise Unauthorized("the signature does not match the account's Mailgun signing key")
-        try:
-            age = delivery.received_at - float(int(signed.timestamp))
-        except (ValueError, OverflowError) as error:
-            raise Unauthorized(f"the signature's timestamp {signed.timestamp!r} is not a time") from error
+        signed_at = _seconds(signed.timestamp)
+        if signed_at is None:
+            raise Unauthorized(f"the signature's timestamp {signed.timestamp!r} is not a time")
+        age = delivery.received_at - signed_at
         if not -MAX_AHEAD_SECONDS <= age <= MAX_AGE_SECONDS:
             raise Unauthorized(
                 f"the signature is {age:.0f} seconds old, outside {-MAX_AHEAD_SECONDS} to {MAX_AGE_SECONDS}: "
@@ -163,8 +163,12 @@ class MailgunAdapter:
         except (msgspec.ValidationError, *UNDECODABLE) as error:
             raise Malformed(f"not a Mailgun webhook: {error}") from error
         # The signature leaves the body out: its token may sign this body only (see the route).
-        token = webhook.signature.token if webhook.signature else None
-        signed_once = {"nonce": token, "nonce_seconds": MAX_AGE_SECONDS + MAX_AHEAD_SECONDS}
+        signature = webhook.signature
+        signed_once = {
+            "nonce": signature.token if signature else None,
+            "nonce_signed_at": (_seconds(signature.timestamp) if signature else None) or 0,
+            "nonce_seconds": MAX_AGE_SECONDS + MAX_AHEAD_SECONDS,
+        }
         data = webhook.event_data
         action = _action(data)
         if action is None:
@@ -183,6 +187,17 @@ class MailgunAdapter:
             details=_details(data),
         )
         return Parsed(events=[event], campaigns={campaign_id: tag} if tag else {}, **signed_once)
+
+
+def _seconds(timestamp: str | int) -> int | None:
+    """The signature's timestamp in seconds since the epoch; None when it is no number, or one too
+    large to compare with the time (a float)."""
+    try:
+        seconds = int(timestamp)
+        float(seconds)  # OverflowError past a float's range: the comparison would raise it
+    except (ValueError, OverflowError):
+        return None
+    return seconds
 
 
 def _sign(secret: str, timestamp: str | int, token: str) -> str:
