@@ -312,6 +312,7 @@ async def test_webhooks_token_list_set_and_unset(api: str, account: ApiAccount, 
     bad_secret = webhooks("set", "postmark", "no-colon")
     unknown = webhooks("set", "nope", "a:b")
     climbing = webhooks("unset", "../reports/x")  # one path segment, not a way to another endpoint
+    up = webhooks("unset", "..")  # not DELETE /api
     token_json = json.loads(ok(webhooks("token", "--json")))
     unset = ok(webhooks("unset", "postmark"))
 
@@ -332,6 +333,7 @@ async def test_webhooks_token_list_set_and_unset(api: str, account: ApiAccount, 
     )
     # Not DELETE /api/reports/x ("No such report."): the route with a provider of that name, which none has.
     assert (climbing.returncode, climbing.stderr) == (1, "Error: Not Found (404): No such resource.\n")
+    assert up.returncode == 1 and up.stderr.startswith("Error: Not Found (404): No such webhook provider '..'")
     assert token_json["token"] != token
     assert token_json["urls"]["postmark"] == f"{api}/webhooks/postmark/{token_json['token']}"
     assert unset == "postmark: no secret; its deliveries are refused from now on\n"

@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -25,7 +26,16 @@ from contactreports.models import FieldError, datetime_to_ms, format_ms
 from contactreports.store.database import Database
 from contactreports.webhooks.base import Delivery, Malformed, Parsed, Unauthorized
 from contactreports.webhooks.sendgrid import MAX_SKEW_SECONDS, SendGridAdapter
-from helpers import in_order, report_for, stored, too_many_events, webhook_url
+from helpers import (
+    all_rows,
+    create_report,
+    in_order,
+    report_for,
+    stored,
+    too_many_events,
+    wait_done,
+    webhook_url,
+)
 
 FIXTURES = Path(__file__).parent / "fixtures" / "webhooks" / "sendgrid"
 SIGNED_BY_SENDGRID = json.loads((FIXTURES / "signed_by_sendgrid.json").read_text())
@@ -855,3 +865,41 @@ async def test_a_delivery_of_more_events_than_a_request_may_carry_is_refused_who
 
     assert (response.status_code, response.json()) == (400, too_many_events(20_000))
     assert await stored(db, account.id) == (0, 0)
+
+
+async def test_a_campaign_a_webhook_names_with_slashes_and_signs_is_read_renamed_and_archived(
+    client: httpx.AsyncClient, sendgrid: tuple[str, ec.EllipticCurvePrivateKey], account: ApiAccount, db: Database
+) -> None:
+    url, private_key = sendgrid
+    category = "news//2026 spring?x#y 100%/"
+    campaign_id = f"sendgrid:category:{category}"
+    [delivered] = json.loads(fixture("delivered.json"))
+    await post_signed(url, private_key, json.dumps([{**delivered, "category": [category]}]).encode())
+    path = f"/api/campaigns/{quote(campaign_id, safe='')}"
+    # The client's whole encoded id, as it goes out: every character that means something in a URL escaped.
+    assert path == "/api/campaigns/sendgrid%3Acategory%3Anews%2F%2F2026%20spring%3Fx%23y%20100%25%2F"
+    search = {"email": ALEX, "categories": ["email"], "start": "2017-01-01T00:00:00Z", "end": "2018-01-01T00:00:00Z"}
+
+    read = await client.get(path)
+    renamed = await client.put(path, json={"name": "Spring news", "channel": "email"})
+    before = await report_for(client, ALEX, search["start"], search["end"])
+    archived = await client.put(path, json={"name": "Spring news", "channel": "email", "archived": True})
+    after = await report_for(client, ALEX, search["start"], search["end"])
+    with_archived = await wait_done(client, (await create_report(client, **search, include_archived=True))["id"])
+
+    campaign = {"id": campaign_id, "name": category, "channel": "email", "sent_at": None, "archived": False}
+    assert (read.status_code, read.json()) == (200, campaign)
+    assert (renamed.status_code, renamed.json()) == (200, {**campaign, "name": "Spring news"})
+    assert [row["campaign"] for row in before] == [{"id": campaign_id, "name": "Spring news", "archived": False}]
+    assert (archived.status_code, archived.json()) == (200, {**campaign, "name": "Spring news", "archived": True})
+    assert (await client.get(path)).json() == {**campaign, "name": "Spring news", "archived": True}
+    assert after == []
+    assert [row["campaign"] for row in await all_rows(client, with_archived["id"])] == [
+        {"id": campaign_id, "name": "Spring news", "archived": True}
+    ]
+    assert await db.reader.execute_fetchall(
+        "SELECT (SELECT count(*) FROM events WHERE account_id = :a), "
+        "(SELECT count(*) FROM archived_events JOIN campaigns ON campaigns.pk = campaign_pk"
+        " WHERE archived_events.account_id = :a AND campaigns.id = :c)",
+        {"a": account.id, "c": campaign_id},
+    ) == [(0, 1)]

@@ -32,8 +32,10 @@ PAGE_LIMIT = 500  # the API's largest page: fewest round trips when reading ever
 
 
 def _segment(value: str) -> str:
-    """`value` as one path segment: an id typed as "../campaigns/x" must not reach another endpoint."""
-    return quote(value, safe="")
+    """`value` as one path segment: an id typed as "../campaigns/x" must not reach another
+    endpoint, nor one typed as ".." or ".", which a URL takes as a step (its dots escaped too)."""
+    quoted = quote(value, safe="")
+    return quoted.replace(".", "%2E") if quoted in (".", "..") else quoted
 
 
 class CampaignRef(msgspec.Struct):

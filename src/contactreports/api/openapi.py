@@ -5,16 +5,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from litestar.openapi.spec import (
+    Example,
     OpenAPIHeader,
     OpenAPIMediaType,
     OpenAPIResponse,
     OpenAPIType,
     Operation,
+    Parameter,
     RequestBody,
     Schema,
 )
 
 from contactreports.exports import MEDIA_TYPES
+from contactreports.ingest import MAX_CAMPAIGN_ID
 
 NDJSON = "application/x-ndjson"
 
@@ -53,6 +56,31 @@ class EventBatchOperation(Operation):
         array = self.request_body.content["application/json"].schema
         assert isinstance(array, Schema)
         self.request_body.content[NDJSON] = OpenAPIMediaType(schema=array.items)
+
+
+@dataclass
+class CampaignIdOperation(Operation):
+    """The campaign id is the rest of the path, read raw (api/campaigns.py says why): Litestar's
+    `path` parameter would be documented as a URI, not as what a client writes there."""
+
+    def __post_init__(self) -> None:
+        for parameter in self.parameters or []:
+            if isinstance(parameter, Parameter) and parameter.name == "campaign_id":
+                parameter.description = (
+                    "The campaign's id, percent-encoded as one path segment: `/` as `%2F`, `?` as `%3F`, `#` as "
+                    "`%23`, `%` as `%25`, a space as `%20`. Ids the webhooks make of a provider's tags may hold "
+                    "any of them: `sendgrid:category:news/2026 spring` is "
+                    "`sendgrid%3Acategory%3Anews%2F2026%20spring`. An id of `.` or `..` is written `%2E` or "
+                    "`%2E%2E`, as URLs take those as steps. Everything after `/api/campaigns/` is the id."
+                )
+                parameter.schema = Schema(
+                    type=OpenAPIType.STRING,
+                    min_length=1,
+                    max_length=MAX_CAMPAIGN_ID,
+                    pattern=r"^[^\x00-\x1f\x7f]+$",
+                    examples=["spring-sale"],
+                )
+                parameter.examples = {"campaign_id-example-1": Example(value="spring-sale")}
 
 
 @dataclass
