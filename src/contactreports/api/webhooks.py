@@ -400,9 +400,12 @@ async def _confirm_subscription(url: str) -> None:
         "A redelivered event is counted as a duplicate, and campaigns the provider names are created on "
         "first sight. Event types that mean nothing to a contact report are counted in `ignored`; an event "
         "that fails the checks of `POST /api/events` is set aside and named in `rejected`, and the others "
-        "are stored. A body that is not the provider's format: `400`, nothing stored. A Mailgun signature "
-        "seen before with other events: `401`. Amazon SNS's subscription confirmation is answered here too "
-        "(`502` when SNS could not be reached; `503` when its signing certificate could not be fetched)."
+        "are stored. A body that is not the provider's format, or more events than `POST /api/events` takes "
+        "in a request: `400`, nothing stored. A Mailgun signature seen before with other events, or no newer "
+        "than the oldest the account keeps: `401`. Past the deliveries that may fail verification for the "
+        "account and provider: `429` with `Retry-After`, without verifying (`503` while Redis cannot count "
+        "them). Amazon SNS's subscription confirmation is answered here too (`502` when SNS could not be "
+        "reached; `503` when its signing certificate could not be fetched)."
     ),
 )
 async def receive_webhook(
