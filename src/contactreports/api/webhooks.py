@@ -294,9 +294,9 @@ async def _signed_once(state: State, account: Account, adapter: Adapter, parsed:
 
     The tokens are kept in Redis, at most `Settings.webhook_signatures_kept` an account (see
     _KEEP_SIGNATURE), so no account can fill the shared Redis: past that many, the oldest is
-    forgotten, and from then on a signature no newer than the oldest kept is refused as one
-    that might be a replay. The window shrinks while an account gets more signatures than it
-    may keep for as long as they are accepted; a replay never gets through.
+    forgotten to keep a new one, and a signature no newer than those forgotten is refused as one
+    that might be a replay. So the window shrinks while an account gets more signatures than it
+    may keep for as long as they are accepted, and a replay never gets through.
     """
     keys = [f"contactreports:webhook-signatures:{account.id}:{adapter.name}:{part}" for part in ("at", "said")]
     said = msgspec.json.encode([parsed.events, parsed.campaigns, parsed.ignored], order="sorted")
