@@ -17,11 +17,15 @@ from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import httpx
 import msgspec
 import psutil
 import pytest
 
 from conftest import DEADLINE_SECONDS, ApiAccount, Process, service_env, start_api, wait_until
+from contactreports.store.database import Database
+from helpers import stored, too_many_events, webhook_url
+from test_webhook_brevo import TOKEN, delivered_events
 
 PROBE = Path(__file__).with_name("health_probe.py")
 TIMEOUT_SECONDS = 2
@@ -137,6 +141,25 @@ async def test_a_small_form_of_too_many_fields_is_refused_before_it_is_parsed(ed
     # One field fewer: the form is read, and the sign-in form answers that the key is no key.
     assert fewer_answer.startswith(b"HTTP/1.1 400 Bad Request\r\n")
     assert b"That API key is not valid." in fewer_answer
+
+
+async def test_a_webhook_delivery_of_20_000_events_is_refused_at_once(
+    edge: Edge, account: ApiAccount, db: Database
+) -> None:
+    async with httpx.AsyncClient(base_url=edge.url, headers=account.headers) as client:
+        url = await webhook_url(client, "brevo", TOKEN)
+    body = delivered_events(20_000)
+
+    async def attack() -> None:
+        async with httpx.AsyncClient(timeout=DEADLINE_SECONDS) as brevo:
+            for _ in range(3):
+                started = time.monotonic()
+                response = await brevo.post(url, content=body, headers={"Authorization": f"Bearer {TOKEN}"})
+                assert (response.status_code, response.json()) == (400, too_many_events(20_000))
+                assert time.monotonic() - started < FAST_SECONDS
+
+    await holds_under(edge, attack)
+    assert await stored(db, account.id) == (0, 0)
 
 
 async def slow_client(port: int, head: bytes, trickle: bytes, after: float) -> tuple[bytes, float]:
