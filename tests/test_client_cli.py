@@ -20,7 +20,7 @@ from contactreports import cli_report
 from contactreports.api.schemas import Progress, ReportOut
 from contactreports.cli_report import parse_moment
 from contactreports.embedded_redis import free_port
-from helpers import all_rows, ingest, put_campaign
+from helpers import all_rows, create_report, ingest, put_campaign
 
 WINDOW = ["--since", "2026-01-01", "--until", "2027-01-01"]
 EVENTS = [
@@ -379,3 +379,27 @@ async def test_keys_list_create_rotate_and_revoke(api: str, account: ApiAccount,
     )
     assert (gone.returncode, gone.stderr) == (1, "Error: Not Found (404): No such API key.\n")
     assert (await client.get("/api/keys")).json()["items"] == [first]
+
+
+@pytest.mark.parametrize("group", ["report", "webhooks"])
+@pytest.mark.parametrize("where", ["before the subcommand", "after it", "after it, overriding the group's"])
+async def test_url_and_api_key_are_taken_before_or_after_the_subcommand(
+    api: str, account: ApiAccount, client: httpx.AsyncClient, group: str, where: str
+) -> None:
+    down = f"http://127.0.0.1:{free_port()}"
+    connection = ["--url", api, "--api-key", account.api_key]
+    args = {
+        "before the subcommand": [*connection, "list", "--json"],
+        "after it": ["list", "--json", *connection],
+        "after it, overriding the group's": ["--url", down, "--api-key", "cr_not_a_key", "list", *connection, "--json"],
+    }[where]
+    await create_report(client, email="ann@example.com", categories=["email"], start="2026-01-01T00:00:00Z",
+                        end="2027-01-01T00:00:00Z")  # fmt: skip
+
+    # The environment names a service that is down and a key that is none: only the options can work.
+    listed = ok(run(*args, url=down, key="cr_not_a_key", group=group))
+
+    expected = (await client.get(f"/api/{'reports' if group == 'report' else 'webhooks'}")).json()
+    assert [json.loads(line) for line in listed.splitlines()] == (
+        expected["items"] if group == "report" else [expected]
+    )

@@ -15,7 +15,12 @@ from contactreports.client import DEFAULT_URL, ApiError, Client
 
 
 class ApiGroup(click.Group):
-    """Turns every ApiError of a subcommand into click's `Error: ...` and exit code 1."""
+    """Turns every ApiError of a subcommand into click's `Error: ...` and exit code 1; and gives every
+    subcommand the group's --url and --api-key, so they work before or after its name."""
+
+    def add_command(self, cmd: click.Command, name: str | None = None) -> None:
+        cmd.params += [_after_the_subcommand(option) for option in self.params if option.name in CONNECTION]
+        super().add_command(cmd, name)
 
     def invoke(self, ctx: click.Context):
         try:
@@ -24,8 +29,25 @@ class ApiGroup(click.Group):
             raise click.ClickException(str(error)) from error
 
 
+# The group's options that a subcommand takes too (`report list --url ...` as well as `report --url ... list`).
+CONNECTION = ("url", "api_key")
+
+
+def _after_the_subcommand(option: click.Option) -> click.Option:
+    """The group's `option` for a subcommand: no default or variable of its own, so that it only
+    overrides what the group found when it is given."""
+    return click.Option(option.opts, help=option.help, expose_value=False, callback=_override)
+
+
+def _override(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    # The group's callback has run by then: a subcommand is parsed after its group is invoked.
+    if value is not None:
+        ctx.find_object(dict)[param.name] = value
+
+
 def api_group(name: str, help_text: str) -> click.Group:
-    """A command group whose commands call the API, with --url and --api-key (or their variables)."""
+    """A command group whose commands call the API, with --url and --api-key (or their variables)
+    before or after the subcommand."""
 
     @click.group(name, cls=ApiGroup, help=help_text)
     @click.option(
