@@ -283,3 +283,47 @@ async def test_every_list_checks_limit_and_cursor(client: httpx.AsyncClient, pat
     problem = assert_problem(await client.get(path.format(id=report["id"]), params=query), 400)
 
     assert problem["errors"][0]["field"] == next(iter(query))
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "request_options", "error"),
+    [
+        (
+            "GET",
+            "/api/reports/x/export",
+            {"params": {"format": "pdf"}},
+            ("format", "'pdf' is not one of csv, ndjson, xlsx"),
+        ),
+        (
+            "GET",
+            "/api/reports",
+            {"params": {"status": "finished"}},
+            ("status", "'finished' is not one of done, failed, processing, queued"),
+        ),
+        (
+            "PUT",
+            "/api/campaigns/c",
+            {"json": {"name": "C", "channel": "fax"}},
+            ("channel", "'fax' is not one of automation, email, sms, whatsapp"),
+        ),
+        (
+            "PUT",
+            "/api/campaigns/c",
+            {"json": {"name": "C", "channel": 3}},
+            ("channel", "Expected `str`, got `int`"),
+        ),
+    ],
+)
+async def test_a_value_outside_an_enum_is_400_naming_the_allowed_ones(
+    client: httpx.AsyncClient, method: str, path: str, request_options: dict, error: tuple[str, str]
+) -> None:
+    response = await client.request(method, path, **request_options)
+
+    assert_problem(response, 400)
+    assert response.json() == {
+        "type": "about:blank",
+        "title": "Bad Request",
+        "status": 400,
+        "detail": "The request is invalid: see `errors`.",
+        "errors": [{"field": error[0], "message": error[1]}],
+    }

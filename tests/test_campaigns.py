@@ -52,7 +52,9 @@ async def test_campaign_errors(client: httpx.AsyncClient) -> None:
 
     bad_channel = await client.put("/api/campaigns/x", json={"name": "X", "channel": "fax"})
     assert bad_channel.status_code == 400
-    assert bad_channel.json()["errors"] == [{"field": "channel", "message": "Invalid enum value 'fax'"}]
+    assert bad_channel.json()["errors"] == [
+        {"field": "channel", "message": "'fax' is not one of automation, email, sms, whatsapp"}
+    ]
 
     no_name = await client.put("/api/campaigns/x", json={"channel": "email"})
     assert no_name.json()["errors"] == [{"field": "name", "message": "Object missing required field `name`"}]

@@ -5,8 +5,10 @@ from __future__ import annotations
 import logging
 import re
 from http import HTTPStatus
+from typing import Any
 
 import msgspec
+import msgspec.inspect as types
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi import ResponseSpec
@@ -71,6 +73,38 @@ def not_found(what: str) -> ProblemError:
 
 
 _MISSING_PARAMETER = re.compile(r"^Missing required (\w+) parameter '([^']+)'")
+# msgspec's message for a value outside a Literal or an Enum: it names no value that is allowed.
+_INVALID_ENUM = re.compile(r"^Invalid enum value (.+)$", re.DOTALL)
+_INDEX = re.compile(r"^\[?\d+\]?$")
+
+
+def naming_the_allowed(error: FieldError, annotation: Any) -> FieldError:
+    """`Invalid enum value 'pdf'` -> `'pdf' is not one of csv, ndjson, xlsx`, the values of the field's type
+    in `annotation` (the body's type, or the handler's parameters); other errors as they are."""
+    wrong = _INVALID_ENUM.match(error.message)
+    allowed = wrong and _enum_values(types.type_info(annotation), error.field.replace("[", ".[").split("."))
+    if not allowed:
+        return error
+    return FieldError(error.field, f"{wrong[1]} is not one of {', '.join(map(str, allowed))}")
+
+
+def _enum_values(kind: types.Type, path: list[str]) -> tuple | None:
+    """The values allowed at `path` (field names and list indexes) in `kind`, if it is an enum there."""
+    path = [step for step in path if step]
+    while isinstance(kind, types.Metadata):  # Annotated[...]
+        kind = kind.type
+    if isinstance(kind, types.UnionType):  # an optional one
+        return next(filter(None, (_enum_values(member, path) for member in kind.types)), None)
+    if not path:
+        if isinstance(kind, types.EnumType):
+            return tuple(member.value for member in kind.cls)
+        return kind.values if isinstance(kind, types.LiteralType) else None
+    if isinstance(kind, types.StructType):
+        field = next((field for field in kind.fields if field.encode_name == path[0]), None)
+        return field and _enum_values(field.type, path[1:])
+    if isinstance(kind, types.ListType | types.SetType | types.FrozenSetType | types.VarTupleType):
+        return _enum_values(kind.item_type, path[1:]) if _INDEX.match(path[0]) else None
+    return _enum_values(kind.value_type, path[1:]) if isinstance(kind, types.DictType) else None
 
 
 def _problem_response(problem: Problem, headers: dict[str, str] | None = None) -> Response[Problem]:
@@ -81,7 +115,7 @@ def handle_problem(_: Request, error: ProblemError) -> Response[Problem]:
     return _problem_response(error.problem, error.headers)
 
 
-def handle_validation(_: Request, error: ValidationException) -> Response[Problem]:
+def handle_validation(request: Request, error: ValidationException) -> Response[Problem]:
     errors = []
     for item in error.extra if isinstance(error.extra, list) else []:
         message = str(item.get("message", "invalid value"))
@@ -91,7 +125,8 @@ def handle_validation(_: Request, error: ValidationException) -> Response[Proble
         if key in ("", "data"):  # the body as a whole: the field, if any, is named in the message
             named = NAMED_FIELD.search(message)
             key = named[1] if named else "body"
-        errors.append(FieldError(key, message))
+        # A parameter's key is its name in the handler's signature (a body is converted by ApiRequest).
+        errors.append(naming_the_allowed(FieldError(key, message), request.route_handler.signature_model))
     if missing := _MISSING_PARAMETER.match(error.detail):
         errors.append(FieldError(missing[2], f"a required {missing[1]} parameter"))
     detail = "The request is invalid: see `errors`." if errors else error.detail

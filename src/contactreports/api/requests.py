@@ -15,7 +15,7 @@ import msgspec
 from litestar import Request
 from litestar.exceptions import SerializationException
 
-from contactreports.api.errors import invalid
+from contactreports.api.errors import invalid, naming_the_allowed
 from contactreports.ingest import UNDECODABLE, field_error, undecodable
 from contactreports.models import FieldError
 
@@ -37,4 +37,4 @@ def convert_body(value: Any, annotation: Any) -> Any:
     try:
         return msgspec.convert(value, annotation, strict=True)
     except msgspec.ValidationError as error:
-        raise invalid([field_error(error)]) from error
+        raise invalid([naming_the_allowed(field_error(error), annotation)]) from error
