@@ -156,10 +156,17 @@ def test_an_invalid_import_names_the_event_and_stores_nothing(
     unknown = contactreports("import", str(tmp_path / "unknown.ndjson"), "--account", str(account.id), env=env)
     nobody = contactreports("import", str(tmp_path / "bad.ndjson"), "--account", "999999", env=env)
 
-    assert (broken.returncode, broken.stderr.count(f"event [{past_a_batch}]: not valid JSON")) == (1, 1)
-    assert bad.returncode == 1
-    assert f"event [{past_a_batch}].action: unknown action 'email.lost'" in bad.stderr
-    assert "nothing was stored" in bad.stderr
+    bad_line = past_a_batch + 1  # the file's lines count from 1
+    assert (broken.returncode, broken.stderr[broken.stderr.index("Error: ") :]) == (
+        1,
+        f"Error: invalid events, nothing was stored:\n  line {bad_line}: not valid JSON: "
+        "JSON is malformed: object keys must be strings (byte 1)\n",
+    )
+    assert (bad.returncode, bad.stderr[bad.stderr.index("Error: ") :]) == (
+        1,
+        f"Error: invalid events, nothing was stored:\n  line {bad_line}: action: unknown action 'email.lost'; "
+        "see GET /api/actions\n",
+    )
     assert unknown.returncode == 1
     assert "unknown campaigns, nothing was stored: nope" in unknown.stderr
     assert nobody.returncode == 1
@@ -177,6 +184,66 @@ def test_an_invalid_import_names_the_event_and_stores_nothing(
         text=True,
     )
     assert counts.stdout.strip() == "0"
+
+
+def test_import_errors_name_the_line_an_editor_shows(
+    account, database_url: str, redis_url: str, tmp_path: Path
+) -> None:
+    """A CSV file's header is its line 1; blank lines count, and a row is named by the line it starts on
+    (a quoted value may go on over several lines)."""
+    (tmp_path / "events.csv").write_text(
+        "email,action,occurred_at,details\n"
+        "ann@example.com,email.opened,2026-03-01T10:00:00Z,\n"
+        "\n"
+        'ann@example.com,email.clicked,2026-03-01T10:00:00Z,"{""note"":\n'
+        '""two lines""}"\n'
+        "nobody,email.opened,2026-03-01T10:00:00Z,\n"
+        "ann@example.com,email.lost,2026-03-01T10:00:00Z,\n"
+    )
+    (tmp_path / "events.ndjson").write_text(
+        '{"email": "ann@example.com", "action": "email.opened", "occurred_at": "2026-03-01T10:00:00Z"}\n'
+        "\n"
+        '{"email": "ann@example.com", "action": "email.opened"}\n'
+    )
+    env = service_env(database_url, redis_url)
+
+    csv = contactreports("import", str(tmp_path / "events.csv"), "--account", str(account.id), env=env)
+    ndjson = contactreports("import", str(tmp_path / "events.ndjson"), "--account", str(account.id), env=env)
+
+    assert (csv.returncode, csv.stderr[csv.stderr.index("Error: ") :]) == (
+        1,
+        "Error: invalid events, nothing was stored:\n"
+        "  line 6: email: not an email address\n"
+        "  line 7: action: unknown action 'email.lost'; see GET /api/actions\n",
+    )
+    assert (ndjson.returncode, ndjson.stderr[ndjson.stderr.index("Error: ") :]) == (
+        1,
+        "Error: invalid events, nothing was stored:\n"
+        "  line 3: occurred_at: Object missing required field `occurred_at`\n",
+    )
+
+
+def test_import_progress_counts_events_as_people_read_numbers(
+    account, database_url: str, redis_url: str, tmp_path: Path
+) -> None:
+    event = {"email": "ann@example.com", "action": "email.opened", "occurred_at": "2026-03-01T10:00:00Z"}
+    (tmp_path / "events.ndjson").write_text(json.dumps(event) + "\n")
+
+    result = contactreports(
+        "import",
+        str(tmp_path / "events.ndjson"),
+        "--account",
+        str(account.id),
+        env=service_env(database_url, redis_url),
+    )
+
+    assert result.returncode == 0, result.stderr
+    shown = [state.strip() for state in re.split(r"[\r\n]", result.stderr) if state.strip()]
+    checking = [state for state in shown if state.startswith("checking")]
+    importing = [state for state in shown if state.startswith("importing")]
+    assert checking and all(re.fullmatch(r"checking: [01] events \[00:0\d\]", state) for state in checking)
+    assert re.fullmatch(r"importing: 100%\|█{10}\| 1/1 events \[00:0\d<00:00\]", importing[-1])
+    assert len(checking) + len(importing) == len(shown)
 
 
 @pytest.mark.parametrize("kept_bytes", [importer.KEPT_BYTES, 0], ids=["kept from pass 1", "read again"])

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import csv
+import re
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import click
@@ -40,51 +41,61 @@ KEPT_BYTES = 512 * 1024 * 1024
 # the strings' own headers (measured: 190 bytes an event with a short email only, 430 with an
 # id and 60 bytes of details).
 EVENT_OVERHEAD_BYTES = 300
+# Counts with thousands separators: tqdm's own scaling shows one event as `1.00`.
+CHECKING = "{desc}: {n:,} events [{elapsed}]"
+IMPORTING = "{desc}: {percentage:3.0f}%|{bar}| {n:,}/{total:,} events [{elapsed}<{remaining}]"
+_LINE_FIELD = re.compile(r"^\[(\d+)\]\.?(.*)$", re.DOTALL)
 
 
-def _ndjson_events(path: Path) -> Iterator[EventIn]:
+def _ndjson_events(path: Path) -> Iterator[tuple[int, EventIn]]:
+    """Each event with its line's number (from 1, blank lines counted: as an editor shows them)."""
     with path.open("rb") as file:
-        index = 0
-        for line in file:
+        for line_number, line in enumerate(file, start=1):
             if line.strip():
-                yield decode_line(index, line)
-                index += 1
+                yield line_number, decode_line(line_number, line)
 
 
-def _csv_events(path: Path) -> Iterator[EventIn]:
-    """Columns as the JSON fields (email, action, occurred_at, id, campaign_id, details as JSON)."""
+def _csv_events(path: Path) -> Iterator[tuple[int, EventIn]]:
+    """Columns as the JSON fields (email, action, occurred_at, id, campaign_id, details as JSON); each event
+    with the number of the line its row starts on (the header is line 1)."""
     with path.open(newline="", encoding="utf-8") as file:
-        for index, row in enumerate(csv.DictReader(file)):
-            fields = {key: value for key, value in row.items() if key and value not in ("", None)}
-            try:
-                if "details" in fields:
-                    fields["details"] = msgspec.json.decode(fields["details"])
-                yield msgspec.convert(fields, EventIn)
-            except msgspec.ValidationError as error:
-                raise InvalidEvents([field_error(error, prefix=f"[{index}]")]) from error
-            except UNDECODABLE as error:
-                raise InvalidEvents([FieldError(f"[{index}].details", undecodable(error))]) from error
+        reader = csv.reader(file)
+        header = next((row for row in reader if row), [])
+        line_number = reader.line_num + 1  # a quoted value may span lines: a row starts after the last one
+        for row in reader:
+            if row:  # not a blank line
+                yield line_number, _csv_event(line_number, dict(zip(header, row, strict=False)))
+            line_number = reader.line_num + 1
 
 
-def _batches(path: Path, file_format: str) -> Iterator[list[EventIn]]:
+def _csv_event(line_number: int, row: dict[str, str]) -> EventIn:
+    fields = {key: value for key, value in row.items() if key and value}
+    try:
+        if "details" in fields:
+            fields["details"] = msgspec.json.decode(fields["details"])
+        return msgspec.convert(fields, EventIn)
+    except msgspec.ValidationError as error:
+        raise InvalidEvents([field_error(error, prefix=f"[{line_number}]")]) from error
+    except UNDECODABLE as error:
+        raise InvalidEvents([FieldError(f"[{line_number}].details", undecodable(error))]) from error
+
+
+def _events(path: Path, file_format: str) -> Iterator[tuple[int, EventIn]]:
+    return (_csv_events if file_format == "csv" else _ndjson_events)(path)
+
+
+def _batches(events: Iterable[tuple[int, EventIn]]) -> Iterator[tuple[list[int], list[EventIn]]]:
+    """The events BATCH at a time, with their line numbers."""
+    lines: list[int] = []
     batch: list[EventIn] = []
-    for event in (_csv_events if file_format == "csv" else _ndjson_events)(path):
+    for line, event in events:
+        lines.append(line)
         batch.append(event)
         if len(batch) == BATCH:
-            yield batch
-            batch = []
+            yield lines, batch
+            lines, batch = [], []
     if batch:
-        yield batch
-
-
-def _shift(errors: list[FieldError], offset: int) -> list[FieldError]:
-    """Batch-relative `[3].email` -> file-relative `[10003].email`."""
-    return [
-        FieldError(f"[{int(e.field[1:].split(']')[0]) + offset}]{e.field.split(']', 1)[1]}", e.message)
-        if e.field.startswith("[")
-        else e
-        for e in errors
-    ]
+        yield lines, batch
 
 
 async def import_file(db: Database, account_id: int, path: Path, file_format: str, max_details_bytes: int) -> None:
@@ -96,7 +107,7 @@ async def import_file(db: Database, account_id: int, path: Path, file_format: st
         raise click.ClickException(f"{path} changed while it was being checked; nothing was stored")
     started, ingested, duplicates = time.perf_counter(), 0, 0
     try:
-        with tqdm(total=count, desc="importing", unit=" events", unit_scale=True) as bar:
+        with tqdm(total=count, desc="importing", bar_format=IMPORTING) as bar:
             for events in kept if kept is not None else _checked_again(path, file_format, max_details_bytes):
                 added, skipped = await insert_events(db, account_id, events)
                 ingested, duplicates = ingested + added, duplicates + skipped
@@ -123,19 +134,18 @@ async def _check_all(
     count, campaigns, held = 0, set(), 0
     kept: list[list[NewEvent]] | None = []
     try:
-        for batch in tqdm(_batches(path, file_format), desc="checking", unit=" batches", leave=False):
-            try:
-                checked = to_new_events(batch, max_details_bytes)
-            except InvalidEvents as error:  # its indexes count from the batch's start, the readers' from the file's
-                raise InvalidEvents(_shift(error.errors, count)) from error
-            campaigns.update(event.campaign_id for event in batch if event.campaign_id)
-            count += len(batch)
-            if kept is not None:
-                kept.append(checked)
-                held += _held_bytes(checked)
-                if held > KEPT_BYTES:
-                    _must_be_readable_again(path)
-                    kept = None  # pass 2 reads the file again
+        # The events are counted as they are read: how many a file holds is known only at its end.
+        with tqdm(_events(path, file_format), desc="checking", bar_format=CHECKING, leave=False) as read:
+            for lines, batch in _batches(read):
+                checked = to_new_events(batch, max_details_bytes, positions=lines)
+                campaigns.update(event.campaign_id for event in batch if event.campaign_id)
+                count += len(batch)
+                if kept is not None:
+                    kept.append(checked)
+                    held += _held_bytes(checked)
+                    if held > KEPT_BYTES:
+                        _must_be_readable_again(path)
+                        kept = None  # pass 2 reads the file again
     except InvalidEvents as error:
         raise click.ClickException(_describe(error.errors)) from error
     except UnicodeDecodeError as error:  # a CSV file is read as text
@@ -167,11 +177,17 @@ def _fingerprint(path: Path) -> tuple[int, ...]:
 
 def _checked_again(path: Path, file_format: str, max_details_bytes: int) -> Iterator[list[NewEvent]]:
     """Pass 2 for a file too large to keep: the file could have changed since pass 1, so check again."""
-    for batch in _batches(path, file_format):
-        yield to_new_events(batch, max_details_bytes)
+    for lines, batch in _batches(_events(path, file_format)):
+        yield to_new_events(batch, max_details_bytes, positions=lines)
 
 
 def _describe(errors: list[FieldError]) -> str:
-    shown = "\n".join(f"  event {e.field}: {e.message}" for e in errors[:10])
+    shown = "\n".join(f"  {_on_its_line(e)}" for e in errors[:10])
     more = f"\n  … and {len(errors) - 10} more" if len(errors) > 10 else ""
     return f"invalid events, nothing was stored:\n{shown}{more}"
+
+
+def _on_its_line(error: FieldError) -> str:
+    """`[3].email` (an event named by its line) -> `line 3: email: not an email address`."""
+    line, field = _LINE_FIELD.match(error.field).groups()
+    return f"line {line}: {field + ': ' if field else ''}{error.message}"

@@ -87,7 +87,7 @@ def decode_array(body: bytes) -> list[EventIn]:
 
 
 def decode_line(index: int, line: bytes) -> EventIn:
-    """One NDJSON line; `index` is the event's position in its batch, for error messages."""
+    """One NDJSON line; `index` names it in error messages (its position in a batch, or a file's line)."""
     try:
         return _decode_one(line)
     except msgspec.ValidationError as error:
@@ -104,9 +104,12 @@ def too_many_events(count: int, limit: int) -> FieldError | None:
     return FieldError("body", f"at most {limit:,} events per request, got {count:,}")
 
 
-def to_new_events(events: list[EventIn], max_details_bytes: int) -> list[NewEvent]:
-    """Normalise the emails and check what the types cannot; raises InvalidEvents naming each bad field."""
-    valid, errors = check_events(events, max_details_bytes)
+def to_new_events(
+    events: list[EventIn], max_details_bytes: int, positions: Sequence[int] | None = None
+) -> list[NewEvent]:
+    """Normalise the emails and check what the types cannot; raises InvalidEvents naming each bad field
+    (by its index, or by its entry in `positions`, as check_events does)."""
+    valid, errors = check_events(events, max_details_bytes, positions)
     if errors:
         raise InvalidEvents(errors)
     return valid
