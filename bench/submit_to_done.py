@@ -15,25 +15,20 @@ import sqlite3
 import statistics
 import tempfile
 import time
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 
 from common import size_parser
-from contactreports.demo import DEMO_API_KEY, DEMO_CONTACT, seed_demo
+from contactreports.demo import DEMO_API_KEY, DEMO_CONTACT, demo_search, seed_demo
 from contactreports.store.database import Database
 from services import running
 
 RUNS = {"tiny": 3, "small": 50, "full": 200}
 TARGET_P50_MS = 100
 
-SEARCH = {
-    "email": DEMO_CONTACT,
-    "categories": ["email", "campaign"],
-    "start": "2026-01-01T00:00:00Z",
-    "end": "2027-01-01T00:00:00Z",
-}
+SEARCH = demo_search(datetime.now(UTC))  # the README tour's: every demo event, seeded just after
 
 
 def ms(text: str) -> float:
@@ -47,9 +42,8 @@ def plain_sqlite_copy(path: Path) -> float:
     started = time.perf_counter()
     rows = conn.execute(
         "SELECT occurred_at, seq, action, campaign_pk, details FROM events WHERE account_id = 1 AND email = ?"
-        " AND occurred_at >= 1767225600000 AND occurred_at < 1798761600000 AND action BETWEEN 1 AND 25"
-        " ORDER BY occurred_at, seq",
-        (DEMO_CONTACT,),
+        " AND occurred_at >= ? AND occurred_at < ? AND action BETWEEN 1 AND 25 ORDER BY occurred_at, seq",
+        (DEMO_CONTACT, ms(SEARCH["start"]), ms(SEARCH["end"])),
     ).fetchall()
     conn.execute("BEGIN")
     conn.executemany("INSERT INTO copy VALUES (?, ?, ?, ?, ?)", rows)

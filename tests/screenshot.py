@@ -3,7 +3,7 @@
     .venv/bin/python tests/screenshot.py [OUT.png]    (default: docs/report-page.png)
 
 Seeds the demo into a fresh database, starts its own Redis, API and worker, creates the demo
-contact's report (every email and campaign action in 2026, as the README's curl tour does), and
+contact's report (every email and campaign action in the last year, as the README's curl tour does), and
 saves the report page, full length, as headless Chromium shows it at a desktop width.
 """
 
@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import tempfile
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -21,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).parent))  # conftest and helpers, when run
 
 from browser import launch_chromium, sign_in  # noqa: E402
 from conftest import DEADLINE_SECONDS, Process, service_env, start_api  # noqa: E402
-from contactreports.demo import DEMO_API_KEY, DEMO_CONTACT, seed_demo  # noqa: E402
+from contactreports.demo import DEMO_API_KEY, demo_search, seed_demo  # noqa: E402
 from contactreports.embedded_redis import start_redis, stop_redis  # noqa: E402
 from contactreports.store.database import Database  # noqa: E402
 from helpers import wait_done  # noqa: E402
@@ -29,12 +30,6 @@ from helpers import wait_done  # noqa: E402
 ROOT = Path(__file__).parent.parent
 DEFAULT_OUT = ROOT / "docs" / "report-page.png"
 DESKTOP = {"width": 1280, "height": 900}
-SEARCH = {
-    "email": DEMO_CONTACT,
-    "categories": ["email", "campaign"],
-    "start": "2026-01-01T00:00:00Z",
-    "end": "2027-01-01T00:00:00Z",
-}
 
 
 async def _seed(database_url: str) -> None:
@@ -60,7 +55,7 @@ async def take_screenshot(out: Path = DEFAULT_OUT) -> Path:
             api, url = start_api(env, work, "api")
             headers = {"Authorization": f"Bearer {DEMO_API_KEY}"}
             async with httpx.AsyncClient(base_url=url, headers=headers, timeout=30) as client:
-                response = await client.post("/api/reports", json=SEARCH)
+                response = await client.post("/api/reports", json=demo_search(datetime.now(UTC)))
                 response.raise_for_status()
                 report_id = response.json()["id"]
                 if (await wait_done(client, report_id))["status"] != "done":

@@ -20,6 +20,7 @@ import pytest
 
 from conftest import DEADLINE_SECONDS, ApiAccount, service_env, wait_healthy
 from contactreports import importer
+from contactreports.cli_report import FINISHED
 from contactreports.config import Settings
 from contactreports.embedded_redis import free_port
 from contactreports.importer import BATCH as IMPORT_BATCH
@@ -335,53 +336,83 @@ def test_readme_opens_with_the_two_commands_and_ci_runs_the_second() -> None:
     assert first.endswith("contactreports up")
     assert second.endswith("pytest")
     assert second in ci.splitlines()
+    # What the examples after them need in a new shell (test_up_... runs them so).
+    assert "`. .venv/bin/activate`" in README.read_text()
 
 
-def test_up_serves_the_demo_and_the_readme_tour_works_as_printed(tmp_path: Path) -> None:
+def in_a_new_shell(commands: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
+    """`commands` as the README says to run them in another shell: with the virtual environment active."""
+    activate = Path(sys.prefix) / "bin" / "activate"
+    return subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", f". {activate}\n{commands}"],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_up_serves_the_demo_and_the_readme_tour_welcome_and_cli_work_as_printed(tmp_path: Path) -> None:
     env = {
         k: v
         for k, v in os.environ.items()
-        if k not in ("DATABASE_URL", "REDIS_URL", "PORT") and not k.startswith("CONTACTREPORTS_")
+        if k not in ("DATABASE_URL", "REDIS_URL", "PORT", "VIRTUAL_ENV") and not k.startswith("CONTACTREPORTS_")
     }
+    # Not the test runner's python: the README's `. .venv/bin/activate` puts `contactreports` on the PATH.
+    env["PATH"] = os.pathsep.join(d for d in env["PATH"].split(os.pathsep) if Path(d) != Path(sys.executable).parent)
+    folder, shell, temporary = tmp_path / "up", tmp_path / "shell", tmp_path / "tmp"
+    for directory in (folder, shell, temporary):
+        directory.mkdir()
     port = free_port()
     started = time.monotonic()
-    up = subprocess.Popen(
-        [sys.executable, "-m", "contactreports", "up", "--port", str(port)],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    with (tmp_path / "up.log").open("w") as log:
+        up = subprocess.Popen(
+            [sys.executable, "-m", "contactreports", "up", "--port", str(port)],
+            cwd=folder,
+            env={**env, "TMPDIR": str(temporary)},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+    base = f"http://127.0.0.1:{port}"
     try:
-        base = f"http://127.0.0.1:{port}"
         wait_healthy(base, up, timeout=DEADLINE_SECONDS * 3)  # it seeds the demo first
         startup_seconds = time.monotonic() - started
+        welcome = (tmp_path / "up.log").read_text()
+        welcome_curl = re.search(r"\n(  curl .*?)\n\n", welcome, re.DOTALL)[1]
+        tried = in_a_new_shell(welcome_curl, shell, env)
+        headers = {"Authorization": "Bearer cr_demo_local_only_2b7f9d3c"}
+        welcome_report = wait_for_report(base, json.loads(tried.stdout)["id"], headers)
         tour = readme_blocks()[2].replace("BASE=http://127.0.0.1:8000", f"BASE={base}")
-        result = subprocess.run(
-            ["bash", "-euo", "pipefail", "-c", tour], cwd=tmp_path, capture_output=True, text=True, timeout=60
-        )
+        toured = in_a_new_shell(tour, shell, env)
+        cli = in_a_new_shell(readme_blocks()[3], shell, {**env, "CONTACTREPORTS_URL": base})
     finally:
         up.send_signal(signal.SIGTERM)  # what a process manager sends
         try:
-            output, _ = up.communicate(timeout=30)
+            up.wait(timeout=30)
         except subprocess.TimeoutExpired:
             up.kill()
             raise
+    output = (tmp_path / "up.log").read_text()
 
-    assert result.returncode == 0, result.stderr
     print(f"demo start-up: {startup_seconds:.1f} s")
-    outputs = result.stdout.splitlines()
+    assert "Demo API key: cr_demo_local_only_2b7f9d3c" in output
+    assert (tried.returncode, welcome_report["status"]) == (0, "done") and welcome_report["row_count"] > 20
+    assert toured.returncode == 0, toured.stderr
+    outputs = toured.stdout.splitlines()
     done = json.loads(outputs[0])
-    assert done["status"] == "done" and done["row_count"] > 20
+    assert done["status"] == "done" and done["row_count"] == welcome_report["row_count"]
     clicks = json.loads(outputs[1])["items"]
     assert clicks and {row["action"] for row in clicks} == {"email.clicked"}
     assert outputs[2] == "timestamp,campaign,action,details"  # and two rows: `head -3`
     assert json.loads(outputs[5])["status"] == "queued"
     assert outputs[6] == "204"
     assert len(outputs) == 7
-    assert "Demo API key: cr_demo_local_only_2b7f9d3c" in output
-    assert (tmp_path / "contactreports.db").exists()
+    assert cli.returncode == 0, cli.stderr
+    # The reports' rows as tables: the search of 40 weeks, the one of the last 30 days, its clicks, its re-run.
+    tables = [int(n or 0) for n in re.findall(r"^\((\d+) rows?\)$|^\(no rows\)$", cli.stdout, re.MULTILINE)]
+    assert len(tables) == 4 and tables[0] > 0 and tables[1] > 0 and tables[3] == tables[1], cli.stdout
     assert up.returncode == 0
     redis_port = int(re.search(r"embedded Redis at redis://127.0.0.1:(\d+)", output)[1])
     with socket.socket() as probe:  # the embedded Redis stopped with `up`
@@ -389,6 +420,22 @@ def test_up_serves_the_demo_and_the_readme_tour_works_as_printed(tmp_path: Path)
     worker_pid = int(re.search(r"started a worker \(pid (\d+)\)", output)[1])
     with pytest.raises(ProcessLookupError):  # and so did its worker (reaped by `up`)
         os.kill(worker_pid, 0)
+    # Nothing is left in the user's folder but the database; Redis's temporary folder is gone.
+    assert {path.name for path in folder.iterdir()} <= {
+        "contactreports.db",
+        "contactreports.db-wal",
+        "contactreports.db-shm",
+    }
+    assert (folder / "contactreports.db").exists()
+    assert list(temporary.iterdir()) == []
+
+
+def wait_for_report(base: str, report_id: str, headers: dict[str, str]) -> dict:
+    deadline = time.monotonic() + DEADLINE_SECONDS
+    while (report := httpx.get(f"{base}/api/reports/{report_id}", headers=headers).json())["status"] not in FINISHED:
+        assert time.monotonic() < deadline, report
+        time.sleep(0.05)
+    return report
 
 
 def test_serve_with_two_workers_answers_from_both_and_stops_whole(

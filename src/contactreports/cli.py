@@ -4,12 +4,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import logging
 import os
 import signal
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import click
@@ -18,7 +21,7 @@ import msgspec
 from contactreports.cli_keys import keys, print_made
 from contactreports.cli_report import report
 from contactreports.cli_webhooks import webhooks
-from contactreports.config import ConfigError, Settings, load_settings, sqlite_path
+from contactreports.config import ConfigError, Settings, load_settings
 
 log = logging.getLogger("contactreports")
 
@@ -156,15 +159,15 @@ def import_command(file: Path, account_id: int, file_format: str | None) -> None
 @workers_option
 def up(host: str, port: int | None, demo: bool, workers: int) -> None:
     """Run everything: the API, a worker, and an embedded Redis when REDIS_URL is unset."""
-    from contactreports.embedded_redis import start_redis, stop_redis
+    from contactreports.embedded_redis import embedded_redis
     from contactreports.server import serve_api
 
     settings = _settings()
     port = port or settings.port
     seeded = asyncio.run(_with_db(settings, lambda db: _prepare(db, demo)))
-    redis_process = None
+    redis = contextlib.ExitStack()
     if settings.redis_url is None:
-        redis_process, redis_url = start_redis(sqlite_path(settings.database_url).resolve().parent / ".redis")
+        redis_url = redis.enter_context(embedded_redis())
         os.environ["REDIS_URL"] = redis_url  # for the worker and every API process
         log.info("started an embedded Redis at %s", redis_url)
     worker_process = subprocess.Popen([sys.executable, "-m", "contactreports", "worker"])
@@ -178,8 +181,7 @@ def up(host: str, port: int | None, demo: bool, workers: int) -> None:
     finally:
         worker_process.terminate()
         worker_process.wait()
-        if redis_process is not None:
-            stop_redis(redis_process)
+        redis.close()
 
 
 async def _prepare(db, demo: bool) -> bool:
@@ -195,7 +197,7 @@ async def _prepare(db, demo: bool) -> bool:
 
 
 def _print_welcome(url: str, has_demo: bool) -> None:
-    from contactreports.demo import DEMO_API_KEY, DEMO_CONTACT
+    from contactreports.demo import DEMO_API_KEY, DEMO_CONTACT, demo_search
 
     click.echo(f"\ncontactreports is running at {url}  (API docs: {url}/schema)")
     if has_demo:
@@ -203,8 +205,7 @@ def _print_welcome(url: str, has_demo: bool) -> None:
         click.echo(
             f"  curl -s -X POST {url}/api/reports -H 'Authorization: Bearer {DEMO_API_KEY}' \\\n"
             "    -H 'Content-Type: application/json' \\\n"
-            f'    -d \'{{"email": "{DEMO_CONTACT}", "categories": ["email", "campaign"],'
-            ' "start": "2026-01-01T00:00:00Z", "end": "2027-01-01T00:00:00Z"}\'\n'
+            f"    -d '{json.dumps(demo_search(datetime.now(UTC)))}'\n"
         )
     click.echo("Press Ctrl+C to stop.\n")
 

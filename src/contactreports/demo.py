@@ -1,18 +1,19 @@
 """The demo account `contactreports up` seeds into an empty database.
 
-Fixed dates (January to October 2026) and a fixed key, so the README's curl tour works
-as printed on any machine, any day.
+Ten months of events that end when they are seeded, each at a fixed distance before that moment
+(a fixed random seed), so that the README's searches of the last year or the last 30 days find
+the same rows on any day; and a fixed key, so its commands work as printed.
 """
 
 from __future__ import annotations
 
 import random
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import msgspec
 
 from contactreports.catalogue import ACTION_CODES
-from contactreports.models import Campaign, NewEvent
+from contactreports.models import Campaign, NewEvent, datetime_to_ms
 from contactreports.store.accounts import create_account
 from contactreports.store.campaigns import put_campaign
 from contactreports.store.database import Database
@@ -20,8 +21,7 @@ from contactreports.store.events import insert_events
 
 DEMO_API_KEY = "cr_demo_local_only_2b7f9d3c"
 DEMO_CONTACT = "ann@example.com"
-DEMO_START = int(datetime(2026, 1, 1, tzinfo=UTC).timestamp() * 1000)
-DEMO_END = int(datetime(2026, 11, 1, tzinfo=UTC).timestamp() * 1000)
+DEMO_SPAN = timedelta(days=304)  # ten months
 CONTACTS = 2_000
 EVENTS_PER_CONTACT = 25
 _BATCH = 10_000
@@ -73,14 +73,26 @@ _PROFILE_ACTIONS = (
 )
 
 
-def _campaigns(rng: random.Random) -> list[Campaign]:
+def demo_search(now: datetime) -> dict[str, object]:
+    """The README tour's search: every email and campaign action of the demo contact in the year up to
+    the end of `now`'s day (UTC), which holds the demo's events when it was seeded before `now`."""
+    tomorrow = now.astimezone(UTC).date() + timedelta(days=1)
+    return {
+        "email": DEMO_CONTACT,
+        "categories": ["email", "campaign"],
+        "start": f"{tomorrow - timedelta(days=366)}T00:00:00Z",
+        "end": f"{tomorrow}T00:00:00Z",
+    }
+
+
+def _campaigns(rng: random.Random, start: int, end: int) -> list[Campaign]:
     campaigns = []
     for number in range(40):
         channel = rng.choice(("email", "email", "email", "sms", "automation"))
-        sent_at = rng.randrange(DEMO_START, DEMO_END - 7 * 86_400_000)
+        sent_at = rng.randrange(start, end - 7 * 86_400_000)
         name = f"{_THEMES[number % len(_THEMES)]} #{number // len(_THEMES) + 1}"
         # The oldest fifth are archived, as a real account's old campaigns are.
-        archived = sent_at < DEMO_START + (DEMO_END - DEMO_START) // 5
+        archived = sent_at < start + (end - start) // 5
         campaigns.append(Campaign(f"c{number:03d}", name, channel, sent_at, archived))
     return campaigns
 
@@ -100,10 +112,12 @@ def _details(kind: str | None, rng: random.Random, campaign: Campaign) -> bytes 
     return None
 
 
-def _contact_events(email: str, sends: int, rng: random.Random, campaigns: list[Campaign]) -> list[NewEvent]:
+def _contact_events(
+    email: str, sends: int, rng: random.Random, campaigns: list[Campaign], start: int, end: int
+) -> list[NewEvent]:
     events = []
     for campaign in rng.sample(campaigns, sends):
-        moment = campaign.sent_at or DEMO_START
+        moment = campaign.sent_at or start
         for action, chance, kind in _JOURNEYS[campaign.channel]:
             if rng.random() < chance:
                 moment += rng.randrange(1_000, 36 * 3_600_000)
@@ -112,7 +126,7 @@ def _contact_events(email: str, sends: int, rng: random.Random, campaigns: list[
                         None,
                         email,
                         ACTION_CODES[action],
-                        min(moment, DEMO_END - 1),
+                        min(moment, end - 1),
                         campaign.id,
                         _details(kind, rng, campaign),
                     )
@@ -123,7 +137,7 @@ def _contact_events(email: str, sends: int, rng: random.Random, campaigns: list[
                 None,
                 email,
                 ACTION_CODES[rng.choice(_PROFILE_ACTIONS)],
-                rng.randrange(DEMO_START, DEMO_END),
+                rng.randrange(start, end),
                 None,
                 msgspec.json.encode({"source": rng.choice(("preference centre", "signup form"))}),
             )
@@ -131,17 +145,20 @@ def _contact_events(email: str, sends: int, rng: random.Random, campaigns: list[
     return events
 
 
-async def seed_demo(db: Database) -> int:
-    """Create the demo account with campaigns and events; returns the number of events."""
+async def seed_demo(db: Database, now: datetime | None = None) -> int:
+    """Create the demo account with campaigns and events in the DEMO_SPAN before `now` (default: the
+    current time); returns the number of events."""
+    end = datetime_to_ms(now or datetime.now(UTC))
+    start = end - int(DEMO_SPAN.total_seconds() * 1000)
     rng = random.Random(2026)
     account, _ = await create_account(db, "Demo", DEMO_API_KEY)
-    campaigns = _campaigns(rng)
+    campaigns = _campaigns(rng, start, end)
     for campaign in campaigns:
         await put_campaign(db, account.id, campaign)
-    events = _contact_events(DEMO_CONTACT, len(campaigns), rng, campaigns)
+    events = _contact_events(DEMO_CONTACT, len(campaigns), rng, campaigns, start, end)
     for number in range(CONTACTS):
         sends = max(1, min(len(campaigns), int(rng.paretovariate(1.5) * EVENTS_PER_CONTACT / 6)))
-        events += _contact_events(f"contact{number}@example.org", sends, rng, campaigns)
+        events += _contact_events(f"contact{number}@example.org", sends, rng, campaigns, start, end)
     for start in range(0, len(events), _BATCH):
         await insert_events(db, account.id, events[start : start + _BATCH])
     return len(events)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -87,9 +88,12 @@ def stop_redis(process: subprocess.Popen) -> None:
 
 
 @contextmanager
-def embedded_redis(directory: Path) -> Iterator[str]:
-    process, url = start_redis(directory)
-    try:
-        yield url
-    finally:
-        stop_redis(process)
+def embedded_redis() -> Iterator[str]:
+    """A redis-server in a temporary directory (its log; nothing is persisted), removed when it stops:
+    Redis is only a transport, so it leaves nothing in the user's folder."""
+    with tempfile.TemporaryDirectory(prefix="contactreports-redis-") as directory:
+        process, url = start_redis(Path(directory))
+        try:
+            yield url
+        finally:
+            stop_redis(process)
