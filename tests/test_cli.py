@@ -340,6 +340,13 @@ def test_readme_opens_with_the_two_commands_and_ci_runs_the_second() -> None:
     assert "`. .venv/bin/activate`" in README.read_text()
 
 
+def test_the_readme_links_only_to_files_in_the_repository() -> None:
+    links = re.findall(r"\]\(([^)#]+)\)", README.read_text())
+
+    assert "docs/openapi.json" in links
+    assert [link for link in links if not (README.parent / link).is_file()] == []
+
+
 def in_a_new_shell(commands: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
     """`commands` as the README says to run them in another shell: with the virtual environment active."""
     activate = Path(sys.prefix) / "bin" / "activate"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import httpx
@@ -10,6 +11,7 @@ from conftest import service_env, start_api
 from contactreports.embedded_redis import free_port
 
 JSON, PROBLEM = "application/json", "application/problem+json"
+DOCS_OPENAPI = Path(__file__).parents[1] / "docs" / "openapi.json"
 ERRORS = {"400": PROBLEM, "401": PROBLEM}
 # What changes anything is refused to a read-only key.
 WRITE_ERRORS = {**ERRORS, "403": PROBLEM}
@@ -122,6 +124,15 @@ async def test_the_openapi_document_describes_every_response(api: str) -> None:
     assert problem["properties"]["active_report_id"] == {"oneOf": [{"type": "string"}]}
     assert browsable.status_code == 200
     assert "text/html" in browsable.headers["content-type"]
+
+
+async def test_docs_openapi_json_is_the_document_the_api_serves(api: str) -> None:
+    served = httpx.get(f"{api}/schema/openapi.json").json()
+
+    assert json.loads(DOCS_OPENAPI.read_text()) == served, (
+        "docs/openapi.json is not what the API serves: write it again with "
+        "`.venv/bin/python -m contactreports.openapi_dump docs/openapi.json`"
+    )
 
 
 async def test_a_rows_details_is_documented_as_the_object_it_always_is(api: str) -> None:

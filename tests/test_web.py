@@ -5,6 +5,7 @@ process (its own database; reports go to a queue whose worker the test starts wh
 from __future__ import annotations
 
 import base64
+import re
 import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Browser, Page, Route, async_playwright, expect
 
 from browser import CHROMIUM, MISSING, launch_chromium, sign_in
 from conftest import DEADLINE_SECONDS, Process, service_env, start_api
@@ -521,3 +522,40 @@ def serve_folder(folder: Path) -> Iterator[str]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+# What the docs page may reference, by file type: the content type each must come with.
+DOCS_CONTENT_TYPES = {"js": {"text/javascript", "application/javascript"}, "css": {"text/css"}, "png": {"image/png"}}
+
+
+async def test_the_api_docs_load_only_from_this_server_and_show_every_operation(browser: Browser, web: str) -> None:
+    html = httpx.get(f"{web}/schema").text
+    referenced = re.findall(r"""(?:src|href)=["']([^"']*)["']""", html)
+    document = httpx.get(f"{web}/schema/openapi.json").json()
+    operations = sum(len(methods) for methods in document["paths"].values())
+
+    assert len(referenced) == 4 and all(url.startswith("/") and not url.startswith("//") for url in referenced)
+    for url in referenced:
+        response = httpx.get(f"{web}{url}")
+        assert response.status_code == 200, url
+        assert response.headers["content-type"].split(";")[0] in DOCS_CONTENT_TYPES[url.rsplit(".", 1)[1]], url
+    context = await browser.new_context(base_url=web)
+    context.set_default_timeout(DEADLINE_MS)
+    elsewhere: list[str] = []
+
+    async def this_server_only(route: Route) -> None:
+        if route.request.url.startswith(f"{web}/"):
+            await route.continue_()
+        else:
+            elsewhere.append(route.request.url)
+            await route.abort()
+
+    await context.route("**/*", this_server_only)
+    page = await context.new_page()
+    try:
+        await page.goto("/schema")
+        await expect(page.locator(".opblock-summary")).to_have_count(operations)
+        await expect(page.locator(".opblock-summary-path", has_text="/api/reports/{report_id}/export")).to_be_visible()
+    finally:
+        await context.close()
+    assert elsewhere == []

@@ -11,12 +11,12 @@ from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 
 from contactreports.api.actions import list_actions
 from contactreports.api.auth import provide_account, require_api_key
 from contactreports.api.campaigns import CampaignController
+from contactreports.api.docs import docs_assets, docs_page
 from contactreports.api.edge import BodyDeadline
 from contactreports.api.errors import EXCEPTION_HANDLERS
 from contactreports.api.events import EventController
@@ -78,7 +78,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         security=[{"BearerAuth": []}],
     )
     return Litestar(
-        route_handlers=[api, receive_webhook, health, *web_routers(sessions, settings.max_form_bytes)],
+        route_handlers=[api, receive_webhook, health, docs_assets, *web_routers(sessions, settings.max_form_bytes)],
         template_config=TEMPLATES,
         lifespan=[lifespan],
         state=State({}),
@@ -97,7 +97,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             version="1",
             description="What exactly happened with one contact: contact reports computed as background jobs.",
             path="/schema",
-            render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin(path="/swagger")],
+            render_plugins=[docs_page()],
             components=Components(
                 security_schemes={
                     "BearerAuth": SecurityScheme(type="http", scheme="bearer", description="An account's API key."),
