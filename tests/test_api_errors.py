@@ -26,6 +26,17 @@ def assert_problem(response: httpx.Response, status: int) -> dict:
     return body
 
 
+def one_invalid_field(field: str, message: str) -> dict:
+    """The problem body of a 400 naming one field."""
+    return {
+        "type": "about:blank",
+        "title": "Bad Request",
+        "status": 400,
+        "detail": "The request is invalid: see `errors`.",
+        "errors": [{"field": field, "message": message}],
+    }
+
+
 @pytest.mark.parametrize(
     "headers", [{}, {"Authorization": "Bearer nope"}, {"Authorization": "Basic abc"}, {"Authorization": "Bearer"}]
 )
@@ -216,13 +227,7 @@ async def test_a_body_is_not_coerced_a_number_is_neither_a_boolean_nor_a_timesta
     response = await client.request(method, path, json=body)
 
     assert_problem(response, 400)
-    assert response.json() == {
-        "type": "about:blank",
-        "title": "Bad Request",
-        "status": 400,
-        "detail": "The request is invalid: see `errors`.",
-        "errors": [{"field": error[0], "message": error[1]}],
-    }
+    assert response.json() == one_invalid_field(*error)
     stored = await db.reader.execute_fetchall(
         "SELECT (SELECT count(*) FROM campaigns WHERE account_id = ?)"
         " + (SELECT count(*) FROM reports WHERE account_id = ?)",
@@ -320,10 +325,4 @@ async def test_a_value_outside_an_enum_is_400_naming_the_allowed_ones(
     response = await client.request(method, path, **request_options)
 
     assert_problem(response, 400)
-    assert response.json() == {
-        "type": "about:blank",
-        "title": "Bad Request",
-        "status": 400,
-        "detail": "The request is invalid: see `errors`.",
-        "errors": [{"field": error[0], "message": error[1]}],
-    }
+    assert response.json() == one_invalid_field(*error)
