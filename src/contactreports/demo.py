@@ -159,6 +159,6 @@ async def seed_demo(db: Database, now: datetime | None = None) -> int:
     for number in range(CONTACTS):
         sends = max(1, min(len(campaigns), int(rng.paretovariate(1.5) * EVENTS_PER_CONTACT / 6)))
         events += _contact_events(f"contact{number}@example.org", sends, rng, campaigns, start, end)
-    for start in range(0, len(events), _BATCH):
-        await insert_events(db, account.id, events[start : start + _BATCH])
+    for first in range(0, len(events), _BATCH):
+        await insert_events(db, account.id, events[first : first + _BATCH])
     return len(events)
