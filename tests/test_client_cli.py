@@ -381,7 +381,11 @@ async def test_keys_list_create_rotate_and_revoke(api: str, account: ApiAccount,
     assert (await client.get("/api/keys")).json()["items"] == [first]
 
 
-@pytest.mark.parametrize("group", ["report", "webhooks"])
+# Each API group's `list --json`, and what the API answers for it (the items of a page, or one object).
+LISTED = {"report": ("/api/reports", "items"), "webhooks": ("/api/webhooks", None), "keys": ("/api/keys", "items")}
+
+
+@pytest.mark.parametrize("group", list(LISTED))
 @pytest.mark.parametrize("where", ["before the subcommand", "after it", "after it, overriding the group's"])
 async def test_url_and_api_key_are_taken_before_or_after_the_subcommand(
     api: str, account: ApiAccount, client: httpx.AsyncClient, group: str, where: str
@@ -399,7 +403,6 @@ async def test_url_and_api_key_are_taken_before_or_after_the_subcommand(
     # The environment names a service that is down and a key that is none: only the options can work.
     listed = ok(run(*args, url=down, key="cr_not_a_key", group=group))
 
-    expected = (await client.get(f"/api/{'reports' if group == 'report' else 'webhooks'}")).json()
-    assert [json.loads(line) for line in listed.splitlines()] == (
-        expected["items"] if group == "report" else [expected]
-    )
+    path, items = LISTED[group]
+    answer = (await client.get(path)).json()
+    assert [json.loads(line) for line in listed.splitlines()] == (answer[items] if items else [answer])
