@@ -16,7 +16,7 @@ from contactreports.store.database import Database
 from contactreports.webhooks.base import Parsed
 
 SESSION = "contactreports_session"  # the web page's session cookie
-CATEGORIES = ["email", "campaign", "sms", "automation"]  # the contract's (shared/API.md)
+CATEGORIES = ["email", "campaign", "sms", "automation"]  # the API's categories (GET /api/actions)
 ALL_EMAIL = [
     "email.sent",
     "email.delivered",

@@ -1,4 +1,4 @@
-"""A small HTTP client for the API (../shared/API.md), used by `contactreports report|webhooks|keys ...`.
+"""A small HTTP client for the API (docs/openapi.json), used by `contactreports report|webhooks|keys ...`.
 
 It talks to a running service, never to the database, so it works against any deployment.
 Every failure becomes an `ApiError` whose message a person can act on: the CLI prints it as is.

@@ -9,9 +9,9 @@ from urllib.parse import unquote_to_bytes
 import msgspec
 from litestar import Controller, Request, Response, get, put
 from litestar.datastructures import State
-from litestar.di import Provide
+from litestar.di import NamedDependency, Provide
 from litestar.openapi import ResponseSpec
-from litestar.params import JSONBody
+from litestar.params import FromPath, JSONBody
 
 from contactreports.api.auth import SignedIn
 from contactreports.api.errors import invalid, not_found, problem_responses
@@ -34,10 +34,12 @@ from contactreports.models import (
 from contactreports.store.campaigns import get_campaign, list_campaigns, put_campaign
 
 CREATED = ResponseSpec(CampaignOut, description="Created", generate_examples=False)
+# A handler's `requested_id`: the controller's dependency, requested_campaign_id.
+RequestedId = NamedDependency[str]
 CampaignIdText = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_CAMPAIGN_ID)]
 
 
-def requested_campaign_id(request: Request, campaign_id: Path) -> str:
+def requested_campaign_id(request: Request, campaign_id: FromPath[Path]) -> str:
     """The campaign id a request's path names: the rest of the path after `/api/campaigns/`, as
     the client sent it, percent-decoded once; raises a 400 for one no campaign can have.
 
@@ -90,7 +92,7 @@ class CampaignController(Controller):
         ),
     )
     async def replace(
-        self, requested_id: str, data: JSONBody[CampaignIn], account: SignedIn, state: State
+        self, requested_id: RequestedId, data: JSONBody[CampaignIn], account: SignedIn, state: State
     ) -> Response[CampaignOut]:
         errors = []
         if control_characters_in(data.name, allowed=TEXT_CONTROLS):
@@ -110,7 +112,7 @@ class CampaignController(Controller):
         operation_class=CampaignIdOperation,
         summary="A campaign",
     )
-    async def read(self, requested_id: str, account: SignedIn, state: State) -> CampaignOut:
+    async def read(self, requested_id: RequestedId, account: SignedIn, state: State) -> CampaignOut:
         campaign = await get_campaign(state.db, account.id, requested_id)
         if campaign is None:
             raise not_found("campaign")

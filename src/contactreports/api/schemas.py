@@ -1,4 +1,4 @@
-"""Request and response bodies of the HTTP API (see ../shared/API.md)."""
+"""Request and response bodies of the HTTP API (as docs/openapi.json and the README describe them)."""
 
 from __future__ import annotations
 
