@@ -201,3 +201,24 @@ async def test_a_thousand_slow_clients_are_cut_off_after_the_timeouts(edge: Edge
         assert max(seconds for _, seconds in ended) < TIMEOUT_SECONDS + 1
 
     await holds_under(edge, attack)
+
+
+async def test_a_process_serves_at_most_max_connections_at_once(database_url: str, redis_url: str, logs: Path) -> None:
+    """Past the cap, a connection waits to be accepted: here until the idle ones holding every
+    place are closed by the head timeout."""
+    env = service_env(database_url, redis_url, max_connections=20, header_timeout_seconds=TIMEOUT_SECONDS)
+    process, url = start_api(env, logs, "capped-api")
+    idle = []
+    try:
+        idle = [await asyncio.open_connection("127.0.0.1", urlsplit(url).port) for _ in range(20)]
+        started = time.monotonic()
+        async with httpx.AsyncClient(timeout=DEADLINE_SECONDS) as http:
+            response = await http.get(f"{url}/health")
+        waited = time.monotonic() - started
+    finally:
+        for _, writer in idle:
+            writer.close()
+        process.stop()
+
+    assert response.status_code == 200
+    assert TIMEOUT_SECONDS - 0.5 < waited < TIMEOUT_SECONDS + 1
