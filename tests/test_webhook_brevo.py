@@ -466,6 +466,7 @@ async def test_the_api_answers_other_requests_while_it_reads_large_deliveries(
 
     assert [(response.status_code, response.json()) for response in responses] == [(200, result(ingested=10_000))] * 2
     assert await stored(db, account.id) == (20_000, 1)
-    # Read on the event loop, one check waited 0.4 to 0.8 s here; off it, 0.15 s at most (a
-    # thread holding the GIL hands it over every 5 ms).
-    assert max(waits) < 0.25, sorted(waits)[-5:]
+    # Read on the event loop, one check waited 0.4 to 0.8 s here; off it, 0.15 to 0.26 s at most
+    # (a thread holding the GIL hands it over every 5 ms, but storing 10,000 events still takes the
+    # loop and the GIL for a while; 0.26 s seen once in a whole-suite run on a quiet machine).
+    assert max(waits) < 0.35, sorted(waits)[-5:]
