@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from contactreports.api.webhooks import MAX_IGNORED_NAME, _ignored_names
 from contactreports.embedded_redis import free_port
 from contactreports.models import OUT_OF_RANGE
 from contactreports.store.database import Database
-from contactreports.webhooks.base import Delivery
+from contactreports.webhooks.base import OFF_LOOP_BYTES, Delivery, off_loop
 from contactreports.webhooks.postmark import PostmarkAdapter
 from helpers import ingest, put_campaign, report_for, result, stored, webhook_url
 
@@ -574,6 +575,18 @@ async def test_without_redis_to_count_failures_a_delivery_is_a_503_to_retry(
         problem(503, "Service Unavailable", "Redis is unavailable; try again. Nothing was stored."),
     )
     assert await stored(db, account.id) == (0, 0)
+
+
+async def test_large_deliveries_are_worked_on_in_a_thread_small_ones_at_once() -> None:
+    # A large delivery's CPU work (decoding, checking, a signature over it) must not hold up the
+    # event loop, and so every other request; a small one is not worth the hand-over.
+    def delivery(size: int) -> Delivery:
+        return Delivery(headers={}, body=b"x" * size, received_at=0.0)
+
+    loop_thread = threading.get_ident()
+
+    assert await off_loop(delivery(OFF_LOOP_BYTES - 1), threading.get_ident) == loop_thread
+    assert await off_loop(delivery(OFF_LOOP_BYTES), threading.get_ident) != loop_thread
 
 
 def _parsed(body: bytes) -> dict:
