@@ -1,153 +1,159 @@
-"""Connections, transactions and schema migrations for the SQLite store."""
+"""The store's one seam: what every backend provides, and `Database.open`, which picks one.
+
+Store modules (`store/reports.py`, `store/runs.py`, ...) write each operation once, against
+`Database` and `Connection`; a backend module holds what differs between database engines:
+connections, transactions, placeholders, error mapping, migrations, and the few statements whose
+text differs (`Dialect`). Backends: `store/sqlite.py` (aiosqlite, the embedded default) and
+`store/postgresql.py` (asyncpg).
+
+SQL names its parameters (`:account_id`) and takes them as a mapping; rows are read by column
+name (`row["status"]`), never by position.
+"""
 
 from __future__ import annotations
 
-import asyncio
-import sqlite3
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
+from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from importlib import resources
-from pathlib import Path
-from typing import TypeVar
+from typing import Any, Protocol, TypeVar
 
-import aiosqlite
-
-from contactreports.config import sqlite_path
+import msgspec
 
 DEFAULT_BUSY_TIMEOUT_MS = 10_000
-# SQLite allows 32,766 bound parameters; IN lists stay well below it.
-IN_CHUNK = 500
-PRAGMAS = ("PRAGMA journal_mode = WAL", "PRAGMA synchronous = NORMAL", "PRAGMA foreign_keys = ON")
-# A bulk load's writer caches up to 256 MB of pages instead of SQLite's default 2 MB: a
-# transaction of 100,000 events touches most pages of a 1M-event store, which then stay cached
-# from one transaction to the next (plain sqlite3 on this layout, 1M events: 38,000 against 31,000/s).
-BULK_CACHE_KIB = 256 * 1024
-
 
 T = TypeVar("T")
+Params = Mapping[str, Any]
+NO_PARAMS: Params = {}
 
 
-class StoreBusy(Exception):
-    """Another process held the database's write lock for longer than the busy timeout: try again."""
+class Row(Protocol):
+    """A result row, read by column name (sqlite3.Row and asyncpg.Record both are)."""
+
+    def __getitem__(self, key: str, /) -> Any: ...
 
 
-class Database:
-    """One writer connection (serialised by a lock), one reader connection, and a connection
-    for point lookups.
+class StoreError(Exception):
+    """Base of the errors every backend raises in its own terms' place."""
 
-    Every write goes through `transaction()`, which opens with BEGIN IMMEDIATE: a
-    DEFERRED read-then-write transaction fails at once with "database is locked" under a
-    concurrent writer, whatever the busy timeout. Reads use the reader connection in
-    autocommit mode, so each statement sees the latest committed state (WAL).
-    """
 
-    def __init__(
-        self, path: Path, writer: aiosqlite.Connection, reader: aiosqlite.Connection, lookups: sqlite3.Connection
-    ):
-        self.reader = reader
-        self._path = path
-        self._writer = writer
-        self._write_lock = asyncio.Lock()
-        self._lookups = lookups
+class StoreBusy(StoreError):
+    """The database could not take the write in time (another writer held it): try again."""
 
-    @classmethod
-    async def open(
-        cls, database_url: str, busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS, *, bulk: bool = False
-    ) -> Database:
-        """`bulk`: for a bulk load (`contactreports import`), whose writer gets a larger page cache."""
-        path = sqlite_path(database_url)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        opened = [writer := await _connect(path, busy_timeout_ms)]
-        try:
-            if bulk:
-                await writer.execute(f"PRAGMA cache_size = -{BULK_CACHE_KIB}")
-            await _migrate(writer)
-            opened.append(reader := await _connect(path, busy_timeout_ms))
-            lookups = sqlite3.connect(path, isolation_level=None, timeout=busy_timeout_ms / 1000)
-            lookups.execute("PRAGMA query_only = ON")
-        except BaseException:
-            # An aiosqlite connection left open keeps its thread, and so the process, alive.
-            for connection in reversed(opened):
-                await connection.close()
-            raise
-        return cls(path, writer, reader, lookups)
 
-    async def close(self) -> None:
-        self._lookups.close()
-        await self.reader.close()
-        await self._writer.close()
+class StoreUnavailable(StoreError):
+    """The database cannot be reached or is not accepting work (stopped, restarting): try again."""
 
-    def lookup(self, sql: str, parameters: tuple) -> tuple | None:
-        """The one row a query by a unique key finds (or None), read on the calling thread.
 
-        Only for lookups by an indexed unique key (every request's API key, a polled report):
-        SQLite answers one in microseconds, less than handing the statement to aiosqlite's
-        thread and back costs, which also waits for the GIL under load (bench/polling.py). A WAL
-        reader never waits for a writer; it gets SQLITE_BUSY only while a connection recovers
-        or removes the WAL, which happens only when no other connection is open, and this one
-        stays open. Reads of more rows than one go through `reader`.
-        """
-        # fetchall(): the statement runs to its end, so no read transaction stays open (one
-        # would pin this connection to an old snapshot, and a polled report would never change).
-        rows = self._lookups.execute(sql, parameters).fetchall()
+class ConstraintViolation(StoreError):
+    """A write broke a rule the database enforces (a unique key, a trigger's check); the message
+    is the database's own."""
+
+
+class UniqueViolation(ConstraintViolation):
+    """A write would have made a second row with the same unique key."""
+
+
+class Dialect(msgspec.Struct, frozen=True, kw_only=True):
+    """Statement text that differs between backends; each backend module defines its own."""
+
+    name: str
+    # `column` is one of the list bound as `param`; the backend binds the list as it needs.
+    any_of: Callable[[str, str], str]
+
+
+class Connection(ABC):
+    """Statements on one connection: in a transaction (`Database.transaction()`), or each its
+    own (`Database` itself reads so)."""
+
+    dialect: Dialect
+
+    @abstractmethod
+    async def execute(self, sql: str, params: Params = NO_PARAMS) -> None: ...
+
+    @abstractmethod
+    async def execute_many(self, sql: str, rows: Iterable[Params]) -> None: ...
+
+    @abstractmethod
+    async def fetch(self, sql: str, params: Params = NO_PARAMS) -> list[Row]: ...
+
+    async def fetch_one(self, sql: str, params: Params = NO_PARAMS) -> Row | None:
+        rows = await self.fetch(sql, params)
         return rows[0] if rows else None
 
-    async def read_apart(self, read: Callable[[sqlite3.Connection], T]) -> T:
-        """`read(connection)` in one read transaction, on a connection of its own, in a thread.
+    async def fetch_value(self, sql: str, params: Params = NO_PARAMS) -> Any:
+        """The first column of the first row (None without rows)."""
+        row = await self.fetch_one(sql, params)
+        return None if row is None else row[0]
 
-        For a read that takes long (a 1M-row report's summary reads every row, about a second):
-        on `reader` it would hold up every other read of this process. The one transaction keeps
-        its statements to one snapshot of the database.
-        """
+    @abstractmethod
+    async def fetch_any_of(self, sql: str, params: Params, param: str, values: Sequence[Any]) -> list[Row]:
+        """Rows of `sql`, where `{any_of}` stands for "`column` is one of `values`" (see
+        Dialect.any_of), bound as `param`: SQLite in IN lists of a few hundred (its limit on
+        parameters), PostgreSQL as one array."""
 
-        def run() -> T:
-            connection = sqlite3.connect(self._path, isolation_level=None)
-            try:
-                connection.execute("PRAGMA query_only = ON")
-                connection.execute("BEGIN")
-                return read(connection)
-            finally:
-                connection.close()
-
-        return await asyncio.to_thread(run)
-
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
-        """A write transaction; raises StoreBusy when the write lock could not be had in time."""
-        async with self._write_lock:
-            try:
-                await self._writer.execute("BEGIN IMMEDIATE")
-            except sqlite3.OperationalError as error:
-                raise _busy_or(error) from error
-            try:
-                yield self._writer
-            except BaseException as error:
-                await self._writer.rollback()
-                if isinstance(error, sqlite3.OperationalError):
-                    raise _busy_or(error) from error
-                raise
-            await self._writer.commit()
-
-    async def ping(self) -> None:
-        await self.reader.execute_fetchall("SELECT 1")
+    @abstractmethod
+    async def next_values(self, sequence: str, count: int) -> Sequence[int]:
+        """`count` new numbers of the named sequence, ascending (gaps allowed), never handed out twice."""
 
 
-def _busy_or(error: sqlite3.OperationalError) -> Exception:
-    return StoreBusy(str(error)) if "locked" in str(error) or "busy" in str(error) else error
+class Database(Connection):
+    """A store: reads outside transactions (each statement sees what is committed when it runs),
+    `transaction()` for writes."""
+
+    @staticmethod
+    async def open(
+        database_url: str,
+        busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS,
+        *,
+        bulk: bool = False,
+        options: PoolOptions | None = None,
+    ) -> Database:
+        """Open the store `database_url` names (`sqlite:///path` or `postgresql://...`), applying
+        pending migrations. `bulk`: for a bulk load (`contactreports import`)."""
+        from contactreports.store import postgresql, sqlite  # the backends import this module
+
+        if database_url.startswith(("postgresql://", "postgres://")):
+            return await postgresql.PostgresDatabase.open(database_url, options or PoolOptions())
+        return await sqlite.SQLiteDatabase.open(database_url, busy_timeout_ms, bulk=bulk)
+
+    @abstractmethod
+    def transaction(self) -> AbstractAsyncContextManager[Connection]:
+        """A transaction for writes: committed when the block ends, rolled back if it raises.
+        Raises StoreBusy when it could not start in time."""
+
+    @abstractmethod
+    async def lookup(self, sql: str, params: Params) -> Row | None:
+        """The one row a query by a unique key finds: the hot point lookups (every request's API
+        key, a polled report), which a backend may answer by a faster path."""
+
+    @abstractmethod
+    async def read_snapshot(self, read: Callable[[Connection], Awaitable[T]]) -> T:
+        """`read(connection)` on a connection of its own, its statements seeing one snapshot: a long
+        read (a 1M-row report's summary) that would otherwise hold up the others."""
+
+    @abstractmethod
+    async def ping(self) -> None: ...
+
+    @abstractmethod
+    async def close(self) -> None: ...
 
 
-async def _connect(path: Path, busy_timeout_ms: int) -> aiosqlite.Connection:
-    # isolation_level=None: we issue BEGIN/COMMIT ourselves. The timeout is SQLite's busy
-    # timeout, set before the first statement: even switching to WAL waits for a process
-    # opening the file at the same time.
-    conn = await aiosqlite.connect(path, isolation_level=None, timeout=busy_timeout_ms / 1000)
-    for pragma in PRAGMAS:
-        await conn.execute(pragma)
-    return conn
+class PoolOptions(msgspec.Struct, frozen=True, kw_only=True):
+    """How a server backend (PostgreSQL) connects: ignored by SQLite."""
+
+    pool_size: int = 10
+    # A statement running longer is cancelled (and its transaction rolled back).
+    statement_timeout_ms: int = 30_000
+    # Prepared statements cached per connection; 0 behind PgBouncer in transaction mode, where a
+    # connection's next transaction may run on another server connection.
+    statement_cache_size: int = 100
 
 
-def _migration_files() -> list[tuple[int, str, str]]:
-    folder = resources.files("contactreports.store") / "migrations"
+def migration_files(backend: str) -> list[tuple[int, str, str]]:
+    """(version, file name, SQL) of `backend`'s migrations, in order. Both backends number them
+    alike: version N is the same schema change on each."""
+    folder = resources.files("contactreports.store") / "migrations" / backend
     found = []
     for entry in folder.iterdir():
         if entry.name.endswith(".sql"):
@@ -155,67 +161,3 @@ def _migration_files() -> list[tuple[int, str, str]]:
             found.append((version, entry.name, entry.read_text(encoding="utf-8")))
     return sorted(found)
 
-
-def _statements(script: str) -> list[str]:
-    statements, current = [], ""
-    for line in script.splitlines(keepends=True):
-        current += line
-        if sqlite3.complete_statement(current):
-            statements.append(current.strip())
-            current = ""
-    leftover = "".join(line for line in current.splitlines() if not line.strip().startswith("--"))
-    if leftover.strip():
-        raise ValueError(f"incomplete SQL statement at the end of a migration: {leftover!r}")
-    return statements
-
-
-async def _migrate(conn: aiosqlite.Connection) -> None:
-    """Apply pending migrations, each in its own transaction.
-
-    API and worker processes may start together: BEGIN IMMEDIATE makes the second wait,
-    and it then finds the migrations applied.
-
-    Foreign keys are off meanwhile: SQLite changes a table's columns by making the table anew
-    and dropping the old one, which, with them on, counts as deleting every row another table
-    refers to (sqlite.org/lang_altertable.html). As SQLite advises, each migration must then
-    leave every reference whole (`PRAGMA foreign_key_check`) before it commits.
-    """
-    await conn.execute(
-        "CREATE TABLE IF NOT EXISTS schema_migrations"
-        " (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
-    )
-    await conn.execute("PRAGMA foreign_keys = OFF")  # only outside a transaction
-    try:
-        for version, name, script in _migration_files():
-            await _apply(conn, version, name, script)
-    finally:
-        await conn.execute("PRAGMA foreign_keys = ON")
-
-
-async def _apply(conn: aiosqlite.Connection, version: int, name: str, script: str) -> None:
-    """Apply one migration unless it was; a migration that leaves a broken reference is undone."""
-    await conn.execute("BEGIN IMMEDIATE")
-    try:
-        cursor = await conn.execute("SELECT 1 FROM schema_migrations WHERE version = ?", (version,))
-        if await cursor.fetchone() is None:
-            for statement in _statements(script):
-                await conn.execute(statement)
-            if broken := await conn.execute_fetchall("PRAGMA foreign_key_check"):
-                raise RuntimeError(f"migration {name} leaves rows referring to nothing: {list(broken)[:5]}")
-            await conn.execute(
-                "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, datetime('now'))",
-                (version, name),
-            )
-    except BaseException:
-        await conn.rollback()
-        raise
-    await conn.commit()
-
-
-async def select_in(conn: aiosqlite.Connection, sql: str, leading: tuple, values: Sequence) -> list[tuple]:
-    """Run `sql`, whose `{placeholders}` is an IN list, over `values` in chunks; all rows found."""
-    rows: list[tuple] = []
-    for start in range(0, len(values), IN_CHUNK):
-        chunk = values[start : start + IN_CHUNK]
-        rows += await conn.execute_fetchall(sql.format(placeholders=", ".join("?" * len(chunk))), (*leading, *chunk))
-    return rows
