@@ -29,7 +29,7 @@ from contactreports.api.reports import ReportController
 from contactreports.api.requests import ApiRequest
 from contactreports.api.webhooks import WebhookController, receive_webhook
 from contactreports.config import Settings, load_settings
-from contactreports.store.database import Database
+from contactreports.store.database import open_database
 from contactreports.store.meta import cursor_secret, session_secret
 from contactreports.web.pages import TEMPLATES, web_routers
 from contactreports.web.session import session_backend
@@ -45,7 +45,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        db = await Database.open(settings.database_url, settings.busy_timeout_ms)
+        db = await open_database(settings)
         sessions.use_secret(await session_secret(db))
         # Connects lazily: the API starts (and /health says so) even while Redis is down.
         redis = ArqRedis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=5)

@@ -211,9 +211,9 @@ def _print_welcome(url: str, has_demo: bool) -> None:
 
 
 async def _with_db(settings: Settings, action, *, bulk: bool = False):
-    from contactreports.store.database import Database
+    from contactreports.store.database import open_database
 
-    db = await Database.open(settings.database_url, settings.busy_timeout_ms, bulk=bulk)
+    db = await open_database(settings, bulk=bulk)
     try:
         return await action(db)
     finally:

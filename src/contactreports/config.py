@@ -37,6 +37,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     max_details_bytes: int = 16 * 1024
     # How long a write waits for another process's write lock before giving up (503 / retry).
     busy_timeout_ms: int = 10_000
+    # PostgreSQL only: connections each process keeps (the API's, a worker's); a statement running
+    # longer than the timeout is cancelled; prepared statements cached per connection (0 behind
+    # PgBouncer in transaction mode).
+    database_pool_size: int = 10
+    database_statement_timeout_ms: int = 30_000
+    database_statement_cache_size: int = 100
     max_events_per_batch: int = MAX_EVENTS_PER_BATCH
     max_window_days: int = 3 * 366
     # Rows the worker reads and writes per transaction: big enough to amortise the
@@ -138,13 +144,27 @@ def load_settings() -> Settings:
         settings = msgspec.convert(raw, Settings, strict=False)
     except msgspec.ValidationError as error:
         raise ConfigError(f"bad setting: {error}") from error
-    sqlite_path(settings.database_url)  # fail now, not at first use
+    check_database_url(settings.database_url)  # fail now, not at first use
     return settings
+
+
+POSTGRESQL_SCHEMES = ("postgresql://", "postgres://")
+
+
+def is_postgresql(database_url: str) -> bool:
+    return database_url.startswith(POSTGRESQL_SCHEMES)
+
+
+def check_database_url(database_url: str) -> None:
+    if not is_postgresql(database_url):
+        sqlite_path(database_url)
 
 
 def sqlite_path(database_url: str) -> Path:
     """`sqlite:///relative.db` or `sqlite:////absolute.db` -> a filesystem path."""
     prefix = "sqlite:///"
     if not database_url.startswith(prefix):
-        raise ConfigError(f"unsupported DATABASE_URL {database_url!r}: expected sqlite:///path")
+        raise ConfigError(
+            f"unsupported DATABASE_URL {database_url!r}: expected sqlite:///path or postgresql://user@host/database"
+        )
     return Path(database_url[len(prefix) :])

@@ -12,7 +12,7 @@ from redis.exceptions import RedisError
 
 from contactreports.config import Settings
 from contactreports.jobs.worker import ReportWorker, worker_settings
-from contactreports.store.database import Database
+from contactreports.store.database import Database, open_database
 
 log = logging.getLogger(__name__)
 RESTART_DELAY_SECONDS = 1.0
@@ -23,7 +23,7 @@ def run_worker_forever(settings: Settings) -> None:
     # arq's Worker runs on the thread's event loop; the database connection lives on it too.
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
-    db = loop.run_until_complete(Database.open(settings.database_url, settings.busy_timeout_ms))
+    db = loop.run_until_complete(open_database(settings))
     stopping = asyncio.Event()
     try:
         # A signal during a Redis outage can end the worker with a Redis error: stop all the same.

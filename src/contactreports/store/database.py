@@ -20,6 +20,8 @@ from typing import Any, Protocol, TypeVar
 
 import msgspec
 
+from contactreports.config import Settings, is_postgresql
+
 DEFAULT_BUSY_TIMEOUT_MS = 10_000
 
 T = TypeVar("T")
@@ -60,6 +62,12 @@ class Dialect(msgspec.Struct, frozen=True, kw_only=True):
     name: str
     # `column` is one of the list bound as `param`; the backend binds the list as it needs.
     any_of: Callable[[str, str], str]
+    # A table of one column, `value`: the texts of the list bound as `param`.
+    each_of: Callable[[str], str]
+    # Appended to a SELECT whose rows the transaction will write after reading: locks them.
+    for_update: str
+    # Appended to a SELECT whose rows must not change before the transaction ends.
+    for_share: str
 
 
 class Connection(ABC):
@@ -113,7 +121,7 @@ class Database(Connection):
         pending migrations. `bulk`: for a bulk load (`contactreports import`)."""
         from contactreports.store import postgresql, sqlite  # the backends import this module
 
-        if database_url.startswith(("postgresql://", "postgres://")):
+        if is_postgresql(database_url):
             return await postgresql.PostgresDatabase.open(database_url, options or PoolOptions())
         return await sqlite.SQLiteDatabase.open(database_url, busy_timeout_ms, bulk=bulk)
 
@@ -139,6 +147,16 @@ class Database(Connection):
     async def close(self) -> None: ...
 
 
+async def open_database(settings: Settings, *, bulk: bool = False) -> Database:
+    """The store the settings name, opened as they say."""
+    options = PoolOptions(
+        pool_size=settings.database_pool_size,
+        statement_timeout_ms=settings.database_statement_timeout_ms,
+        statement_cache_size=settings.database_statement_cache_size,
+    )
+    return await Database.open(settings.database_url, settings.busy_timeout_ms, bulk=bulk, options=options)
+
+
 class PoolOptions(msgspec.Struct, frozen=True, kw_only=True):
     """How a server backend (PostgreSQL) connects: ignored by SQLite."""
 
@@ -160,4 +178,3 @@ def migration_files(backend: str) -> list[tuple[int, str, str]]:
             version = int(entry.name.split("_", 1)[0])
             found.append((version, entry.name, entry.read_text(encoding="utf-8")))
     return sorted(found)
-

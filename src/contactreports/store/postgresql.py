@@ -16,8 +16,8 @@ import asyncpg
 
 from contactreports.store.database import (
     NO_PARAMS,
-    ConstraintViolation,
     Connection,
+    ConstraintViolation,
     Database,
     Dialect,
     Params,
@@ -41,7 +41,13 @@ def _any_of(column: str, param: str) -> str:
     return f"{column} = ANY(:{param})"
 
 
-POSTGRESQL = Dialect(name="postgresql", any_of=_any_of)
+def _each_of(param: str) -> str:
+    return f"unnest(CAST(:{param} AS TEXT[])) AS each_of(value)"
+
+
+POSTGRESQL = Dialect(
+    name="postgresql", any_of=_any_of, each_of=_each_of, for_share=" FOR SHARE", for_update=" FOR UPDATE"
+)
 
 
 @lru_cache(maxsize=1024)
@@ -162,7 +168,11 @@ class PostgresDatabase(PostgresConnection, Database):
         return await self.fetch_one(sql, params)
 
     async def read_snapshot(self, read: Callable[[Connection], Awaitable[T]]) -> T:
-        async with _translated(), self._pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+        async with (
+            _translated(),
+            self._pool.acquire() as conn,
+            conn.transaction(isolation="repeatable_read", readonly=True),
+        ):
             return await read(PostgresConnection(conn))
 
     @asynccontextmanager

@@ -8,12 +8,11 @@ appear all at once.
 
 from __future__ import annotations
 
-import aiosqlite
 import msgspec
 
 from contactreports.catalogue import ACTION_CODES
 from contactreports.models import ReportSpec, now_ms
-from contactreports.store.database import Database
+from contactreports.store.database import Connection, Database, Row
 
 # Where matching events live; a search with include_archived reads both.
 HOT, ARCHIVED = "events", "archived_events"
@@ -44,42 +43,50 @@ async def claim_run(db: Database, report_id: str, run: int) -> Claim | None:
     """
     now = now_ms()
     async with db.transaction() as conn:
-        rows = await conn.execute_fetchall(
+        row = await conn.fetch_one(
             "UPDATE reports SET status = 'processing', lease = lease + 1, attempts = attempts + 1,"
-            " started_at = coalesce(started_at, ?), heartbeat_at = ?"
-            " WHERE id = ? AND run = ? AND status IN ('queued', 'processing')"
+            " started_at = coalesce(started_at, :now), heartbeat_at = :now"
+            " WHERE id = :id AND run = :run AND status IN ('queued', 'processing')"
             " RETURNING pk, lease, attempts, account_id, email, actions, start_at, end_at, include_archived,"
             " scanned, total, scan_after_at, scan_after_seq",
-            (now, now, report_id, run),
+            {"now": now, "id": report_id, "run": run},
         )
-        if not rows:
+        if row is None:
             return None
-        (pk, lease, attempts, account_id, email, actions, start, end, archived, scanned, total, after_at, after_seq) = (
-            rows[0]
+        spec = ReportSpec(
+            row["email"],
+            tuple(msgspec.json.decode(row["actions"])),
+            row["start_at"],
+            row["end_at"],
+            bool(row["include_archived"]),
         )
-        spec = ReportSpec(email, tuple(msgspec.json.decode(actions)), start, end, bool(archived))
-        if after_at is None:  # a fresh run: forget the rows of earlier runs
-            await conn.execute("DELETE FROM report_rows WHERE report_pk = ?", (pk,))
-            # (start, 0) sorts before every event at `start`: seq is never below 1.
-            after_at, after_seq = start, 0
-            count, count_params = _count_matching(account_id, spec)
-            rows = await conn.execute_fetchall(
-                f"UPDATE reports SET total = {count}, scan_after_at = ?, scan_after_seq = ? WHERE pk = ?"
-                " RETURNING total",
-                (*count_params, after_at, after_seq, pk),
-            )
-            total = rows[0][0]
-    return Claim(
-        report_id=report_id,
-        report_pk=pk,
-        run=run,
-        lease=lease,
-        attempts=attempts,
-        account_id=account_id,
-        spec=spec,
-        scanned=scanned,
-        total=total,
-        after=(after_at, after_seq),
+        claim = Claim(
+            report_id=report_id,
+            report_pk=row["pk"],
+            run=run,
+            lease=row["lease"],
+            attempts=row["attempts"],
+            account_id=row["account_id"],
+            spec=spec,
+            scanned=row["scanned"],
+            total=row["total"],
+            after=(row["scan_after_at"], row["scan_after_seq"]),
+        )
+        if row["scan_after_at"] is None:
+            await _start_fresh(conn, claim)
+    return claim
+
+
+async def _start_fresh(conn: Connection, claim: Claim) -> None:
+    """A fresh run: forget the rows of earlier runs, count what it will copy, start at the window's start."""
+    await conn.execute("DELETE FROM report_rows WHERE report_pk = :pk", {"pk": claim.report_pk})
+    # (start, 0) sorts before every event at `start`: seq is never below 1.
+    claim.after = (claim.spec.start, 0)
+    count, count_params = _count_matching(claim.account_id, claim.spec)
+    claim.total = await conn.fetch_value(
+        f"UPDATE reports SET total = {count}, scan_after_at = :after_at, scan_after_seq = 0 WHERE pk = :pk"
+        " RETURNING total",
+        {**count_params, "after_at": claim.spec.start, "pk": claim.report_pk},
     )
 
 
@@ -93,29 +100,36 @@ async def copy_chunk(db: Database, claim: Claim, limit: int) -> int:
     """
     async with db.transaction() as conn:
         await _check_owner(conn, claim)
-        keys = await conn.execute_fetchall(*_copy_statement(claim, limit))
+        keys = await conn.fetch(*_copy_statement(claim, limit))
         if keys:
-            claim.after = max(keys)
+            claim.after = max((key["occurred_at"], key["seq"]) for key in keys)
             claim.scanned += len(keys)
         if len(keys) < limit:
             await _finish(conn, claim)
         else:
             await conn.execute(
-                "UPDATE reports SET scanned = ?, heartbeat_at = ?, scan_after_at = ?, scan_after_seq = ? WHERE pk = ?",
-                (claim.scanned, now_ms(), *claim.after, claim.report_pk),
+                "UPDATE reports SET scanned = :scanned, heartbeat_at = :now, scan_after_at = :after_at,"
+                " scan_after_seq = :after_seq WHERE pk = :pk",
+                {
+                    "scanned": claim.scanned,
+                    "now": now_ms(),
+                    "after_at": claim.after[0],
+                    "after_seq": claim.after[1],
+                    "pk": claim.report_pk,
+                },
             )
     return len(keys)
 
 
-async def _finish(conn: aiosqlite.Connection, claim: Claim) -> None:
+async def _finish(conn: Connection, claim: Claim) -> None:
     """Mark the run done with the rows it holds, making them visible."""
-    (row_count,) = (
-        await conn.execute_fetchall("SELECT count(*) FROM report_rows WHERE report_pk = ?", (claim.report_pk,))
-    )[0]
+    row_count = await conn.fetch_value(
+        "SELECT count(*) FROM report_rows WHERE report_pk = :pk", {"pk": claim.report_pk}
+    )
     await conn.execute(
-        "UPDATE reports SET status = 'done', row_count = ?, scanned = ?, total = ?, finished_at = ?,"
-        " heartbeat_at = NULL WHERE pk = ?",
-        (row_count, row_count, row_count, now_ms(), claim.report_pk),
+        "UPDATE reports SET status = 'done', row_count = :count, scanned = :count, total = :count,"
+        " finished_at = :now, heartbeat_at = NULL WHERE pk = :pk",
+        {"count": row_count, "now": now_ms(), "pk": claim.report_pk},
     )
     claim.scanned = row_count
 
@@ -129,8 +143,8 @@ async def release_run(db: Database, claim: Claim) -> None:
     async with db.transaction() as conn:
         await _check_owner(conn, claim)
         await conn.execute(
-            "UPDATE reports SET status = 'queued', attempts = attempts - 1, heartbeat_at = NULL WHERE pk = ?",
-            (claim.report_pk,),
+            "UPDATE reports SET status = 'queued', attempts = attempts - 1, heartbeat_at = NULL WHERE pk = :pk",
+            {"pk": claim.report_pk},
         )
 
 
@@ -139,10 +153,11 @@ async def fail_run(db: Database, claim: Claim, error: str) -> None:
     async with db.transaction() as conn:
         await _check_owner(conn, claim)
         await conn.execute(
-            "UPDATE reports SET status = 'failed', error = ?, finished_at = ?, heartbeat_at = NULL WHERE pk = ?",
-            (error, now_ms(), claim.report_pk),
+            "UPDATE reports SET status = 'failed', error = :error, finished_at = :now, heartbeat_at = NULL"
+            " WHERE pk = :pk",
+            {"error": error, "now": now_ms(), "pk": claim.report_pk},
         )
-        await conn.execute("DELETE FROM report_rows WHERE report_pk = ?", (claim.report_pk,))
+        await conn.execute("DELETE FROM report_rows WHERE report_pk = :pk", {"pk": claim.report_pk})
 
 
 class UnfinishedRun(msgspec.Struct, frozen=True):
@@ -158,21 +173,26 @@ _UNFINISHED = "SELECT id, run, status, lease, heartbeat_at FROM reports WHERE st
 
 async def unfinished_runs(db: Database) -> list[UnfinishedRun]:
     """Every queued or processing run, oldest report first (at most one per account)."""
-    rows = await db.reader.execute_fetchall(f"{_UNFINISHED} ORDER BY pk")
-    return [UnfinishedRun(*row) for row in rows]
+    return [_unfinished(row) for row in await db.fetch(f"{_UNFINISHED} ORDER BY pk")]
 
 
 async def unfinished_run(db: Database, report_id: str) -> UnfinishedRun | None:
     """The report's run as it is now, if it is queued or processing."""
-    rows = await db.reader.execute_fetchall(f"{_UNFINISHED} AND id = ?", (report_id,))
-    return UnfinishedRun(*rows[0]) if rows else None
+    row = await db.fetch_one(f"{_UNFINISHED} AND id = :id", {"id": report_id})
+    return _unfinished(row) if row else None
+
+
+def _unfinished(row: Row) -> UnfinishedRun:
+    return UnfinishedRun(
+        report_id=row["id"], run=row["run"], status=row["status"], lease=row["lease"], heartbeat_at=row["heartbeat_at"]
+    )
 
 
 def _match(table: str, spec: ReportSpec) -> str:
     codes = ", ".join(str(ACTION_CODES[action]) for action in spec.actions)  # catalogue integers, not input
     return (
         f"SELECT occurred_at, seq, action, campaign_pk, details FROM {table}"
-        f" WHERE account_id = ? AND email = ? AND occurred_at < ? AND action IN ({codes})"
+        f" WHERE account_id = :account_id AND email = :email AND occurred_at < :end_at AND action IN ({codes})"
     )
 
 
@@ -180,17 +200,20 @@ def _tables(spec: ReportSpec) -> tuple[str, ...]:
     return (HOT, ARCHIVED) if spec.include_archived else (HOT,)
 
 
-def _count_matching(account_id: int, spec: ReportSpec) -> tuple[str, tuple]:
+def _match_params(account_id: int, spec: ReportSpec) -> dict[str, object]:
+    return {"account_id": account_id, "email": spec.email, "end_at": spec.end}
+
+
+def _count_matching(account_id: int, spec: ReportSpec) -> tuple[str, dict[str, object]]:
     """An SQL expression counting the search's matching events, and its parameters."""
-    counts, params = [], []
+    counts = []
     for table in _tables(spec):
         query = _match(table, spec).replace("occurred_at, seq, action, campaign_pk, details", "count(*)", 1)
-        counts.append(f"({query} AND occurred_at >= ?)")
-        params += [account_id, spec.email, spec.end, spec.start]
-    return " + ".join(counts), tuple(params)
+        counts.append(f"({query} AND occurred_at >= :start_at)")
+    return " + ".join(counts), {**_match_params(account_id, spec), "start_at": spec.start}
 
 
-def _copy_statement(claim: Claim, limit: int) -> tuple[str, tuple]:
+def _copy_statement(claim: Claim, limit: int) -> tuple[str, dict[str, object]]:
     """INSERT the next `limit` matching events (by occurred_at, seq) after the resume point.
 
     Each table is an index range scan in key order. With archived campaigns included, the
@@ -198,22 +221,32 @@ def _copy_statement(claim: Claim, limit: int) -> tuple[str, tuple]:
     only the rows it copies; a campaign archived or restored mid-run moves its events between
     the tables with their keys, so the one resume point stays right.
     """
-    spec, after = claim.spec, claim.after
-    tables = _tables(spec)
-    scans = " UNION ALL ".join(f"{_match(table, spec)} AND (occurred_at, seq) > (?, ?)" for table in tables)
-    params = [claim.account_id, spec.email, spec.end, *after] * len(tables)
+    spec = claim.spec
+    scans = " UNION ALL ".join(
+        f"{_match(table, spec)} AND (occurred_at, seq) > (:after_at, :after_seq)" for table in _tables(spec)
+    )
     return (
         "INSERT INTO report_rows (report_pk, occurred_at, seq, action, campaign_pk, details)"
-        f" SELECT ?, * FROM ({scans} ORDER BY occurred_at, seq LIMIT ?)"
+        f" SELECT CAST(:pk AS BIGINT), * FROM ({scans} ORDER BY occurred_at, seq LIMIT :limit) AS matching"
         " RETURNING occurred_at, seq",
-        (claim.report_pk, *params, limit),
+        {
+            **_match_params(claim.account_id, spec),
+            "after_at": claim.after[0],
+            "after_seq": claim.after[1],
+            "pk": claim.report_pk,
+            "limit": limit,
+        },
     )
 
 
-async def _check_owner(conn: aiosqlite.Connection, claim: Claim) -> None:
-    rows = await conn.execute_fetchall(
-        "SELECT 1 FROM reports WHERE pk = ? AND id = ? AND run = ? AND lease = ? AND status = 'processing'",
-        (claim.report_pk, claim.report_id, claim.run, claim.lease),
+async def _check_owner(conn: Connection, claim: Claim) -> None:
+    """Raise StaleRun unless `claim` still owns its run. The row is locked until the transaction
+    ends (FOR UPDATE on PostgreSQL; SQLite has one writer), so no newer claim can take the run
+    between this check and the write that follows it."""
+    owned = await conn.fetch_one(
+        "SELECT 1 FROM reports WHERE pk = :pk AND id = :id AND run = :run AND lease = :lease"
+        f" AND status = 'processing'{conn.dialect.for_update}",
+        {"pk": claim.report_pk, "id": claim.report_id, "run": claim.run, "lease": claim.lease},
     )
-    if not rows:
+    if owned is None:
         raise StaleRun()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
@@ -14,8 +15,8 @@ import aiosqlite
 from contactreports.config import sqlite_path
 from contactreports.store.database import (
     NO_PARAMS,
-    ConstraintViolation,
     Connection,
+    ConstraintViolation,
     Database,
     Dialect,
     Params,
@@ -40,7 +41,12 @@ def _any_of(column: str, param: str) -> str:
     return f"{column} IN ({{{param}}})"
 
 
-SQLITE = Dialect(name="sqlite", any_of=_any_of)
+def _each_of(param: str) -> str:
+    return f"json_each(:{param})"  # a list is bound as JSON text (`_bindable`)
+
+
+# No row locks: a write transaction holds the whole database (BEGIN IMMEDIATE).
+SQLITE = Dialect(name="sqlite", any_of=_any_of, each_of=_each_of, for_share="", for_update="")
 
 
 def _mapped(error: sqlite3.Error) -> Exception:
@@ -53,6 +59,13 @@ def _mapped(error: sqlite3.Error) -> Exception:
     return error
 
 
+def _bindable(params: Params) -> Params:
+    """`params` as sqlite3 binds them: a list as a JSON array (what `json_each` reads)."""
+    if not any(isinstance(value, list) for value in params.values()):
+        return params
+    return {name: json.dumps(value) if isinstance(value, list) else value for name, value in params.items()}
+
+
 class SQLiteConnection(Connection):
     dialect = SQLITE
 
@@ -61,7 +74,7 @@ class SQLiteConnection(Connection):
 
     async def execute(self, sql: str, params: Params = NO_PARAMS) -> None:
         try:
-            await self._conn.execute(sql, params)
+            await self._conn.execute(sql, _bindable(params))
         except sqlite3.Error as error:
             raise _mapped(error) from error
 
@@ -73,7 +86,7 @@ class SQLiteConnection(Connection):
 
     async def fetch(self, sql: str, params: Params = NO_PARAMS) -> list[Row]:
         try:
-            return list(await self._conn.execute_fetchall(sql, params))
+            return list(await self._conn.execute_fetchall(sql, _bindable(params)))
         except sqlite3.Error as error:
             raise _mapped(error) from error
 
