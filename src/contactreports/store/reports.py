@@ -75,8 +75,8 @@ async def create_report(db: Database, account_id: int, spec: ReportSpec) -> Repo
 
 async def rerun_report(db: Database, account_id: int, report_id: str) -> Report | None:
     """Queue a finished report again as a new run; None if there is no such report."""
-    async with db.transaction() as conn:
-        try:
+    try:
+        async with db.transaction() as conn:
             row = await conn.fetch_one(
                 "UPDATE reports SET status = 'queued', queued_at = :now, run = run + 1, attempts = 0, scanned = 0,"
                 " total = NULL,"
@@ -86,14 +86,15 @@ async def rerun_report(db: Database, account_id: int, report_id: str) -> Report 
                 f" RETURNING {REPORT_COLUMNS}",
                 {"now": now_ms(), "account_id": account_id, "id": report_id},
             )
-        except UniqueViolation as error:  # the account has another report active
-            raise await _active_report_error(conn, account_id) from error
-        if row is not None:
-            return report_from_row(row)
-        exists = await conn.fetch_one(
-            "SELECT 1 FROM reports WHERE account_id = :account_id AND id = :id",
-            {"account_id": account_id, "id": report_id},
-        )
+            if row is None:
+                exists = await conn.fetch_one(
+                    "SELECT 1 FROM reports WHERE account_id = :account_id AND id = :id",
+                    {"account_id": account_id, "id": report_id},
+                )
+    except UniqueViolation as error:  # the account has another report active (its transaction is undone)
+        raise await _active_report_error(db, account_id) from error
+    if row is not None:
+        return report_from_row(row)
     if exists:  # the report itself is queued or processing
         raise ActiveReportExists(report_id)
     return None
