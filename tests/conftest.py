@@ -1,4 +1,5 @@
-"""Real parts only: a private redis-server, real SQLite files, the API and worker as processes.
+"""Real parts only: a private redis-server, real SQLite files, a private PostgreSQL server (started
+only when a test asks for it), the API and worker as processes.
 
 One database and one Redis serve the whole session; every test works in accounts of its
 own (the product's own isolation), so tests do not see each other's data.
@@ -23,6 +24,7 @@ import pytest
 from contactreports.embedded_redis import free_port, start_redis, stop_redis
 from contactreports.store.accounts import create_account
 from contactreports.store.database import Database
+from postgres_server import PostgresServer
 
 DEADLINE_SECONDS = 20.0
 # A queue no worker reads: reports created through `paused_api` stay queued.
@@ -39,6 +41,25 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     return f"sqlite:///{tmp_path_factory.mktemp('db') / 'contactreports.db'}"
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """The session's private PostgreSQL server; tests that stop it must start it again."""
+    server = PostgresServer()
+    try:
+        server.start()
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture
+async def postgres_url(postgres_server: PostgresServer) -> AsyncIterator[str]:
+    """A new empty database of the test's own, dropped after it."""
+    name = await postgres_server.create_database()
+    yield postgres_server.url_of(name)
+    await postgres_server.drop_database(name)
 
 
 # Race and fault tests hammer one account from many clients; test_limits.py sets the low
