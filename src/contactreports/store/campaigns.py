@@ -20,7 +20,7 @@ async def put_campaign(db: Database, account_id: int, campaign: Campaign) -> boo
         "name": campaign.name,
         "channel": campaign.channel,
         "sent_at": campaign.sent_at,
-        "archived": int(campaign.archived),
+        "archived": campaign.archived,
     }
     async with db.transaction() as conn:
         # Insert first: of two processes creating the campaign at once, the unique key lets one.

@@ -35,7 +35,7 @@ async def insert_events(
         if new_campaigns:
             await conn.execute_many(
                 "INSERT INTO campaigns (account_id, id, name, channel, sent_at, archived)"
-                " VALUES (:account_id, :id, :name, 'email', NULL, 0) ON CONFLICT (account_id, id) DO NOTHING",
+                " VALUES (:account_id, :id, :name, 'email', NULL, FALSE) ON CONFLICT (account_id, id) DO NOTHING",
                 [{"account_id": account_id, "id": id_, "name": name} for id_, name in sorted(new_campaigns.items())],
             )
         campaigns = await _campaigns_by_id(conn, account_id, {e.campaign_id for e in events if e.campaign_id})

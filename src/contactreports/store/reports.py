@@ -64,7 +64,7 @@ async def create_report(db: Database, account_id: int, spec: ReportSpec) -> Repo
                 "actions": json.dumps(list(spec.actions)),
                 "start_at": spec.start,
                 "end_at": spec.end,
-                "include_archived": int(spec.include_archived),
+                "include_archived": spec.include_archived,
                 "now": now,
             },
         )
