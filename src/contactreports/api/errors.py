@@ -15,7 +15,7 @@ from litestar.openapi import ResponseSpec
 
 from contactreports.ingest import NAMED_FIELD
 from contactreports.models import FieldError
-from contactreports.store.database import StoreBusy
+from contactreports.store.database import StoreBusy, StoreUnavailable
 
 log = logging.getLogger(__name__)
 PROBLEM_JSON = "application/problem+json"
@@ -146,6 +146,14 @@ def handle_busy(_: Request, error: StoreBusy) -> Response[Problem]:
     )
 
 
+def handle_unavailable(_: Request, error: StoreUnavailable) -> Response[Problem]:
+    log.warning("database unavailable: %s", error)
+    return _problem_response(
+        problem(503, "The database is unavailable; try again in a moment. Nothing was stored."),
+        {"Retry-After": "1"},
+    )
+
+
 def handle_unexpected(request: Request, error: Exception) -> Response[Problem]:
     # The route's template, not the path: a webhook's path holds the account's token, kept only hashed.
     path = request.scope.get("path_template") or request.url.path
@@ -164,5 +172,6 @@ EXCEPTION_HANDLERS = {
     ValidationException: handle_validation,
     HTTPException: handle_http,
     StoreBusy: handle_busy,
+    StoreUnavailable: handle_unavailable,
     Exception: handle_unexpected,
 }

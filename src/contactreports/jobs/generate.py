@@ -9,7 +9,7 @@ from typing import Any
 from arq import Retry
 
 from contactreports.config import Settings
-from contactreports.store.database import Database, StoreBusy
+from contactreports.store.database import Database, TryAgain
 from contactreports.store.runs import Claim, StaleRun, claim_run, copy_chunk, fail_run, release_run
 
 log = logging.getLogger(__name__)
@@ -22,10 +22,10 @@ async def generate_report(ctx: dict[str, Any], report_id: str, run: int) -> str:
         return await _generate(ctx["db"], ctx["settings"], ctx["stopping"], report_id, run)
     except StaleRun:
         return "stale"
-    except StoreBusy as error:
-        # Another process held the write lock too long: a passing condition, not this report's
-        # fault. arq runs the job again shortly; it resumes after its last committed chunk.
-        log.warning("report %s run %s: database busy (%s); retrying", report_id, run, error)
+    except TryAgain as error:
+        # The database was busy or out of reach: a passing condition, not this report's fault.
+        # arq runs the job again shortly; it resumes after its last committed chunk.
+        log.warning("report %s run %s: %s (%s); retrying", report_id, run, type(error).__name__, error)
         raise Retry(defer=RETRY_BUSY_AFTER_SECONDS) from error
 
 
@@ -42,7 +42,7 @@ async def _generate(db: Database, settings: Settings, stopping: asyncio.Event, r
             log.info("report %s run %s: handed back after %s rows (worker stopping)", report_id, run, claim.scanned)
             raise Retry()  # back on the queue at once, for another worker or this one's successor
         return f"done: {claim.scanned} rows"
-    except (StaleRun, StoreBusy, Retry):
+    except (StaleRun, TryAgain, Retry):
         raise
     except Exception as error:  # a bug or a broken database: say so on the report, not only in a log
         log.exception("report %s run %s failed", report_id, run)

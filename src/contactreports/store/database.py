@@ -39,12 +39,17 @@ class StoreError(Exception):
     """Base of the errors every backend raises in its own terms' place."""
 
 
-class StoreBusy(StoreError):
-    """The database could not take the write in time (another writer held it): try again."""
+class TryAgain(StoreError):
+    """A passing condition, not the request's fault: nothing was done, and the same call may
+    succeed in a moment."""
 
 
-class StoreUnavailable(StoreError):
-    """The database cannot be reached or is not accepting work (stopped, restarting): try again."""
+class StoreBusy(TryAgain):
+    """The database could not take the write in time (another writer held it)."""
+
+
+class StoreUnavailable(TryAgain):
+    """The database cannot be reached or is not accepting work (stopped, restarting)."""
 
 
 class ConstraintViolation(StoreError):
