@@ -510,7 +510,7 @@ def test_bad_configuration_is_a_clear_error(database_url: str, tmp_path: Path) -
     )
     assert (bad_db.returncode, bad_db.stderr) == (
         1,
-        "Error: unsupported DATABASE_URL 'mysql://db/x': expected sqlite:///path\n",
+        "Error: unsupported DATABASE_URL 'mysql://db/x': expected sqlite:///path or postgresql://user@host/database\n",
     )
     assert (no_jobs.returncode, no_jobs.stderr) == (1, "Error: bad setting: max_jobs must be at least 1, got 0\n")
 
