@@ -38,7 +38,8 @@ from contactreports.importer import BATCH as IMPORT_BATCH
 from contactreports.models import Campaign, datetime_to_ms
 from contactreports.store.accounts import create_account
 from contactreports.store.campaigns import put_campaign
-from contactreports.store.database import BULK_CACHE_KIB, Database
+from contactreports.store.database import Database
+from contactreports.store.sqlite import BULK_CACHE_KIB
 from services import running
 
 API_BATCH = 10_000

@@ -168,14 +168,26 @@ def too_many_events(count: int) -> dict:
     }
 
 
+async def fetched(db: Database, sql: str, **params: Any) -> list[dict[str, Any]]:
+    """The rows of `sql` (named parameters `params`), each as {column: value}: alike from every backend."""
+    return [dict(row) for row in await db.fetch(sql, params)]
+
+
+async def report_pk(db: Database, report_id: str) -> int:
+    """The report's key in the store (reports are found by `id` across accounts in tests only)."""
+    return await db.fetch_value("SELECT pk FROM reports WHERE id = :id", {"id": report_id})
+
+
 async def stored(db: Database, account_id: int) -> tuple[int, int]:
     """(events, campaigns) the account has, archived events included."""
-    rows = await db.reader.execute_fetchall(
-        "SELECT (SELECT count(*) FROM events WHERE account_id = ?) + (SELECT count(*) FROM archived_events"
-        " WHERE account_id = ?), (SELECT count(*) FROM campaigns WHERE account_id = ?)",
-        (account_id, account_id, account_id),
+    row = await db.fetch_one(
+        "SELECT (SELECT count(*) FROM events WHERE account_id = :account_id) + (SELECT count(*) FROM archived_events"
+        " WHERE account_id = :account_id) AS events, (SELECT count(*) FROM campaigns WHERE account_id = :account_id)"
+        " AS campaigns",
+        {"account_id": account_id},
     )
-    return rows[0]
+    assert row is not None
+    return row["events"], row["campaigns"]
 
 
 def in_order(events: list[EventIn], campaigns: dict[str, str] | None = None) -> Parsed:

@@ -94,8 +94,10 @@ async def test_an_invalid_search_is_400_naming_the_field_and_stores_nothing(
     body = assert_problem(await client.post("/api/reports", json={**SEARCH, **change}), 400)
 
     assert body["errors"] == errors
-    stored = await db.reader.execute_fetchall("SELECT count(*) FROM reports WHERE account_id = ?", (account.id,))
-    assert stored == [(0,)]
+    stored = await db.fetch_value(
+        "SELECT count(*) FROM reports WHERE account_id = :account_id", {"account_id": account.id}
+    )
+    assert stored == 0
 
 
 @pytest.mark.parametrize("body", [b"{not json", b"[]", b"", b'"text"'])
@@ -185,13 +187,13 @@ async def test_unreadable_bodies_are_400(
 
     problem = assert_problem(response, 400)
     assert [error["message"] for error in problem["errors"]] == [message]
-    stored = await db.reader.execute_fetchall(
-        "SELECT (SELECT count(*) FROM events WHERE account_id = ?)"
-        " + (SELECT count(*) FROM campaigns WHERE account_id = ?)"
-        " + (SELECT count(*) FROM reports WHERE account_id = ?)",
-        (account.id,) * 3,
+    stored = await db.fetch_value(
+        "SELECT (SELECT count(*) FROM events WHERE account_id = :account_id)"
+        " + (SELECT count(*) FROM campaigns WHERE account_id = :account_id)"
+        " + (SELECT count(*) FROM reports WHERE account_id = :account_id)",
+        {"account_id": account.id},
     )
-    assert stored == [(0,)]
+    assert stored == 0
 
 
 CAMPAIGN = {"name": "Spring", "channel": "email"}
@@ -228,12 +230,12 @@ async def test_a_body_is_not_coerced_a_number_is_neither_a_boolean_nor_a_timesta
 
     assert_problem(response, 400)
     assert response.json() == one_invalid_field(*error)
-    stored = await db.reader.execute_fetchall(
-        "SELECT (SELECT count(*) FROM campaigns WHERE account_id = ?)"
-        " + (SELECT count(*) FROM reports WHERE account_id = ?)",
-        (account.id,) * 2,
+    stored = await db.fetch_value(
+        "SELECT (SELECT count(*) FROM campaigns WHERE account_id = :account_id)"
+        " + (SELECT count(*) FROM reports WHERE account_id = :account_id)",
+        {"account_id": account.id},
     )
-    assert stored == [(0,)]
+    assert stored == 0
 
 
 async def test_an_empty_body_is_400_saying_so(client: httpx.AsyncClient) -> None:
@@ -258,8 +260,10 @@ async def test_timestamps_outside_1900_to_9999_are_400_and_store_nothing(
     assert assert_problem(report, 400)["errors"] == [{"field": "start", "message": OUT_OF_RANGE}]
     assert (await client.get("/api/campaigns")).json()["items"] == []
     assert (await client.get("/api/reports")).json()["items"] == []
-    stored = await db.reader.execute_fetchall("SELECT count(*) FROM events WHERE account_id = ?", (account.id,))
-    assert stored == [(0,)]
+    stored = await db.fetch_value(
+        "SELECT count(*) FROM events WHERE account_id = :account_id", {"account_id": account.id}
+    )
+    assert stored == 0
 
 
 async def test_the_widest_accepted_timestamps_round_trip(client: httpx.AsyncClient) -> None:

@@ -139,8 +139,8 @@ async def test_import_ndjson_and_csv_then_report_on_them(
     )
 
 
-def test_an_invalid_import_names_the_event_and_stores_nothing(
-    account, database_url: str, redis_url: str, tmp_path: Path
+async def test_an_invalid_import_names_the_event_and_stores_nothing(
+    account, db: Database, database_url: str, redis_url: str, tmp_path: Path
 ) -> None:
     good = {"email": "ann@example.com", "action": "email.opened", "occurred_at": "2026-03-01T10:00:00Z"}
     past_a_batch = IMPORT_BATCH + 2_000  # an error past the first batch is still named by its line
@@ -172,19 +172,7 @@ def test_an_invalid_import_names_the_event_and_stores_nothing(
     assert "unknown campaigns, nothing was stored: nope" in unknown.stderr
     assert nobody.returncode == 1
     assert "no account 999999" in nobody.stderr
-    counts = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "import sqlite3, sys; print(sqlite3.connect(sys.argv[1]).execute("
-            "'SELECT count(*) FROM events WHERE account_id = ?', (int(sys.argv[2]),)).fetchone()[0])",
-            database_url.removeprefix("sqlite:///"),
-            str(account.id),
-        ],
-        capture_output=True,
-        text=True,
-    )
-    assert counts.stdout.strip() == "0"
+    assert await stored_events(db, account.id) == 0
 
 
 def test_import_errors_name_the_line_an_editor_shows(
@@ -260,14 +248,20 @@ async def test_an_import_stores_the_same_whether_pass_1_kept_the_events_or_not(
     await importer.import_file(db, account.id, tmp_path / "events.ndjson", "ndjson", max_details_bytes=1_000)
 
     assert "imported 2 events (1 duplicates skipped)" in capsys.readouterr().out
-    rows = await db.reader.execute_fetchall(
-        "SELECT email, occurred_at, action, details FROM events WHERE account_id = ? ORDER BY seq", (account.id,)
+    rows = await db.fetch(
+        "SELECT email, occurred_at, action, details FROM events WHERE account_id = :account_id ORDER BY seq",
+        {"account_id": account.id},
     )
-    assert rows == [("ann@example.com", 1772355600000, 3, None), ("ann@example.com", 1772355600000, 3, '{"url":"x"}')]
+    assert [(row["email"], row["occurred_at"], row["action"], row["details"]) for row in rows] == [
+        ("ann@example.com", 1772355600000, 3, None),
+        ("ann@example.com", 1772355600000, 3, '{"url":"x"}'),
+    ]
 
 
 async def stored_events(db: Database, account_id: int) -> int:
-    return (await db.reader.execute_fetchall("SELECT count(*) FROM events WHERE account_id = ?", (account_id,)))[0][0]
+    return await db.fetch_value(
+        "SELECT count(*) FROM events WHERE account_id = :account_id", {"account_id": account_id}
+    )
 
 
 @pytest.mark.parametrize("kept_bytes", [importer.KEPT_BYTES, 0], ids=["fits in memory", "too large to keep"])
@@ -516,7 +510,7 @@ def test_bad_configuration_is_a_clear_error(database_url: str, tmp_path: Path) -
     )
     assert (bad_db.returncode, bad_db.stderr) == (
         1,
-        "Error: unsupported DATABASE_URL 'mysql://db/x': expected sqlite:///path\n",
+        "Error: unsupported DATABASE_URL 'mysql://db/x': expected sqlite:///path or postgresql://user@host/database\n",
     )
     assert (no_jobs.returncode, no_jobs.stderr) == (1, "Error: bad setting: max_jobs must be at least 1, got 0\n")
 

@@ -14,12 +14,11 @@ EVENT = {"email": "ann@example.com", "action": "email.opened", "occurred_at": "2
 
 
 async def stored_events(db: Database, account_id: int) -> int:
-    rows = await db.reader.execute_fetchall(
-        "SELECT (SELECT count(*) FROM events WHERE account_id = ?)"
-        " + (SELECT count(*) FROM archived_events WHERE account_id = ?)",
-        (account_id, account_id),
+    return await db.fetch_value(
+        "SELECT (SELECT count(*) FROM events WHERE account_id = :account_id)"
+        " + (SELECT count(*) FROM archived_events WHERE account_id = :account_id)",
+        {"account_id": account_id},
     )
-    return rows[0][0]
 
 
 async def test_a_json_array_is_ingested_and_duplicates_are_counted(client: httpx.AsyncClient, db, account) -> None:
@@ -126,6 +125,7 @@ async def test_events_of_an_archived_campaign_are_stored_apart(client: httpx.Asy
 
     assert (await client.post("/api/events", json=[{**EVENT, "campaign_id": "old"}, EVENT])).status_code == 200
 
-    hot = await db.reader.execute_fetchall("SELECT count(*) FROM events WHERE account_id = ?", (account.id,))
-    cold = await db.reader.execute_fetchall("SELECT count(*) FROM archived_events WHERE account_id = ?", (account.id,))
-    assert (hot, cold) == ([(1,)], [(1,)])
+    of_account = {"account_id": account.id}
+    hot = await db.fetch_value("SELECT count(*) FROM events WHERE account_id = :account_id", of_account)
+    cold = await db.fetch_value("SELECT count(*) FROM archived_events WHERE account_id = :account_id", of_account)
+    assert (hot, cold) == (1, 1)

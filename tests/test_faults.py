@@ -172,11 +172,10 @@ async def contacts(faults_api: str, faults_db: Database) -> AsyncIterator[list[C
 
 async def statuses(db: Database, report_ids: list[str]) -> dict[str, tuple[str, int]]:
     """(status, scanned) of each report, read straight from the database."""
-    marks = ", ".join("?" * len(report_ids))
-    rows = await db.reader.execute_fetchall(
-        f"SELECT id, status, scanned FROM reports WHERE id IN ({marks})", report_ids
+    rows = await db.fetch_any_of(
+        f"SELECT id, status, scanned FROM reports WHERE {db.dialect.any_of('id', 'ids')}", {}, "ids", report_ids
     )
-    return {row[0]: (row[1], row[2]) for row in rows}
+    return {row["id"]: (row["status"], row["scanned"]) for row in rows}
 
 
 async def wait_all_done(db: Database, report_ids: list[str]) -> None:
@@ -356,9 +355,9 @@ async def test_kill_9_of_the_api_mid_ingest_stores_a_batch_whole_or_not_at_all(
                 assert (await sending).status_code == 200
             except httpx.TransportError:
                 pass  # killed before it answered: the batch may or may not have committed
-        stored = await faults_db.reader.execute_fetchall("SELECT count(*) FROM events WHERE email = ?", (email,))
-        outcomes.append(stored[0][0])
-        assert stored[0][0] in (0, len(batch))
+        stored = await faults_db.fetch_value("SELECT count(*) FROM events WHERE email = :email", {"email": email})
+        outcomes.append(stored)
+        assert stored in (0, len(batch))
         if outcomes.count(0) >= 3 and outcomes.count(len(batch)) >= 3:
             break  # both sides of the commit were hit, more than once
     assert outcomes.count(0) >= 3 and outcomes.count(EVENTS_PER_CONTACT) >= 3, outcomes

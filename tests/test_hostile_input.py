@@ -70,13 +70,14 @@ async def send(client: httpx.AsyncClient, where: str, field: str, value: object)
 
 
 async def stored(db: Database, account: ApiAccount) -> tuple[int, int, int]:
-    rows = await db.reader.execute_fetchall(
-        "SELECT (SELECT count(*) FROM events WHERE account_id = :a),"
-        " (SELECT count(*) FROM reports WHERE account_id = :a),"
-        " (SELECT count(*) FROM campaigns WHERE account_id = :a)",
+    row = await db.fetch_one(
+        "SELECT (SELECT count(*) FROM events WHERE account_id = :a) AS events,"
+        " (SELECT count(*) FROM reports WHERE account_id = :a) AS reports,"
+        " (SELECT count(*) FROM campaigns WHERE account_id = :a) AS campaigns",
         {"a": account.id},
     )
-    return rows[0]
+    assert row is not None
+    return row["events"], row["reports"], row["campaigns"]
 
 
 @pytest.mark.parametrize(("where", "field", "value", "named", "message"), CASES, ids=lambda v: repr(v)[:30])

@@ -18,7 +18,7 @@ import pytest
 
 from conftest import ApiAccount
 from contactreports.store.database import Database
-from helpers import ALL_EMAIL, all_rows, create_report, ingest, oracle, put_campaign, wait_done, webhook_url
+from helpers import ALL_EMAIL, all_rows, create_report, fetched, ingest, oracle, put_campaign, wait_done, webhook_url
 
 SEARCH = {
     "email": "ann@example.com",
@@ -174,22 +174,32 @@ async def what_a_has(client: httpx.AsyncClient, db: Database, account: ApiAccoun
         "campaigns": (await client.get("/api/campaigns")).json(),
         "webhooks": (await client.get("/api/webhooks")).json(),
         "keys": (await client.get("/api/keys")).json(),
-        "database": await db.reader.execute_fetchall(
-            "SELECT id, run, status, attempts, row_count, finished_at FROM reports WHERE account_id = ?", (account.id,)
+        "database": await fetched(
+            db,
+            "SELECT id, run, status, attempts, row_count, finished_at FROM reports WHERE account_id = :account_id"
+            " ORDER BY pk",
+            account_id=account.id,
         )
-        + await db.reader.execute_fetchall(
-            "SELECT id, name, channel, archived FROM campaigns WHERE account_id = ? ORDER BY id", (account.id,)
+        + await fetched(
+            db,
+            "SELECT id, name, channel, archived FROM campaigns WHERE account_id = :account_id ORDER BY id",
+            account_id=account.id,
         )
-        + await db.reader.execute_fetchall(
-            "SELECT count(*) FROM events WHERE account_id = ?"
-            " UNION ALL SELECT count(*) FROM archived_events WHERE account_id = ?",
-            (account.id, account.id),
+        + await fetched(
+            db,
+            "SELECT (SELECT count(*) FROM events WHERE account_id = :account_id) AS events,"
+            " (SELECT count(*) FROM archived_events WHERE account_id = :account_id) AS archived_events",
+            account_id=account.id,
         )
-        + await db.reader.execute_fetchall(
-            "SELECT provider, secret, updated_at FROM webhook_secrets WHERE account_id = ?", (account.id,)
+        + await fetched(
+            db,
+            "SELECT provider, secret, updated_at FROM webhook_secrets WHERE account_id = :account_id ORDER BY provider",
+            account_id=account.id,
         )
-        + await db.reader.execute_fetchall(
-            "SELECT id, name, read_only, secret_hash FROM api_keys WHERE account_id = ? ORDER BY pk", (account.id,)
+        + await fetched(
+            db,
+            "SELECT id, name, read_only, secret_hash FROM api_keys WHERE account_id = :account_id ORDER BY pk",
+            account_id=account.id,
         ),
     }
 
@@ -266,5 +276,7 @@ async def test_another_accounts_campaign_id_is_unknown_in_events(
     assert response.status_code == 400
     assert response.headers["content-type"] == "application/problem+json"
     assert [error["field"] for error in response.json()["errors"]] == ["[0].campaign_id"]
-    stored = await db.reader.execute_fetchall("SELECT count(*) FROM events WHERE account_id = ?", (intruder.id,))
-    assert stored == [(0,)]
+    stored = await db.fetch_value(
+        "SELECT count(*) FROM events WHERE account_id = :account_id", {"account_id": intruder.id}
+    )
+    assert stored == 0

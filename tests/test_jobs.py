@@ -126,12 +126,10 @@ async def test_a_worker_asks_redis_once_about_each_job_not_at_every_poll(tmp_pat
             }
             await ReportWorker(**{**worker_settings(settings, db, asyncio.Event()), **overrides}).main()
             watches = (await redis.info("commandstats"))["cmdstat_watch"]["calls"]
-            done = await db.reader.execute_fetchall(
-                "SELECT count(*) FROM reports WHERE status = 'done' AND row_count = 200"
-            )
+            done = await db.fetch_value("SELECT count(*) FROM reports WHERE status = 'done' AND row_count = 200")
         finally:
             await redis.aclose()
             await db.close()
 
-    assert done == [(jobs,)]
+    assert done == jobs
     assert watches == jobs

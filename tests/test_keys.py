@@ -17,8 +17,8 @@ import pytest
 
 from conftest import ApiAccount, service_env, start_api
 from contactreports.embedded_redis import free_port
-from contactreports.store import database
-from contactreports.store.database import Database
+from contactreports.store import sqlite
+from contactreports.store.database import ConstraintViolation, Database, migration_files
 from helpers import create_report, ingest, put_campaign, show_ts, signed_in, wait_done
 
 SEARCH = {
@@ -49,18 +49,23 @@ def shown_ms(ms: int) -> str:
     return show_ts(datetime.fromtimestamp(ms / 1000, UTC))
 
 
+STORED_KEY = ("id", "name", "read_only", "prefix", "created_at", "secret_hash")
+
+
 async def stored_keys(db: Database, account_id: int) -> list[tuple]:
-    return await db.reader.execute_fetchall(
-        "SELECT id, name, read_only, prefix, created_at, secret_hash FROM api_keys WHERE account_id = ? ORDER BY pk",
-        (account_id,),
+    """The account's keys as stored, oldest first: a tuple of the STORED_KEY columns each."""
+    rows = await db.fetch(
+        f"SELECT {', '.join(STORED_KEY)} FROM api_keys WHERE account_id = :account_id ORDER BY pk",
+        {"account_id": account_id},
     )
+    return [tuple(row[column] for column in STORED_KEY) for row in rows]
 
 
 async def sessions_of(db: Database, account_id: int) -> int:
-    rows = await db.reader.execute_fetchall(
-        "SELECT count(*) FROM web_sessions s JOIN api_keys k ON k.pk = s.key_pk WHERE k.account_id = ?", (account_id,)
+    return await db.fetch_value(
+        "SELECT count(*) FROM web_sessions s JOIN api_keys k ON k.pk = s.key_pk WHERE k.account_id = :account_id",
+        {"account_id": account_id},
     )
-    return rows[0][0]
 
 
 async def make_key(client: httpx.AsyncClient, name: str, *, read_only: bool = False) -> dict[str, Any]:
@@ -317,9 +322,9 @@ def database_at_migration_6(path: Path, rows: list[tuple[str, tuple]]) -> None:
         connection.execute(
             "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
         )
-        for version, name, script in database._migration_files():
+        for version, name, script in migration_files("sqlite"):
             if version <= 6:
-                for statement in database._statements(script):
+                for statement in sqlite._statements(script):
                     connection.execute(statement)
                 connection.execute("INSERT INTO schema_migrations VALUES (?, ?, datetime('now'))", (version, name))
         for statement, parameters in rows:
@@ -376,10 +381,10 @@ async def test_migration_7_keeps_every_key_of_an_old_database_working(
     }
     db = await Database.open(f"sqlite:///{path}")
     try:
-        columns = await db.reader.execute_fetchall("SELECT name FROM pragma_table_info('accounts')")
-        assert [column for (column,) in columns] == ["id", "name", "created_at"]
-        assert await db.reader.execute_fetchall("PRAGMA foreign_key_check") == []
-        with pytest.raises(sqlite3.IntegrityError, match="FOREIGN KEY"):  # references are checked again
+        columns = await db.fetch("SELECT name FROM pragma_table_info('accounts')")
+        assert [column["name"] for column in columns] == ["id", "name", "created_at"]
+        assert await db.fetch("PRAGMA foreign_key_check") == []
+        with pytest.raises(ConstraintViolation, match="FOREIGN KEY"):  # references are checked again
             async with db.transaction() as conn:
                 await conn.execute(
                     "INSERT INTO campaigns (account_id, id, name, channel) VALUES (9, 'x', 'x', 'email')"
@@ -394,8 +399,8 @@ async def test_a_migration_that_leaves_a_reference_to_nothing_is_undone(
     url = f"sqlite:///{tmp_path / 'db.sqlite'}"
     await (await Database.open(url)).close()
     broken = "INSERT INTO campaigns (account_id, id, name, channel) VALUES (404, 'orphan', 'x', 'email');"
-    files = database._migration_files()
-    monkeypatch.setattr(database, "_migration_files", lambda: [*files, (999, "999_broken.sql", broken)])
+    files = migration_files("sqlite")
+    monkeypatch.setattr(sqlite, "migration_files", lambda backend: [*files, (999, "999_broken.sql", broken)])
 
     with pytest.raises(RuntimeError, match="migration 999_broken.sql leaves rows referring to nothing"):
         await Database.open(url)

@@ -101,8 +101,10 @@ async def test_ingestion_is_limited_per_account_and_a_refused_batch_stores_nothi
         refused = await first.post("/api/events", json=[{**event, "id": "e3"}])
 
         assert_too_many(refused, "event batches", "2 per 1 minute")
-        stored = await db.reader.execute_fetchall("SELECT count(*) FROM events WHERE account_id = ?", (account.id,))
-        assert stored == [(2,)]
+        stored = await db.fetch_value(
+            "SELECT count(*) FROM events WHERE account_id = :account_id", {"account_id": account.id}
+        )
+        assert stored == 2
     finally:
         for http in (first, second):
             await http.aclose()

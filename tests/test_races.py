@@ -172,7 +172,12 @@ def assert_the_answers_agree(calls: list[Call], storm: Storm) -> None:
 async def assert_the_database_agrees_with_the_answers(db: Database, account_id: int, storm: Storm) -> None:
     """The reports are those seeded or created (202) and not deleted (204); each went through
     one run more than it was re-run (202); at most one is active."""
-    rows = await db.reader.execute_fetchall("SELECT id, run, status FROM reports WHERE account_id = ?", (account_id,))
+    rows = [
+        (row["id"], row["run"], row["status"])
+        for row in await db.fetch(
+            "SELECT id, run, status FROM reports WHERE account_id = :account_id", {"account_id": account_id}
+        )
+    ]
     created = {call.body["id"] for call in storm.calls if call.op == "create" and call.status == 202}
     deleted = {call.target for call in storm.calls if call.op == "delete" and call.status == 204}
     reruns = Counter(call.target for call in storm.calls if call.op == "rerun" and call.status == 202)
@@ -184,10 +189,10 @@ async def assert_the_database_agrees_with_the_answers(db: Database, account_id: 
 
 
 async def queued_runs(db: Database, account_id: int) -> set[tuple[str, int]]:
-    rows = await db.reader.execute_fetchall(
-        "SELECT id, run FROM reports WHERE account_id = ? AND status = 'queued'", (account_id,)
+    rows = await db.fetch(
+        "SELECT id, run FROM reports WHERE account_id = :account_id AND status = 'queued'", {"account_id": account_id}
     )
-    return {(report_id, run) for report_id, run in rows}
+    return {(row["id"], row["run"]) for row in rows}
 
 
 async def job_is_waiting(redis: ArqRedis, report_id: str, run: int) -> bool:
@@ -235,11 +240,10 @@ async def assert_only_finished_runs_were_rerun(redis: ArqRedis, storm: Storm) ->
 
 
 async def assert_the_database_is_intact(db: Database) -> None:
-    assert await db.reader.execute_fetchall("PRAGMA integrity_check") == [("ok",)]
-    orphans = await db.reader.execute_fetchall(
-        "SELECT count(*) FROM report_rows WHERE report_pk NOT IN (SELECT pk FROM reports)"
-    )
-    assert orphans == [(0,)]
+    if db.dialect.name == "sqlite":  # SQLite's own check of its file; PostgreSQL has none such
+        assert await db.fetch_value("PRAGMA integrity_check") == "ok"
+    orphans = await db.fetch_value("SELECT count(*) FROM report_rows WHERE report_pk NOT IN (SELECT pk FROM reports)")
+    assert orphans == 0
 
 
 async def assert_deleted_reports_are_404(apis: list[str], account: ApiAccount, calls: list[Call]) -> None:
@@ -363,10 +367,11 @@ async def test_a_storm_with_a_worker_ends_with_every_surviving_report_done_and_e
     await assert_only_finished_runs_were_rerun(redis, storm)
 
     async def nothing_active() -> bool:
-        rows = await db.reader.execute_fetchall(
-            "SELECT count(*) FROM reports WHERE account_id = ? AND status IN ('queued', 'processing')", (account.id,)
+        active = await db.fetch_value(
+            "SELECT count(*) FROM reports WHERE account_id = :account_id AND status IN ('queued', 'processing')",
+            {"account_id": account.id},
         )
-        return rows == [(0,)]
+        return active == 0
 
     await wait_until(nothing_active)
     await assert_the_database_agrees_with_the_answers(db, account.id, storm)

@@ -89,7 +89,8 @@ async def heartbeat_back(db: Database, report_id: str, seconds: float) -> None:
     """Make a run's last heartbeat that much older, as if its worker had gone silent then."""
     async with db.transaction() as conn:
         await conn.execute(
-            "UPDATE reports SET heartbeat_at = heartbeat_at - ? WHERE id = ?", (int(seconds * 1000), report_id)
+            "UPDATE reports SET heartbeat_at = heartbeat_at - :ms WHERE id = :id",
+            {"ms": int(seconds * 1000), "id": report_id},
         )
 
 

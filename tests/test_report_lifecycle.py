@@ -100,14 +100,13 @@ async def test_deleting_a_running_report_stops_its_job_and_removes_its_rows(
         await redis.aclose()
     assert "stale" in results, results
 
-    leftover = await db.reader.execute_fetchall(
-        "SELECT count(*) FROM report_rows r JOIN reports p ON p.pk = r.report_pk WHERE p.account_id = ?", (account.id,)
+    leftover = await db.fetch_value(
+        "SELECT count(*) FROM report_rows r JOIN reports p ON p.pk = r.report_pk WHERE p.account_id = :account_id",
+        {"account_id": account.id},
     )
-    orphans = await db.reader.execute_fetchall(
-        "SELECT count(*) FROM report_rows WHERE report_pk NOT IN (SELECT pk FROM reports)"
-    )
-    assert leftover == [(0,)]
-    assert orphans == [(0,)]
+    orphans = await db.fetch_value("SELECT count(*) FROM report_rows WHERE report_pk NOT IN (SELECT pk FROM reports)")
+    assert leftover == 0
+    assert orphans == 0
     # The worker moved on: the next report runs to the end.
     follow_up = await wait_done(
         client, (await create_report(client, **{**SEARCH, "end": "2026-05-02T00:00:00Z"}))["id"]

@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-import sqlite3
 import uuid
 
-import aiosqlite
-
 from contactreports.models import Account, ApiKey, Caller, now_ms
-from contactreports.store.database import Database
+from contactreports.store.database import Connection, ConstraintViolation, Database, Row
 
 # What every account's first key is called (and the key each had before accounts had several).
 FIRST_KEY_NAME = "default"
@@ -19,7 +16,7 @@ FIRST_KEY_NAME = "default"
 PREFIX_LENGTH = 10
 KEY_COLUMNS = "pk, id, name, read_only, prefix, created_at"
 # A Caller, from api_keys k joined to accounts a (`caller_from_row`).
-CALLER_COLUMNS = "a.id, a.name, k.id, k.read_only"
+CALLER_COLUMNS = "a.id AS account_id, a.name AS account_name, k.id AS key_id, k.read_only"
 
 
 class LastFullAccessKey(Exception):
@@ -36,21 +33,40 @@ def new_api_key() -> str:
     return "cr_" + secrets.token_urlsafe(32)
 
 
-def caller_from_row(row: tuple | None) -> Caller | None:
-    return Caller(Account(row[0], row[1]), row[2], bool(row[3])) if row else None
+def caller_from_row(row: Row | None) -> Caller | None:
+    if row is None:
+        return None
+    return Caller(Account(row["account_id"], row["account_name"]), row["key_id"], bool(row["read_only"]))
 
 
-def _key_from_row(row: tuple) -> ApiKey:
-    return ApiKey(pk=row[0], id=row[1], name=row[2], read_only=bool(row[3]), prefix=row[4], created_at=row[5])
-
-
-async def _insert_key(conn: aiosqlite.Connection, account_id: int, name: str, read_only: bool, secret: str) -> ApiKey:
-    rows = await conn.execute_fetchall(
-        "INSERT INTO api_keys (id, account_id, name, read_only, secret_hash, prefix, created_at)"
-        f" VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING {KEY_COLUMNS}",
-        (uuid.uuid4().hex, account_id, name, read_only, hash_token(secret), secret[:PREFIX_LENGTH], now_ms()),
+def _key_from_row(row: Row) -> ApiKey:
+    return ApiKey(
+        pk=row["pk"],
+        id=row["id"],
+        name=row["name"],
+        read_only=bool(row["read_only"]),
+        prefix=row["prefix"],
+        created_at=row["created_at"],
     )
-    return _key_from_row(rows[0])
+
+
+async def _insert_key(conn: Connection, account_id: int, name: str, read_only: bool, secret: str) -> ApiKey:
+    row = await conn.fetch_one(
+        "INSERT INTO api_keys (id, account_id, name, read_only, secret_hash, prefix, created_at)"
+        " VALUES (:id, :account_id, :name, :read_only, :secret_hash, :prefix, :created_at)"
+        f" RETURNING {KEY_COLUMNS}",
+        {
+            "id": uuid.uuid4().hex,
+            "account_id": account_id,
+            "name": name,
+            "read_only": int(read_only),  # an integer column (0/1) on every backend
+            "secret_hash": hash_token(secret),
+            "prefix": secret[:PREFIX_LENGTH],
+            "created_at": now_ms(),
+        },
+    )
+    assert row is not None
+    return _key_from_row(row)
 
 
 async def create_account(db: Database, name: str, api_key: str | None = None) -> tuple[Account, str]:
@@ -58,9 +74,10 @@ async def create_account(db: Database, name: str, api_key: str | None = None) ->
     is shown this once."""
     api_key = api_key or new_api_key()
     async with db.transaction() as conn:
-        cursor = await conn.execute("INSERT INTO accounts (name, created_at) VALUES (?, ?)", (name, now_ms()))
-        account_id = cursor.lastrowid
-        assert account_id is not None
+        account_id = await conn.fetch_value(
+            "INSERT INTO accounts (name, created_at) VALUES (:name, :created_at) RETURNING id",
+            {"name": name, "created_at": now_ms()},
+        )
         await _insert_key(conn, account_id, FIRST_KEY_NAME, False, api_key)
     return Account(account_id, name), api_key
 
@@ -75,18 +92,20 @@ async def add_api_key(db: Database, account_id: int, name: str, *, read_only: bo
 
 async def account_for_key(db: Database, api_key: str) -> Caller | None:
     """Who a secret lets in. Every API request asks this: one point lookup, on the calling thread."""
-    row = db.lookup(
-        f"SELECT {CALLER_COLUMNS} FROM api_keys k JOIN accounts a ON a.id = k.account_id WHERE k.secret_hash = ?",
-        (hash_token(api_key),),
+    row = await db.lookup(
+        f"SELECT {CALLER_COLUMNS} FROM api_keys k JOIN accounts a ON a.id = k.account_id"
+        " WHERE k.secret_hash = :secret_hash",
+        {"secret_hash": hash_token(api_key)},
     )
     return caller_from_row(row)
 
 
 async def list_api_keys(db: Database, account_id: int, after_pk: int | None, limit: int) -> list[ApiKey]:
     """The account's keys, oldest first, after the key `after_pk` (a page's cursor)."""
-    rows = await db.reader.execute_fetchall(
-        f"SELECT {KEY_COLUMNS} FROM api_keys WHERE account_id = ? AND pk > ? ORDER BY pk LIMIT ?",
-        (account_id, after_pk or 0, limit),
+    rows = await db.fetch(
+        f"SELECT {KEY_COLUMNS} FROM api_keys WHERE account_id = :account_id AND pk > :after_pk"
+        " ORDER BY pk LIMIT :limit",
+        {"account_id": account_id, "after_pk": after_pk or 0, "limit": limit},
     )
     return [_key_from_row(row) for row in rows]
 
@@ -96,14 +115,20 @@ async def rotate_api_key(db: Database, account_id: int, key_id: str) -> tuple[Ap
     secret stops working at once, and the web sessions signed in with it end."""
     secret = new_api_key()
     async with db.transaction() as conn:
-        rows = await conn.execute_fetchall(
-            f"UPDATE api_keys SET secret_hash = ?, prefix = ? WHERE account_id = ? AND id = ? RETURNING {KEY_COLUMNS}",
-            (hash_token(secret), secret[:PREFIX_LENGTH], account_id, key_id),
+        row = await conn.fetch_one(
+            "UPDATE api_keys SET secret_hash = :secret_hash, prefix = :prefix"
+            f" WHERE account_id = :account_id AND id = :key_id RETURNING {KEY_COLUMNS}",
+            {
+                "secret_hash": hash_token(secret),
+                "prefix": secret[:PREFIX_LENGTH],
+                "account_id": account_id,
+                "key_id": key_id,
+            },
         )
-        if not rows:
+        if row is None:
             return None
-        key = _key_from_row(rows[0])
-        await conn.execute("DELETE FROM web_sessions WHERE key_pk = ?", (key.pk,))
+        key = _key_from_row(row)
+        await conn.execute("DELETE FROM web_sessions WHERE key_pk = :key_pk", {"key_pk": key.pk})
     return key, secret
 
 
@@ -112,20 +137,20 @@ async def revoke_api_key(db: Database, account_id: int, key_id: str) -> bool:
     Raises LastFullAccessKey for its last full-access key."""
     async with db.transaction() as conn:
         try:
-            cursor = await conn.execute("DELETE FROM api_keys WHERE account_id = ? AND id = ?", (account_id, key_id))
-        except sqlite3.IntegrityError as error:
+            deleted = await conn.fetch(
+                "DELETE FROM api_keys WHERE account_id = :account_id AND id = :key_id RETURNING 1",
+                {"account_id": account_id, "key_id": key_id},
+            )
+        except ConstraintViolation as error:
             if "last full-access key" in str(error):  # the trigger api_keys_keep_one_full_access
                 raise LastFullAccessKey() from error
             raise
-        return cursor.rowcount > 0
+        return bool(deleted)
 
 
 async def count_accounts(db: Database) -> int:
-    cursor = await db.reader.execute("SELECT count(*) FROM accounts")
-    (count,) = await cursor.fetchone()
-    return count
+    return await db.fetch_value("SELECT count(*) FROM accounts")
 
 
 async def account_exists(db: Database, account_id: int) -> bool:
-    cursor = await db.reader.execute("SELECT 1 FROM accounts WHERE id = ?", (account_id,))
-    return await cursor.fetchone() is not None
+    return await db.fetch_one("SELECT 1 FROM accounts WHERE id = :account_id", {"account_id": account_id}) is not None

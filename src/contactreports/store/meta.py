@@ -6,8 +6,7 @@ from contactreports.store.database import Database
 
 
 async def _secret(db: Database, key: str) -> bytes:
-    rows = await db.reader.execute_fetchall("SELECT value FROM meta WHERE key = ?", (key,))
-    return bytes.fromhex(rows[0][0])
+    return bytes.fromhex(await db.fetch_value("SELECT value FROM meta WHERE key = :key", {"key": key}))
 
 
 async def cursor_secret(db: Database) -> bytes:

@@ -18,28 +18,28 @@ async def start_session(db: Database, api_key: str, lifetime_ms: int, replacing:
     session `replacing` (the browser's previous one) ends. Sessions past their expiry go too."""
     session_id, now = secrets.token_urlsafe(32), now_ms()
     async with db.transaction() as conn:
-        await conn.execute("DELETE FROM web_sessions WHERE expires_at <= ?", (now,))
+        await conn.execute("DELETE FROM web_sessions WHERE expires_at <= :now", {"now": now})
         if replacing is not None:
-            await conn.execute("DELETE FROM web_sessions WHERE id_hash = ?", (hash_token(replacing),))
+            await conn.execute("DELETE FROM web_sessions WHERE id_hash = :id_hash", {"id_hash": hash_token(replacing)})
         # The key found by its secret in this very statement: a secret rotated away starts no session.
-        cursor = await conn.execute(
+        started = await conn.fetch(
             "INSERT INTO web_sessions (id_hash, key_pk, expires_at)"
-            " SELECT ?, pk, ? FROM api_keys WHERE secret_hash = ?",
-            (hash_token(session_id), now + lifetime_ms, hash_token(api_key)),
+            " SELECT :id_hash, pk, :expires_at FROM api_keys WHERE secret_hash = :secret_hash RETURNING 1",
+            {"id_hash": hash_token(session_id), "expires_at": now + lifetime_ms, "secret_hash": hash_token(api_key)},
         )
-        return session_id if cursor.rowcount else None
+        return session_id if started else None
 
 
 async def caller_for_session(db: Database, session_id: str) -> Caller | None:
     """Who the session is signed in as; None once it has ended. Every page asks: a point lookup."""
-    row = db.lookup(
+    row = await db.lookup(
         f"SELECT {CALLER_COLUMNS} FROM web_sessions s JOIN api_keys k ON k.pk = s.key_pk"
-        " JOIN accounts a ON a.id = k.account_id WHERE s.id_hash = ? AND s.expires_at > ?",
-        (hash_token(session_id), now_ms()),
+        " JOIN accounts a ON a.id = k.account_id WHERE s.id_hash = :id_hash AND s.expires_at > :now",
+        {"id_hash": hash_token(session_id), "now": now_ms()},
     )
     return caller_from_row(row)
 
 
 async def end_session(db: Database, session_id: str) -> None:
     async with db.transaction() as conn:
-        await conn.execute("DELETE FROM web_sessions WHERE id_hash = ?", (hash_token(session_id),))
+        await conn.execute("DELETE FROM web_sessions WHERE id_hash = :id_hash", {"id_hash": hash_token(session_id)})

@@ -19,27 +19,29 @@ async def rotate_webhook_token(db: Database, account_id: int) -> tuple[str, int]
     token, created_at = new_webhook_token(), now_ms()
     async with db.transaction() as conn:
         await conn.execute(
-            "INSERT INTO webhook_tokens (account_id, token_hash, created_at) VALUES (?, ?, ?)"
-            " ON CONFLICT (account_id)"
+            "INSERT INTO webhook_tokens (account_id, token_hash, created_at)"
+            " VALUES (:account_id, :token_hash, :created_at) ON CONFLICT (account_id)"
             " DO UPDATE SET token_hash = excluded.token_hash, created_at = excluded.created_at",
-            (account_id, hash_token(token), created_at),
+            {"account_id": account_id, "token_hash": hash_token(token), "created_at": created_at},
         )
     return token, created_at
 
 
 async def account_for_webhook_token(db: Database, token: str) -> Account | None:
     # Every webhook delivery asks this: a point lookup, like account_for_key.
-    row = db.lookup(
-        "SELECT a.id, a.name FROM webhook_tokens t JOIN accounts a ON a.id = t.account_id WHERE t.token_hash = ?",
-        (hash_token(token),),
+    row = await db.lookup(
+        "SELECT a.id, a.name FROM webhook_tokens t JOIN accounts a ON a.id = t.account_id"
+        " WHERE t.token_hash = :token_hash",
+        {"token_hash": hash_token(token)},
     )
-    return Account(row[0], row[1]) if row else None
+    return Account(row["id"], row["name"]) if row else None
 
 
 async def webhook_token_created_at(db: Database, account_id: int) -> int | None:
     """When the account's token was made; None when it has none."""
-    rows = await db.reader.execute_fetchall("SELECT created_at FROM webhook_tokens WHERE account_id = ?", (account_id,))
-    return rows[0][0] if rows else None
+    return await db.fetch_value(
+        "SELECT created_at FROM webhook_tokens WHERE account_id = :account_id", {"account_id": account_id}
+    )
 
 
 async def set_webhook_secret(db: Database, account_id: int, provider: str, secret: str) -> int:
@@ -47,10 +49,10 @@ async def set_webhook_secret(db: Database, account_id: int, provider: str, secre
     updated_at = now_ms()
     async with db.transaction() as conn:
         await conn.execute(
-            "INSERT INTO webhook_secrets (account_id, provider, secret, updated_at) VALUES (?, ?, ?, ?)"
-            " ON CONFLICT (account_id, provider)"
+            "INSERT INTO webhook_secrets (account_id, provider, secret, updated_at)"
+            " VALUES (:account_id, :provider, :secret, :updated_at) ON CONFLICT (account_id, provider)"
             " DO UPDATE SET secret = excluded.secret, updated_at = excluded.updated_at",
-            (account_id, provider, secret, updated_at),
+            {"account_id": account_id, "provider": provider, "secret": secret, "updated_at": updated_at},
         )
     return updated_at
 
@@ -58,21 +60,25 @@ async def set_webhook_secret(db: Database, account_id: int, provider: str, secre
 async def delete_webhook_secret(db: Database, account_id: int, provider: str) -> bool:
     """Forget the account's secret for `provider`; True if it had one."""
     async with db.transaction() as conn:
-        cursor = await conn.execute(
-            "DELETE FROM webhook_secrets WHERE account_id = ? AND provider = ?", (account_id, provider)
+        deleted = await conn.fetch(
+            "DELETE FROM webhook_secrets WHERE account_id = :account_id AND provider = :provider RETURNING 1",
+            {"account_id": account_id, "provider": provider},
         )
-        return cursor.rowcount > 0
+        return bool(deleted)
 
 
 async def webhook_secrets_updated(db: Database, account_id: int) -> dict[str, int]:
     """{provider: when its secret was last set} for the providers the account has a secret for."""
-    rows = await db.reader.execute_fetchall(
-        "SELECT provider, updated_at FROM webhook_secrets WHERE account_id = ?", (account_id,)
+    rows = await db.fetch(
+        "SELECT provider, updated_at FROM webhook_secrets WHERE account_id = :account_id", {"account_id": account_id}
     )
-    return dict(rows)
+    return {row["provider"]: row["updated_at"] for row in rows}
 
 
 async def get_webhook_secret(db: Database, account_id: int, provider: str) -> str | None:
     # Every webhook delivery asks this too: a point lookup by the table's key.
-    row = db.lookup("SELECT secret FROM webhook_secrets WHERE account_id = ? AND provider = ?", (account_id, provider))
-    return row[0] if row else None
+    row = await db.lookup(
+        "SELECT secret FROM webhook_secrets WHERE account_id = :account_id AND provider = :provider",
+        {"account_id": account_id, "provider": provider},
+    )
+    return row["secret"] if row else None
