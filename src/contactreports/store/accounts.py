@@ -59,7 +59,7 @@ async def _insert_key(conn: Connection, account_id: int, name: str, read_only: b
             "id": uuid.uuid4().hex,
             "account_id": account_id,
             "name": name,
-            "read_only": int(read_only),  # an integer column (0/1) on every backend
+            "read_only": read_only,
             "secret_hash": hash_token(secret),
             "prefix": secret[:PREFIX_LENGTH],
             "created_at": now_ms(),
