@@ -29,7 +29,7 @@ from contactreports.store.database import (
 
 # SQLite allows 32,766 bound parameters; IN lists stay well below it.
 IN_CHUNK = 500
-PRAGMAS = ("PRAGMA journal_mode = WAL", "PRAGMA synchronous = NORMAL", "PRAGMA foreign_keys = ON")
+PRAGMAS = ("PRAGMA synchronous = NORMAL", "PRAGMA foreign_keys = ON")
 # A bulk load's writer caches up to 256 MB of pages instead of SQLite's default 2 MB: a
 # transaction of 100,000 events touches most pages of a 1M-event store, which then stay cached
 # from one transaction to the next (bench/ingest.py).
@@ -198,9 +198,29 @@ async def _connect(path: Path, busy_timeout_ms: int) -> aiosqlite.Connection:
     # opening the file at the same time.
     conn = await aiosqlite.connect(path, isolation_level=None, timeout=busy_timeout_ms / 1000)
     conn.row_factory = sqlite3.Row
-    for pragma in PRAGMAS:
-        await conn.execute(pragma)
+    try:
+        await _switch_to_wal(conn, busy_timeout_ms)
+        for pragma in PRAGMAS:
+            await conn.execute(pragma)
+    except BaseException:
+        await conn.close()  # its thread would keep the process alive
+        raise
     return conn
+
+
+async def _switch_to_wal(conn: aiosqlite.Connection, busy_timeout_ms: int) -> None:
+    """Put a new database file in WAL mode. Connections doing so at once (processes starting
+    together on a new file) may get "database is locked" at once, without the busy timeout: SQLite
+    does not wait where waiting could deadlock. The first to get through switches it for all."""
+    deadline = asyncio.get_running_loop().time() + busy_timeout_ms / 1000
+    while True:
+        try:
+            await conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or asyncio.get_running_loop().time() > deadline:
+                raise
+        await asyncio.sleep(0.01)
 
 
 def _statements(script: str) -> list[str]:
