@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import BACKENDS
 from contactreports.catalogue import ACTION_CODES
 from contactreports.models import Campaign, NewEvent, ReportSpec
 from contactreports.store import accounts, campaigns, events, reports, rows, runs
@@ -19,7 +20,6 @@ from contactreports.store.database import Database
 from contactreports.store.reports import ActiveReportExists
 from contactreports.store.runs import StaleRun
 
-BACKENDS = ("sqlite", "postgresql")
 DAY_MS = 86_400_000
 ANN = "ann@example.com"
 WINDOW = (0, 400 * DAY_MS)
