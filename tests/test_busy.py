@@ -18,6 +18,9 @@ from contactreports.jobs.worker import job_context
 from contactreports.store.database import Database
 from helpers import create_report
 
+# SQLite's one writer: a process holding the file's write lock.
+pytestmark = pytest.mark.sqlite_only
+
 EVENT = {"email": "ann@example.com", "action": "email.opened", "occurred_at": "2026-03-01T09:30:00Z"}
 SEARCH = {
     "email": "ann@example.com",

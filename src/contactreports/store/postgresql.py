@@ -78,8 +78,14 @@ _UNAVAILABLE = (
     asyncpg.TooManyConnectionsError,
     asyncpg.InterfaceError,
 )
-# Errors of a transaction that lost to a concurrent one: StoreBusy, to be tried again.
-_BUSY = (asyncpg.SerializationError, asyncpg.DeadlockDetectedError, asyncpg.LockNotAvailableError)
+# Errors of a transaction that lost to a concurrent one, or waited past the statement timeout:
+# StoreBusy, to be tried again.
+_BUSY = (
+    asyncpg.SerializationError,
+    asyncpg.DeadlockDetectedError,
+    asyncpg.LockNotAvailableError,
+    asyncpg.QueryCanceledError,
+)
 
 
 def _mapped(error: Exception) -> Exception:

@@ -6,12 +6,14 @@ import json
 import uuid
 
 from contactreports.models import Report, ReportSpec, Status, now_ms
-from contactreports.store.database import Connection, Database, Row, UniqueViolation
+from contactreports.store.database import Connection, Database, Row, StoreBusy, UniqueViolation
 
 REPORT_COLUMNS = (
     "pk, id, account_id, email, actions, start_at, end_at, include_archived, status, run, attempts,"
     " scanned, total, row_count, error, created_at, started_at, finished_at"
 )
+# Tries of a write that lost, between two of its statements, to the active report ending.
+RACE_TRIES = 5
 # The queued or processing report, of which an account has at most one (a unique index).
 ACTIVE = "status IN ('queued', 'processing')"
 
@@ -49,62 +51,62 @@ def report_from_row(row: Row) -> Report:
 async def create_report(db: Database, account_id: int, spec: ReportSpec) -> Report:
     """Insert a queued report; raises ActiveReportExists if the account has an active one."""
     now = now_ms()
-    async with db.transaction() as conn:
-        # The unique index on the active report decides, even between processes writing at once.
-        row = await conn.fetch_one(
-            "INSERT INTO reports (id, account_id, email, actions, start_at, end_at, include_archived,"
-            " status, created_at, queued_at) VALUES (:id, :account_id, :email, :actions, :start_at, :end_at,"
-            " :include_archived, 'queued', :now, :now)"
-            f" ON CONFLICT (account_id) WHERE {ACTIVE} DO NOTHING"
-            f" RETURNING {REPORT_COLUMNS}",
-            {
-                "id": uuid.uuid4().hex,
-                "account_id": account_id,
-                "email": spec.email,
-                "actions": json.dumps(list(spec.actions)),
-                "start_at": spec.start,
-                "end_at": spec.end,
-                "include_archived": spec.include_archived,
-                "now": now,
-            },
-        )
-        if row is None:
-            raise await _active_report_error(conn, account_id)
-    return report_from_row(row)
+    values = {
+        "id": uuid.uuid4().hex,
+        "account_id": account_id,
+        "email": spec.email,
+        "actions": json.dumps(list(spec.actions)),
+        "start_at": spec.start,
+        "end_at": spec.end,
+        "include_archived": spec.include_archived,
+        "now": now,
+    }
+    for _ in range(RACE_TRIES):
+        async with db.transaction() as conn:
+            # The unique index on the active report decides, even between processes writing at once.
+            row = await conn.fetch_one(
+                "INSERT INTO reports (id, account_id, email, actions, start_at, end_at, include_archived,"
+                " status, created_at, queued_at) VALUES (:id, :account_id, :email, :actions, :start_at, :end_at,"
+                " :include_archived, 'queued', :now, :now)"
+                f" ON CONFLICT (account_id) WHERE {ACTIVE} DO NOTHING"
+                f" RETURNING {REPORT_COLUMNS}",
+                values,
+            )
+            active = None if row else await active_report_id(conn, account_id)
+        if row is not None:
+            return report_from_row(row)
+        if active is not None:
+            raise ActiveReportExists(active)
+    raise StoreBusy("the account's active report kept changing")
 
 
 async def rerun_report(db: Database, account_id: int, report_id: str) -> Report | None:
     """Queue a finished report again as a new run; None if there is no such report."""
-    try:
-        async with db.transaction() as conn:
-            row = await conn.fetch_one(
-                "UPDATE reports SET status = 'queued', queued_at = :now, run = run + 1, attempts = 0, scanned = 0,"
-                " total = NULL,"
-                " row_count = NULL, error = NULL, started_at = NULL, finished_at = NULL, heartbeat_at = NULL,"
-                " scan_after_at = NULL, scan_after_seq = NULL"
-                " WHERE account_id = :account_id AND id = :id AND status IN ('done', 'failed')"
-                f" RETURNING {REPORT_COLUMNS}",
-                {"now": now_ms(), "account_id": account_id, "id": report_id},
-            )
-            if row is None:
-                exists = await conn.fetch_one(
+    for _ in range(RACE_TRIES):
+        try:
+            async with db.transaction() as conn:
+                row = await conn.fetch_one(
+                    "UPDATE reports SET status = 'queued', queued_at = :now, run = run + 1, attempts = 0,"
+                    " scanned = 0, total = NULL, row_count = NULL, error = NULL, started_at = NULL,"
+                    " finished_at = NULL, heartbeat_at = NULL, scan_after_at = NULL, scan_after_seq = NULL"
+                    " WHERE account_id = :account_id AND id = :id AND status IN ('done', 'failed')"
+                    f" RETURNING {REPORT_COLUMNS}",
+                    {"now": now_ms(), "account_id": account_id, "id": report_id},
+                )
+                exists = row is not None or await conn.fetch_one(
                     "SELECT 1 FROM reports WHERE account_id = :account_id AND id = :id",
                     {"account_id": account_id, "id": report_id},
                 )
-    except UniqueViolation as error:  # the account has another report active (its transaction is undone)
-        raise await _active_report_error(db, account_id) from error
-    if row is not None:
-        return report_from_row(row)
-    if exists:  # the report itself is queued or processing
-        raise ActiveReportExists(report_id)
-    return None
-
-
-async def _active_report_error(conn: Connection, account_id: int) -> ActiveReportExists:
-    active = await conn.fetch_value(
-        f"SELECT id FROM reports WHERE account_id = :account_id AND {ACTIVE}", {"account_id": account_id}
-    )
-    return ActiveReportExists(active)
+        except UniqueViolation:  # another report of the account is active (this transaction is undone)
+            if (active := await active_report_id(db, account_id)) is not None:
+                raise ActiveReportExists(active) from None
+            continue
+        if row is not None:
+            return report_from_row(row)
+        if exists:  # the report itself is queued or processing
+            raise ActiveReportExists(report_id)
+        return None
+    raise StoreBusy("the account's active report kept changing")
 
 
 async def get_report(db: Database, account_id: int, report_id: str) -> Report | None:
@@ -145,8 +147,10 @@ async def delete_report(db: Database, account_id: int, report_id: str) -> bool:
     return pk is not None
 
 
-async def active_report_id(db: Database, account_id: int) -> str | None:
-    """The account's queued or processing report, if any (there is at most one)."""
-    return await db.fetch_value(
-        f"SELECT id FROM reports WHERE account_id = :account_id AND {ACTIVE} LIMIT 1", {"account_id": account_id}
+async def active_report_id(conn: Connection, account_id: int) -> str | None:
+    """The account's queued or processing report, if any (there is at most one). With many writers
+    (PostgreSQL) each statement sees what is committed when it runs: the one that made a write
+    conflict a statement ago may have ended since."""
+    return await conn.fetch_value(
+        f"SELECT id FROM reports WHERE account_id = :account_id AND {ACTIVE}", {"account_id": account_id}
     )
