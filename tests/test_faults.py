@@ -26,7 +26,7 @@ from arq.connections import ArqRedis
 from arq.constants import in_progress_key_prefix
 from redis.asyncio import Redis
 
-from conftest import ApiAccount, Process, service_env, start_api, wait_until, wait_worker_lost_redis
+from conftest import BACKENDS, ApiAccount, Process, service_env, start_api, wait_until, wait_worker_lost_redis
 from contactreports.config import Settings, sqlite_path
 from contactreports.embedded_redis import free_port, start_redis, stop_redis
 from contactreports.jobs.queue import enqueue_run, job_id
@@ -36,6 +36,7 @@ from contactreports.store.accounts import create_account
 from contactreports.store.database import Database
 from contactreports.store.reports import create_report as store_create_report
 from helpers import ALL_EMAIL, all_rows, create_report, ingest, oracle, parse_ts, put_campaign
+from postgres_server import PostgresServer
 
 CONTACT = "ann@example.com"
 CAMPAIGNS = {
@@ -63,12 +64,14 @@ RECOVERED = re.compile(r"cron:reconcile ● [1-9]")
 
 @dataclass
 class Stack:
-    """This module's database and Redis; Redis keeps its port across restarts."""
+    """This module's database and Redis; Redis keeps its port across restarts, PostgreSQL (a
+    server of the module's own, which it crashes) its port and data."""
 
     database_url: str
     redis_port: int
     redis_dir: Path
     logs: Path
+    postgres: PostgresServer | None = None
     redis_process: Any = None
 
     @property
@@ -96,13 +99,22 @@ class Stack:
         return Process(["worker"], self.env(**{**WORKER_SETTINGS, **settings}), self.logs / f"faults-{name}.log")
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory, logs: Path) -> Iterator[Stack]:
+@pytest.fixture(scope="module", params=BACKENDS)
+def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, logs: Path) -> Iterator[Stack]:
     home = tmp_path_factory.mktemp("faults")
-    stack = Stack(f"sqlite:///{home / 'faults.db'}", free_port(), home / "redis", logs)
+    postgres = PostgresServer() if request.param == "postgresql" else None
+    if postgres is None:
+        stack = Stack(f"sqlite:///{home / 'faults.db'}", free_port(), home / "redis", logs)
+    else:
+        postgres.start()
+        stack = Stack(postgres.url, free_port(), home / "redis", logs, postgres)
     stack.start_redis()
-    yield stack
-    stack.stop_redis()
+    try:
+        yield stack
+    finally:
+        stack.stop_redis()
+        if postgres is not None:
+            postgres.close()
 
 
 @pytest.fixture(scope="module")
@@ -196,8 +208,11 @@ async def assert_rows_exact(contacts: list[Contact], report_ids: list[str]) -> i
 
 
 def assert_database_intact(stack: Stack) -> None:
-    with sqlite3.connect(sqlite_path(stack.database_url)) as conn:
-        assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+    """SQLite's file is whole after processes writing it were killed (PostgreSQL's server, which
+    alone writes its files, recovers them from its write-ahead log)."""
+    if stack.postgres is None:
+        with sqlite3.connect(sqlite_path(stack.database_url)) as conn:
+            assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
 
 
 async def create_reports(contacts: list[Contact]) -> list[str]:
@@ -399,3 +414,46 @@ async def test_sigterm_while_redis_is_down_stops_the_worker(stack: Stack) -> Non
         if worker.popen.poll() is None:
             worker.popen.kill()
         stack.start_redis()
+
+
+async def healthy(http: httpx.AsyncClient) -> bool:
+    return (await http.get("/health")).status_code == 200
+
+
+async def test_a_postgresql_crash_under_running_reports_loses_none(
+    stack: Stack, faults_api: str, contacts: list[Contact], faults_db: Database
+) -> None:
+    """The database stops at once (as in a power cut) with reports processing: the API answers
+    503 and /health says the database is down, and nobody's process dies; once the database is
+    back, every report completes with exactly its rows."""
+    if stack.postgres is None:
+        pytest.skip("PostgreSQL's crash: SQLite has no server to crash")
+    worker = stack.start_worker("postgres-crash")
+    try:
+        report_ids = await create_reports(contacts)
+        await wait_some_processing_some_queued(faults_db, report_ids)
+
+        stack.postgres.stop("immediate")
+        async with httpx.AsyncClient(base_url=faults_api, timeout=30) as http:
+            health = await http.get("/health")
+        listed = await contacts[0].client.get("/api/reports")
+        stack.postgres.start()
+        lost_for = await seconds_until_all_done(faults_db, report_ids)
+        async with httpx.AsyncClient(base_url=faults_api, timeout=30) as http:
+            await wait_until(lambda: healthy(http))  # the same API process, connected again
+    finally:
+        worker.stop()
+    assert (health.status_code, health.json()) == (503, {"status": "unavailable", "database": "down", "redis": "ok"})
+    assert (listed.status_code, listed.headers["retry-after"], listed.json()) == (
+        503,
+        "1",
+        {
+            "type": "about:blank",
+            "title": "Service Unavailable",
+            "status": 503,
+            "detail": "The database is unavailable; try again in a moment. Nothing was stored.",
+        },
+    )
+    assert worker.popen.returncode == 0  # it stopped when told to, not before
+    compared = await assert_rows_exact(contacts, report_ids)
+    print(f"\nafter a PostgreSQL crash: {len(report_ids)} reports done in {lost_for:.1f} s; {compared} rows compared")
