@@ -30,7 +30,7 @@ from redis.exceptions import RedisError
 from contactreports.api.auth import SignedIn, provide_account
 from contactreports.api.errors import ProblemError, invalid, problem_responses
 from contactreports.api.events import unknown_campaigns
-from contactreports.api.limits import UNCOUNTED, RateLimits, limit_webhooks, too_many
+from contactreports.api.limits import limit_webhooks
 from contactreports.api.openapi import WebhookDeliveryOperation
 from contactreports.api.schemas import (
     WebhookProviderOut,
@@ -40,6 +40,7 @@ from contactreports.api.schemas import (
     WebhookTokenOut,
 )
 from contactreports.ingest import InvalidEvents, check_events, decode_line
+from contactreports.limits import UNCOUNTED, RateLimited, RateLimits
 from contactreports.models import MAX_CAMPAIGN_NAME, Account, FieldError, NewEvent, format_ms, text_controls_as_spaces
 from contactreports.store.events import UnknownCampaigns, insert_events
 from contactreports.store.webhooks import (
@@ -265,7 +266,7 @@ async def _verify(state: State, account: Account, adapter: Adapter, delivery: De
     try:
         seconds = await limits.spent("webhook-failures", *keys)
         if seconds is not None:
-            raise too_many(
+            raise RateLimited(
                 f"Too many {adapter.name} deliveries to this webhook token failed verification: "
                 f"at most {limits.limits['webhook-failures']} may fail.",
                 seconds,
