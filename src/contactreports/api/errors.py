@@ -20,6 +20,7 @@ from contactreports.limits import RateLimited
 from contactreports.models import FieldError, InvalidFields
 from contactreports.reports.errors import ReportNotFound, ReportNotReady
 from contactreports.store.database import StoreBusy, StoreUnavailable
+from contactreports.store.events import UnknownCampaigns
 from contactreports.store.reports import ActiveReportExists
 
 log = logging.getLogger(__name__)
@@ -97,12 +98,23 @@ def _active_report(error: ActiveReportExists) -> ProblemError:
     )
 
 
+def _unknown_campaigns(error: UnknownCampaigns) -> ProblemError:
+    """A 400 naming each event whose campaign the account does not have."""
+    return invalid(
+        [
+            FieldError(f"[{i}].campaign_id", f"unknown campaign {campaign!r}")
+            for i, campaign in sorted(error.unknown.items())
+        ]
+    )
+
+
 # The problem each domain error is, raised by the use cases the handlers call (and their guards).
 DOMAIN_PROBLEMS: dict[type[Exception], Callable[[Any], ProblemError]] = {
     InvalidFields: lambda error: invalid(error.errors),
     ReportNotFound: lambda error: ProblemError(404, str(error)),
     ReportNotReady: lambda error: ProblemError(409, str(error)),
     ActiveReportExists: _active_report,
+    UnknownCampaigns: _unknown_campaigns,
     ExportTooLarge: lambda error: ProblemError(422, str(error)),
     RateLimited: lambda error: ProblemError(429, str(error), headers={"Retry-After": str(error.seconds)}),
 }

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import msgspec
 
-from contactreports.models import MAX_CAMPAIGN_NAME, MAX_KEY_NAME, Channel, FieldError, Timestamp, TimestampOut
+from contactreports.models import MAX_CAMPAIGN_NAME, MAX_KEY_NAME, Channel, Timestamp, TimestampOut
 
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_CAMPAIGN_NAME, examples=["Spring sale"])]
 
@@ -79,29 +79,6 @@ class WebhooksOut(msgspec.Struct):
     has_token: bool
     token_created_at: TimestampOut | None
     providers: list[WebhookProviderOut]
-
-
-class WebhookResult(msgspec.Struct):
-    ingested: int
-    duplicates: int
-    ignored: Annotated[
-        dict[str, int],
-        msgspec.Meta(
-            description="The provider's event types not mapped onto the catalogue, with their counts. A name "
-            "has its control characters escaped (`\\n`) and is cut to 100 characters (the last `…`); names "
-            "alike once cut are counted together."
-        ),
-    ]
-    rejected: Annotated[
-        list[FieldError],
-        msgspec.Meta(
-            description="Events set aside, so that the delivery's other events are stored: those that fail the "
-            "checks of `POST /api/events` (say, an address that is not one) or lack what the provider's format "
-            "gives every event (say, a time). Each is named `[position].field` by its position in the delivery "
-            "as the provider numbers them (an index in the posted array, ignored events counted; for Amazon "
-            "SES, the recipient's index in the record), and they come in that order."
-        ),
-    ]
 
 
 class ApiKeyIn(msgspec.Struct, forbid_unknown_fields=True):

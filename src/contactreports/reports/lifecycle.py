@@ -7,7 +7,7 @@ import logging
 from contactreports.jobs.queue import enqueue_run
 from contactreports.models import Account, Report, ReportSpec
 from contactreports.reports.errors import ReportNotFound
-from contactreports.reports.services import Services
+from contactreports.services import Services
 from contactreports.store import reports as store
 
 log = logging.getLogger(__name__)

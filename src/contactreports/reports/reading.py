@@ -11,8 +11,8 @@ from contactreports.exports import MEDIA_TYPES, STREAMED, Format, RowView, file_
 from contactreports.models import Account, FieldError, InvalidFields, Report, Status
 from contactreports.paging import Page
 from contactreports.reports.errors import ReportNotFound, ReportNotReady
-from contactreports.reports.services import Services
 from contactreports.reports.view import ReportOut, report_out
+from contactreports.services import Services
 from contactreports.store import reports as store
 from contactreports.store.rows import ReportChanged, page_rows, stream_rows
 

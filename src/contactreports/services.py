@@ -1,4 +1,4 @@
-"""What the report use cases work with: the app's state (`app.state`) holds all of it."""
+"""What the use cases (reports, webhook deliveries) work with: the app's state (`app.state`) holds all of it."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import Protocol
 from arq.connections import ArqRedis
 
 from contactreports.config import Settings
+from contactreports.limits import RateLimits
 from contactreports.paging import Cursors
 from contactreports.store.database import Database
 
@@ -16,3 +17,4 @@ class Services(Protocol):
     redis: ArqRedis
     settings: Settings
     cursors: Cursors
+    rate_limits: RateLimits
