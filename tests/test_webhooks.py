@@ -14,7 +14,7 @@ import msgspec
 import pytest
 
 from conftest import ApiAccount, service_env, start_api, wait_until
-from contactreports.embedded_redis import free_port
+from contactreports.cli.embedded_redis import free_port
 from contactreports.models import OUT_OF_RANGE
 from contactreports.store.database import Database
 from contactreports.webhooks.base import OFF_LOOP_BYTES, Delivery, off_loop
