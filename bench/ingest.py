@@ -34,7 +34,7 @@ import msgspec
 
 from common import size_parser
 from contactreports.catalogue import ACTION_CODES
-from contactreports.importer import BATCH as IMPORT_BATCH
+from contactreports.cli.importer import BATCH as IMPORT_BATCH
 from contactreports.models import Campaign, datetime_to_ms
 from contactreports.store.accounts import create_account
 from contactreports.store.campaigns import put_campaign

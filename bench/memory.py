@@ -39,7 +39,7 @@ import psutil
 
 from common import size_parser
 from contactreports.catalogue import ACTION_CODES, CATEGORY_ACTIONS
-from contactreports.embedded_redis import free_port
+from contactreports.cli.embedded_redis import free_port
 from contactreports.models import Campaign, NewEvent, datetime_to_ms, format_ms
 from contactreports.store.accounts import create_account
 from contactreports.store.campaigns import put_campaign

@@ -36,8 +36,8 @@ import psutil
 from litestar import Litestar, MediaType, get
 
 from common import size_parser
+from contactreports.cli.embedded_redis import free_port
 from contactreports.config import Settings
-from contactreports.embedded_redis import free_port
 from contactreports.jobs.generate import generate_report
 from contactreports.jobs.worker import job_context
 from contactreports.models import NewEvent, ReportSpec

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import httpx
 
-from contactreports.embedded_redis import free_port, start_redis, stop_redis
+from contactreports.cli.embedded_redis import free_port, start_redis, stop_redis
 
 # What service_env lifts the rate limits to.
 LIFTED_RATE_LIMIT = "1000000/minute"

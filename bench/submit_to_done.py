@@ -21,7 +21,7 @@ from pathlib import Path
 import httpx
 
 from common import size_parser
-from contactreports.demo import DEMO_API_KEY, DEMO_CONTACT, demo_search, seed_demo
+from contactreports.cli.demo import DEMO_API_KEY, DEMO_CONTACT, demo_search, seed_demo
 from contactreports.store.database import Database
 from services import running
 

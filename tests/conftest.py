@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 import pytest
 
-from contactreports.embedded_redis import free_port, start_redis, stop_redis
+from contactreports.cli.embedded_redis import free_port, start_redis, stop_redis
 from contactreports.store.accounts import create_account
 from contactreports.store.database import Database
 from postgres_server import PostgresServer

@@ -22,7 +22,7 @@ from typing import Literal
 
 import asyncpg
 
-from contactreports.embedded_redis import free_port
+from contactreports.cli.embedded_redis import free_port
 
 DEBIAN_BINARIES = Path("/usr/lib/postgresql")
 SERVER_USER = "postgres"

@@ -22,8 +22,8 @@ sys.path.insert(0, str(Path(__file__).parent))  # conftest and helpers, when run
 
 from browser import launch_chromium, sign_in  # noqa: E402
 from conftest import DEADLINE_SECONDS, Process, service_env, start_api  # noqa: E402
-from contactreports.demo import DEMO_API_KEY, demo_search, seed_demo  # noqa: E402
-from contactreports.embedded_redis import start_redis, stop_redis  # noqa: E402
+from contactreports.cli.demo import DEMO_API_KEY, demo_search, seed_demo  # noqa: E402
+from contactreports.cli.embedded_redis import start_redis, stop_redis  # noqa: E402
 from contactreports.store.database import Database  # noqa: E402
 from helpers import wait_done  # noqa: E402
 

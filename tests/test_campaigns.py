@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from contactreports.client import _segment
+from contactreports.cli.client import _segment
 
 
 async def test_put_creates_then_replaces(client: httpx.AsyncClient) -> None:

@@ -19,11 +19,11 @@ import psutil
 import pytest
 
 from conftest import DEADLINE_SECONDS, ApiAccount, service_env, wait_healthy
-from contactreports import importer
-from contactreports.cli_report import FINISHED
+from contactreports.cli import importer
+from contactreports.cli.embedded_redis import free_port
+from contactreports.cli.importer import BATCH as IMPORT_BATCH
+from contactreports.cli.report import FINISHED
 from contactreports.config import Settings
-from contactreports.embedded_redis import free_port
-from contactreports.importer import BATCH as IMPORT_BATCH
 from contactreports.store.database import Database
 from helpers import all_rows, create_report, oracle, put_campaign, wait_done
 

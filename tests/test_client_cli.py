@@ -16,10 +16,10 @@ import pytest
 from click import ClickException
 
 from conftest import PAUSED_QUEUE, ApiAccount, service_env, start_api
-from contactreports import cli_report
-from contactreports.api.schemas import Progress, ReportOut
-from contactreports.cli_report import parse_moment
-from contactreports.embedded_redis import free_port
+from contactreports.cli import report as cli_report
+from contactreports.cli.embedded_redis import free_port
+from contactreports.cli.report import parse_moment
+from contactreports.reports.view import Progress, ReportOut
 from helpers import all_rows, create_report, ingest, put_campaign
 
 WINDOW = ["--since", "2026-01-01", "--until", "2027-01-01"]

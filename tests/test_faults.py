@@ -27,8 +27,8 @@ from arq.constants import in_progress_key_prefix
 from redis.asyncio import Redis
 
 from conftest import BACKENDS, ApiAccount, Process, service_env, start_api, wait_until, wait_worker_lost_redis
+from contactreports.cli.embedded_redis import free_port, start_redis, stop_redis
 from contactreports.config import Settings, sqlite_path
-from contactreports.embedded_redis import free_port, start_redis, stop_redis
 from contactreports.jobs.queue import enqueue_run, job_id
 from contactreports.jobs.reconcile import IN_PROGRESS_MARK_MS
 from contactreports.models import ReportSpec, datetime_to_ms

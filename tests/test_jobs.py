@@ -8,8 +8,8 @@ from pathlib import Path
 import httpx
 from arq.connections import ArqRedis
 
+from contactreports.cli.embedded_redis import embedded_redis
 from contactreports.config import Settings
-from contactreports.embedded_redis import embedded_redis
 from contactreports.jobs.generate import generate_report
 from contactreports.jobs.queue import enqueue_run, job_id
 from contactreports.jobs.worker import ReportWorker, job_context, worker_settings

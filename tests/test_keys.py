@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from conftest import ApiAccount, service_env, start_api
-from contactreports.embedded_redis import free_port
+from contactreports.cli.embedded_redis import free_port
 from contactreports.store import sqlite
 from contactreports.store.database import ConstraintViolation, Database, migration_files
 from helpers import create_report, ingest, put_campaign, show_ts, signed_in, wait_done

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from conftest import PAUSED_QUEUE, ApiAccount, Process, service_env, start_api
-from contactreports.embedded_redis import free_port
+from contactreports.cli.embedded_redis import free_port
 from contactreports.store.database import Database
 from helpers import ALL_EMAIL, create_report, ingest, wait_done
 

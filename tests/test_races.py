@@ -21,10 +21,10 @@ from arq.jobs import Job
 from litestar.testing import AsyncTestClient
 
 from conftest import PAUSED_QUEUE, ApiAccount, service_env, start_api, wait_until
-from contactreports.api import reports as reports_api
 from contactreports.app import create_app
 from contactreports.config import Settings
 from contactreports.jobs.queue import job_id
+from contactreports.reports import reading as reports_reading
 from contactreports.store.database import Database
 from helpers import ALL_EMAIL, all_rows, create_report, ingest, oracle, put_campaign, wait_done
 from storm import ROWS_PAGE, Call, Storm, calls_on
@@ -475,7 +475,7 @@ async def test_rows_read_while_another_process_reruns_or_deletes_the_report_are_
     report = await done_report_with_rows(client, 30)
     method, path = CHANGES[change]
     other_process = httpx.Request(method, f"{api}{path.format(id=report['id'])}", headers=account.headers)
-    monkeypatch.setattr(reports_api, "page_rows", _after(other_process, reports_api.page_rows))
+    monkeypatch.setattr(reports_reading, "page_rows", _after(other_process, reports_reading.page_rows))
     app = create_app(Settings(database_url=database_url, redis_url=redis_url))
 
     async with AsyncTestClient(app, timeout=30) as http:

@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 
 from conftest import service_env, start_api
-from contactreports.embedded_redis import free_port
+from contactreports.cli.embedded_redis import free_port
 
 JSON, PROBLEM = "application/json", "application/problem+json"
 DOCS_OPENAPI = Path(__file__).parents[1] / "docs" / "openapi.json"

@@ -14,11 +14,11 @@ import msgspec
 import pytest
 
 from conftest import ApiAccount, service_env, start_api, wait_until
-from contactreports.api.webhooks import MAX_IGNORED_NAME, _ignored_names
-from contactreports.embedded_redis import free_port
+from contactreports.cli.embedded_redis import free_port
 from contactreports.models import OUT_OF_RANGE
 from contactreports.store.database import Database
 from contactreports.webhooks.base import OFF_LOOP_BYTES, Delivery, off_loop
+from contactreports.webhooks.checks import MAX_IGNORED_NAME, ignored_names
 from contactreports.webhooks.postmark import PostmarkAdapter
 from helpers import ingest, put_campaign, report_for, result, stored, webhook_url
 
@@ -328,7 +328,7 @@ def test_ignored_type_names_alike_once_cut_short_are_counted_together() -> None:
     long_a, long_b = "t" * 150 + "a", "t" * 150 + "b"
     ignored = {long_a: 2, long_b: 3, "deferred": 1, "tab\there": 1, "line\u2028break": 1}
 
-    assert _ignored_names(ignored) == {
+    assert ignored_names(ignored) == {
         "t" * 99 + "…": 5,
         "deferred": 1,
         "tab\\there": 1,

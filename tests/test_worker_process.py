@@ -8,7 +8,7 @@ from pathlib import Path
 from arq.connections import ArqRedis
 
 from conftest import Process, service_env, wait_until, wait_worker_lost_redis
-from contactreports.embedded_redis import free_port, start_redis, stop_redis
+from contactreports.cli.embedded_redis import free_port, start_redis, stop_redis
 from contactreports.jobs.queue import enqueue_run
 from contactreports.models import ReportSpec
 from contactreports.store.accounts import create_account

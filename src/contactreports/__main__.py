@@ -1,3 +1,3 @@
-from contactreports.cli import main
+from contactreports.cli.main import main
 
 main()

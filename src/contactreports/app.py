@@ -22,13 +22,13 @@ from contactreports.api.errors import EXCEPTION_HANDLERS
 from contactreports.api.events import EventController
 from contactreports.api.health import health
 from contactreports.api.keys import KeyController
-from contactreports.api.limits import RateLimits
 from contactreports.api.options import answer_options
-from contactreports.api.pagination import Cursors
 from contactreports.api.reports import ReportController
 from contactreports.api.requests import ApiRequest
 from contactreports.api.webhooks import WebhookController, receive_webhook
 from contactreports.config import Settings, load_settings
+from contactreports.limits import RateLimits
+from contactreports.paging import Cursors
 from contactreports.store.database import open_database
 from contactreports.store.meta import cursor_secret, session_secret
 from contactreports.web.pages import TEMPLATES, web_routers

@@ -67,7 +67,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # provider: past it, deliveries are refused (429) before they are verified, so a secret
     # cannot be guessed by trying; a provider retries a 429, so its own deliveries are delayed.
     webhook_failure_limit: str = "30/minute"
-    # Mailgun's signatures kept per account against replays (see api/webhooks.py, `_signed_once`):
+    # Mailgun's signatures kept per account against replays (see webhooks/replays.py, `signed_once`):
     # a bound on what one account puts in the shared Redis (about 24 MB at 100,000). Past it, the
     # oldest is forgotten and signatures no newer are refused, so the 9 hours Mailgun's signatures
     # are otherwise accepted for shrink while an account gets more than this many in 9 hours.

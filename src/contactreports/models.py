@@ -11,6 +11,8 @@ import msgspec
 
 # A timestamp in a request must carry an offset: a naive one is ambiguous, so it is rejected.
 Timestamp = Annotated[datetime, msgspec.Meta(tz=True, description="RFC 3339 with an offset, e.g. 2026-03-01T09:30:00Z")]
+# A timestamp in a response: UTC, `Z`, millisecond precision (`format_ms`).
+TimestampOut = Annotated[str, msgspec.Meta(examples=["2026-03-01T09:30:00.000Z"])]
 Status = Literal["queued", "processing", "done", "failed"]
 Channel = Literal["email", "sms", "whatsapp", "automation"]
 
@@ -20,6 +22,14 @@ class FieldError(msgspec.Struct, frozen=True):
 
     field: str
     message: str
+
+
+class InvalidFields(Exception):
+    """Input that fails its checks, naming every field that does (the API's 400 with `errors`)."""
+
+    def __init__(self, errors: list[FieldError]):
+        super().__init__("; ".join(f"{e.field}: {e.message}" for e in errors))
+        self.errors = errors
 
 
 class Account(msgspec.Struct, frozen=True):

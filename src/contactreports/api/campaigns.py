@@ -16,7 +16,7 @@ from litestar.params import FromPath, JSONBody
 from contactreports.api.auth import SignedIn
 from contactreports.api.errors import invalid, not_found, problem_responses
 from contactreports.api.openapi import CampaignIdOperation
-from contactreports.api.pagination import Cursor, Limit, Page
+from contactreports.api.parameters import Cursor, Limit
 from contactreports.api.schemas import CampaignIn, CampaignOut
 from contactreports.ingest import MAX_CAMPAIGN_ID
 from contactreports.models import (
@@ -31,6 +31,7 @@ from contactreports.models import (
     format_ms,
     in_range,
 )
+from contactreports.paging import Page
 from contactreports.store.campaigns import get_campaign, list_campaigns, put_campaign
 
 CREATED = ResponseSpec(CampaignOut, description="Created", generate_examples=False)

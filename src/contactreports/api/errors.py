@@ -4,18 +4,24 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 from http import HTTPStatus
 from typing import Any
 
 import msgspec
-import msgspec.inspect as types
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi import ResponseSpec
 
+from contactreports.conversion import naming_the_allowed
+from contactreports.exports import ExportTooLarge
 from contactreports.ingest import NAMED_FIELD
-from contactreports.models import FieldError
+from contactreports.limits import RateLimited
+from contactreports.models import FieldError, InvalidFields
+from contactreports.reports.errors import ReportNotFound, ReportNotReady
 from contactreports.store.database import StoreBusy, StoreUnavailable
+from contactreports.store.events import UnknownCampaigns
+from contactreports.store.reports import ActiveReportExists
 
 log = logging.getLogger(__name__)
 PROBLEM_JSON = "application/problem+json"
@@ -73,38 +79,6 @@ def not_found(what: str) -> ProblemError:
 
 
 _MISSING_PARAMETER = re.compile(r"^Missing required (\w+) parameter '([^']+)'")
-# msgspec's message for a value outside a Literal or an Enum: it names no value that is allowed.
-_INVALID_ENUM = re.compile(r"^Invalid enum value (.+)$", re.DOTALL)
-_INDEX = re.compile(r"^\[?\d+\]?$")
-
-
-def naming_the_allowed(error: FieldError, annotation: Any) -> FieldError:
-    """`Invalid enum value 'pdf'` -> `'pdf' is not one of csv, ndjson, xlsx`, the values of the field's type
-    in `annotation` (the body's type, or the handler's parameters); other errors as they are."""
-    wrong = _INVALID_ENUM.match(error.message)
-    allowed = wrong and _enum_values(types.type_info(annotation), error.field.replace("[", ".[").split("."))
-    if not allowed:
-        return error
-    return FieldError(error.field, f"{wrong[1]} is not one of {', '.join(map(str, allowed))}")
-
-
-def _enum_values(kind: types.Type, path: list[str]) -> tuple | None:
-    """The values allowed at `path` (field names and list indexes) in `kind`, if it is an enum there."""
-    path = [step for step in path if step]
-    while isinstance(kind, types.Metadata):  # Annotated[...]
-        kind = kind.type
-    if isinstance(kind, types.UnionType):  # an optional one
-        return next(filter(None, (_enum_values(member, path) for member in kind.types)), None)
-    if not path:
-        if isinstance(kind, types.EnumType):
-            return tuple(member.value for member in kind.cls)
-        return kind.values if isinstance(kind, types.LiteralType) else None
-    if isinstance(kind, types.StructType):
-        field = next((field for field in kind.fields if field.encode_name == path[0]), None)
-        return field and _enum_values(field.type, path[1:])
-    if isinstance(kind, types.ListType | types.SetType | types.FrozenSetType | types.VarTupleType):
-        return _enum_values(kind.item_type, path[1:]) if _INDEX.match(path[0]) else None
-    return _enum_values(kind.value_type, path[1:]) if isinstance(kind, types.DictType) else None
 
 
 def _problem_response(problem: Problem, headers: dict[str, str] | None = None) -> Response[Problem]:
@@ -113,6 +87,44 @@ def _problem_response(problem: Problem, headers: dict[str, str] | None = None) -
 
 def handle_problem(_: Request, error: ProblemError) -> Response[Problem]:
     return _problem_response(error.problem, error.headers)
+
+
+def _active_report(error: ActiveReportExists) -> ProblemError:
+    return ProblemError(
+        409,
+        f"Report {error.active_report_id} is still queued or processing; one report per account may be active. "
+        "Wait for it to finish, or delete it.",
+        active_report_id=error.active_report_id,
+    )
+
+
+def _unknown_campaigns(error: UnknownCampaigns) -> ProblemError:
+    """A 400 naming each event whose campaign the account does not have."""
+    return invalid(
+        [
+            FieldError(f"[{i}].campaign_id", f"unknown campaign {campaign!r}")
+            for i, campaign in sorted(error.unknown.items())
+        ]
+    )
+
+
+# The problem each domain error is, raised by the use cases the handlers call (and their guards).
+DOMAIN_PROBLEMS: dict[type[Exception], Callable[[Any], ProblemError]] = {
+    InvalidFields: lambda error: invalid(error.errors),
+    ReportNotFound: lambda error: ProblemError(404, str(error)),
+    ReportNotReady: lambda error: ProblemError(409, str(error)),
+    ActiveReportExists: _active_report,
+    UnknownCampaigns: _unknown_campaigns,
+    ExportTooLarge: lambda error: ProblemError(422, str(error)),
+    RateLimited: lambda error: ProblemError(429, str(error), headers={"Retry-After": str(error.seconds)}),
+}
+
+
+def _answer_as_problem(to_problem: Callable[[Any], ProblemError]) -> Callable[[Request, Exception], Response[Problem]]:
+    def handle(request: Request, error: Exception) -> Response[Problem]:
+        return handle_problem(request, to_problem(error))
+
+    return handle
 
 
 def handle_validation(request: Request, error: ValidationException) -> Response[Problem]:
@@ -169,6 +181,7 @@ _DETAILS = {
 
 EXCEPTION_HANDLERS = {
     ProblemError: handle_problem,
+    **{kind: _answer_as_problem(to_problem) for kind, to_problem in DOMAIN_PROBLEMS.items()},
     ValidationException: handle_validation,
     HTTPException: handle_http,
     StoreBusy: handle_busy,

@@ -9,14 +9,13 @@ from litestar.datastructures import State
 from litestar.params import JSONBody
 
 from contactreports.api.auth import SignedIn
-from contactreports.api.errors import ProblemError, invalid, problem_responses
+from contactreports.api.errors import invalid, problem_responses
 from contactreports.api.limits import limit_ingestion
 from contactreports.api.openapi import NDJSON, EventBatchOperation
 from contactreports.api.requests import ApiRequest
 from contactreports.api.schemas import IngestResult
 from contactreports.ingest import EventIn, InvalidEvents, decode_array, decode_line, to_new_events, too_many_events
-from contactreports.models import FieldError
-from contactreports.store.events import UnknownCampaigns, insert_events
+from contactreports.store.events import insert_events
 
 
 class EventBatchRequest(ApiRequest):
@@ -59,21 +58,9 @@ class EventController(Controller):
         if too_many is not None:
             raise invalid([too_many])
         try:
-            ingested, duplicates = await insert_events(
-                state.db, account.id, to_new_events(data, state.settings.max_details_bytes)
-            )
+            new_events = to_new_events(data, state.settings.max_details_bytes)
         except InvalidEvents as error:
             raise invalid(error.errors) from error
-        except UnknownCampaigns as error:
-            raise unknown_campaigns(error) from error
+        # An event naming a campaign the account lacks: UnknownCampaigns, answered by api/errors.py.
+        ingested, duplicates = await insert_events(state.db, account.id, new_events)
         return IngestResult(ingested, duplicates)
-
-
-def unknown_campaigns(error: UnknownCampaigns) -> ProblemError:
-    """A 400 naming each event whose campaign the account does not have."""
-    return invalid(
-        [
-            FieldError(f"[{i}].campaign_id", f"unknown campaign {campaign!r}")
-            for i, campaign in sorted(error.unknown.items())
-        ]
-    )

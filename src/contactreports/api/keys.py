@@ -16,9 +16,10 @@ from litestar.params import JSONBody, Parameter
 
 from contactreports.api.auth import SignedIn, require_full_access
 from contactreports.api.errors import ProblemError, invalid, not_found, problem_responses
-from contactreports.api.pagination import Cursor, Limit, Page
+from contactreports.api.parameters import Cursor, Limit
 from contactreports.api.schemas import ApiKeyIn, ApiKeyMade, ApiKeyOut
 from contactreports.models import ApiKey, FieldError, format_ms, key_name_problem
+from contactreports.paging import Page
 from contactreports.store.accounts import LastFullAccessKey, add_api_key, list_api_keys, revoke_api_key, rotate_api_key
 
 KeyId = Annotated[str, Parameter(max_length=64, description="The key's `id` (`GET /api/keys`).")]

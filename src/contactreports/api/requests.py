@@ -3,20 +3,20 @@
 Litestar converts a decoded body to the handler's `data` type leniently (`strict=False`, meant
 for query strings, whose values are all text): `"archived": 0` or `"true"` became a boolean and
 `"sent_at": 1700000000` a timestamp with no offset. The body is converted here, strictly, to that
-type; Litestar then only checks an already-typed value. A body the JSON decoder cannot read is a
-400, never a 500.
+type (`conversion.convert_body`); Litestar then only checks an already-typed value. A body the
+JSON decoder cannot read is a 400, never a 500.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-import msgspec
 from litestar import Request
 from litestar.exceptions import SerializationException
 
-from contactreports.api.errors import invalid, naming_the_allowed
-from contactreports.ingest import UNDECODABLE, field_error, undecodable
+from contactreports.api.errors import invalid
+from contactreports.conversion import convert_body
+from contactreports.ingest import UNDECODABLE, undecodable
 from contactreports.models import FieldError
 
 
@@ -30,11 +30,3 @@ class ApiRequest(Request):
             raise invalid([FieldError("body", undecodable(error))]) from error
         data = self.route_handler.parsed_data_field
         return value if data is None else convert_body(value, data.annotation)
-
-
-def convert_body(value: Any, annotation: Any) -> Any:
-    """A decoded body as the handler's type, strictly; a 400 naming the field that does not fit."""
-    try:
-        return msgspec.convert(value, annotation, strict=True)
-    except msgspec.ValidationError as error:
-        raise invalid([naming_the_allowed(field_error(error), annotation)]) from error

@@ -1,4 +1,5 @@
-"""Request and response bodies of the HTTP API (as docs/openapi.json and the README describe them)."""
+"""Request and response bodies of the HTTP API (as docs/openapi.json and the README describe them);
+a report's, which the web page shares, are `reports.spec.ReportIn` and `reports.view.ReportOut`."""
 
 from __future__ import annotations
 
@@ -6,13 +7,9 @@ from typing import Annotated
 
 import msgspec
 
-from contactreports.models import MAX_CAMPAIGN_NAME, MAX_KEY_NAME, Channel, FieldError, Status, Timestamp
+from contactreports.models import MAX_CAMPAIGN_NAME, MAX_KEY_NAME, Channel, Timestamp, TimestampOut
 
-# Responses: UTC, `Z`, millisecond precision.
-TimestampOut = Annotated[str, msgspec.Meta(examples=["2026-03-01T09:30:00.000Z"])]
-Email = Annotated[str, msgspec.Meta(max_length=320, examples=["ann@example.com"])]
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_CAMPAIGN_NAME, examples=["Spring sale"])]
-ActionName = Annotated[str, msgspec.Meta(max_length=100, examples=["email.clicked"])]
 
 
 class ActionOut(msgspec.Struct):
@@ -50,42 +47,6 @@ class IngestResult(msgspec.Struct):
     duplicates: int
 
 
-class ReportIn(msgspec.Struct, forbid_unknown_fields=True):
-    email: Email
-    start: Annotated[Timestamp, msgspec.Meta(examples=["2026-01-01T00:00:00Z"])]
-    end: Annotated[Timestamp, msgspec.Meta(examples=["2026-04-01T00:00:00Z"])]
-    actions: Annotated[
-        list[ActionName], msgspec.Meta(max_length=200, examples=[["email.opened", "email.clicked"]])
-    ] = []
-    categories: Annotated[
-        list[Annotated[str, msgspec.Meta(max_length=100)]], msgspec.Meta(max_length=50, examples=[["campaign"]])
-    ] = []
-    include_archived: bool = False
-
-
-class Progress(msgspec.Struct):
-    scanned: int
-    total: int | None
-    percent: float
-
-
-class ReportOut(msgspec.Struct):
-    id: str
-    email: str
-    actions: list[str]
-    start: TimestampOut
-    end: TimestampOut
-    include_archived: bool
-    status: Status
-    progress: Progress
-    row_count: int | None
-    error: str | None
-    attempts: int
-    created_at: TimestampOut
-    started_at: TimestampOut | None
-    finished_at: TimestampOut | None
-
-
 class Health(msgspec.Struct):
     status: str
     database: str
@@ -118,29 +79,6 @@ class WebhooksOut(msgspec.Struct):
     has_token: bool
     token_created_at: TimestampOut | None
     providers: list[WebhookProviderOut]
-
-
-class WebhookResult(msgspec.Struct):
-    ingested: int
-    duplicates: int
-    ignored: Annotated[
-        dict[str, int],
-        msgspec.Meta(
-            description="The provider's event types not mapped onto the catalogue, with their counts. A name "
-            "has its control characters escaped (`\\n`) and is cut to 100 characters (the last `…`); names "
-            "alike once cut are counted together."
-        ),
-    ]
-    rejected: Annotated[
-        list[FieldError],
-        msgspec.Meta(
-            description="Events set aside, so that the delivery's other events are stored: those that fail the "
-            "checks of `POST /api/events` (say, an address that is not one) or lack what the provider's format "
-            "gives every event (say, a time). Each is named `[position].field` by its position in the delivery "
-            "as the provider numbers them (an index in the posted array, ignored events counted; for Amazon "
-            "SES, the recipient's index in the record), and they come in that order."
-        ),
-    ]
 
 
 class ApiKeyIn(msgspec.Struct, forbid_unknown_fields=True):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -18,12 +18,15 @@ from litestar.static_files import create_static_files_router
 from litestar.template import TemplateConfig
 
 from contactreports.api.auth import SignedIn
-from contactreports.api.errors import EXCEPTION_HANDLERS, Problem, ProblemError
-from contactreports.api.pagination import Cursor, Limit
-from contactreports.api.reports import ReportId, export_stream, report_out, reports_page, restart_report, rows_page
+from contactreports.api.errors import EXCEPTION_HANDLERS, Problem
+from contactreports.api.parameters import Cursor, Limit, ReportId
 from contactreports.catalogue import ACTION_CODES
-from contactreports.exports import Format
-from contactreports.models import Account, Caller, Report, Summary, format_ms
+from contactreports.exports import ExportTooLarge, Format
+from contactreports.models import Account, Caller, FieldError, InvalidFields, Report, Summary, format_ms
+from contactreports.reports.errors import ReportNotFound, ReportNotReady
+from contactreports.reports.lifecycle import delete_report, restart_report
+from contactreports.reports.reading import export_rows, read_report, reports_page, rows_page
+from contactreports.reports.view import report_out
 from contactreports.store import reports as store
 from contactreports.store.rows import report_summary
 from contactreports.web.search import (
@@ -71,7 +74,7 @@ async def _list_context(request: Request, caller: Caller, cursor: str | None) ->
     state, account = request.app.state, caller.account
     try:
         page = await reports_page(state, account, None, LIST_LIMIT, cursor)
-    except ProblemError:  # a cursor edited by hand, or another account's: the newest reports instead
+    except InvalidFields:  # a cursor edited by hand, or another account's: the newest reports instead
         page, cursor = await reports_page(state, account, None, LIST_LIMIT, None), None
     return {
         "account": account,
@@ -143,10 +146,18 @@ async def create_search(request: Request, account: SignedIn) -> Template | Redir
     return _back_to_list(request, f"The report for {outcome.spec.email} is queued.")
 
 
+def _sentences(errors: Iterable[FieldError]) -> str:
+    return " ".join(as_sentence(error.message) for error in errors)
+
+
 def sentence(problem: Problem) -> str:
     """A problem as a page says it: its field errors' messages (an unknown action, a bad cursor), or its detail."""
-    errors = problem.errors or []
-    return " ".join(as_sentence(error.message) for error in errors) or problem.detail
+    return _sentences(problem.errors or []) or problem.detail
+
+
+def _refusal(error: Exception) -> str:
+    """A use case's refusal as a page says it, like `sentence`."""
+    return _sentences(error.errors) if isinstance(error, InvalidFields) else str(error)
 
 
 def _details(raw: msgspec.Raw) -> list[tuple[str, str, str | None]]:
@@ -160,17 +171,6 @@ def _details(raw: msgspec.Raw) -> list[tuple[str, str, str | None]]:
     return shown
 
 
-async def _report(request: Request, account: Account, report_id: str) -> Report:
-    report = await store.get_report(request.app.state.db, account.id, report_id)
-    if report is None:
-        raise ReportGone()
-    return report
-
-
-class ReportGone(Exception):
-    """The report was deleted, or is another account's: back to the list, which says so."""
-
-
 @get("/reports/{report_id:str}")
 async def report_page(
     request: Request,
@@ -182,7 +182,7 @@ async def report_page(
 ) -> Template:
     """A report: its search and status; once done, its summary, rows (filter, pages) and exports."""
     state = request.app.state
-    report = await _report(request, account, report_id)
+    report = await read_report(state, account, report_id)
     context: dict[str, Any] = {
         "account": account,
         "report": report_out(report),
@@ -215,8 +215,8 @@ async def _rows_context(
         return {"rows": [], "next_cursor": None}  # no need to look: the summary counted none
     try:
         page = await rows_page(request.app.state, account, report.id, [action] if action else (), limit, cursor)
-    except ProblemError as error:
-        return {"problem": sentence(error.problem)}
+    except (InvalidFields, ReportNotFound, ReportNotReady) as error:
+        return {"problem": _refusal(error)}
     rows = [(row, _details(row.details)) for row in page.items]
     return {"rows": rows, "next_cursor": page.next_cursor, "on_later_page": cursor is not None}
 
@@ -227,11 +227,12 @@ async def export(
 ) -> Stream | Redirect:
     """The API's export of a done report, downloaded through the page's session."""
     try:
-        return await export_stream(request.app.state, account, report_id, format)
-    except ProblemError as error:
-        if error.problem.status == 404:
-            raise ReportGone() from error
-        return _redirect(request, f"/reports/{report_id}", error.problem.detail)
+        download = await export_rows(request.app.state, account, report_id, format)
+    except (ReportNotReady, ExportTooLarge) as error:
+        return _redirect(request, f"/reports/{report_id}", str(error))
+    return Stream(
+        download.chunks, media_type=download.media_type, headers={"Content-Disposition": download.disposition}
+    )
 
 
 @post("/reports/{report_id:str}/rerun", guards=[full_access_only])
@@ -243,21 +244,18 @@ async def rerun(request: Request, account: SignedIn, report_id: ReportId) -> Red
         report = await restart_report(request.app.state, account, report_id)
     except store.ActiveReportExists:
         return _back_to_list(request, "A report is still running: wait for it to finish, or delete it.")
-    if report is None:
-        raise ReportGone()
     return _back_to_list(request, f"The report for {report.spec.email} is queued again.")
 
 
 @get("/reports/{report_id:str}/delete", guards=[full_access_only])
 async def confirm_delete(request: Request, account: SignedIn, report_id: ReportId) -> Template:
-    report = await _report(request, account, report_id)
+    report = await read_report(request.app.state, account, report_id)
     return Template("confirm_delete.html", context={"account": account, "report": report_out(report)})
 
 
 @post("/reports/{report_id:str}/delete", guards=[full_access_only])
 async def delete(request: Request, account: SignedIn, report_id: ReportId) -> Redirect:
-    if not await store.delete_report(request.app.state.db, account.id, report_id):
-        raise ReportGone()
+    await delete_report(request.app.state, account, report_id)
     return _back_to_list(request, "The report is deleted.")
 
 
@@ -265,7 +263,8 @@ def _to_sign_in(request: Request, _: SignedOut) -> Redirect:
     return Redirect("/", status_code=303)
 
 
-def _to_list(request: Request, _: ReportGone) -> Redirect:
+def _to_list(request: Request, _: ReportNotFound) -> Redirect:
+    """The report was deleted, or is another account's: back to the list, which says so."""
     return _back_to_list(request, "That report no longer exists.")
 
 
@@ -311,7 +310,7 @@ def web_routers(sessions: DatabaseKeyedSessions, max_form_bytes: int) -> list[Ro
         exception_handlers={
             **{kind: _error_page(handler) for kind, handler in EXCEPTION_HANDLERS.items()},
             SignedOut: _to_sign_in,
-            ReportGone: _to_list,
+            ReportNotFound: _to_list,
         },
         cache_control=PAGE_CACHE,
         response_headers=PAGE_HEADERS,

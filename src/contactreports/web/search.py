@@ -1,5 +1,5 @@
-"""The new-search form: what was typed, checked by the API's own code (`report_spec`, the strict body
-conversion, the rate limit guard), and started like `POST /api/reports`.
+"""The new-search form: what was typed, checked as the API checks it (`report_spec`, the strict body
+conversion, the rate limit), and started like `POST /api/reports`.
 
 Dates: people pick whole days in UTC and the end day is inclusive ("to 2026-03-31" includes all of
 that day). The API's window is half-open, [start, end): `start` is the start day at 00:00:00Z and
@@ -15,13 +15,12 @@ from typing import Any
 from litestar import Request
 from litestar.datastructures import FormMultiDict
 
-from contactreports.api.errors import ProblemError
-from contactreports.api.limits import limit_report_creation
-from contactreports.api.reports import report_spec, start_report
-from contactreports.api.requests import convert_body
-from contactreports.api.schemas import ReportIn
 from contactreports.catalogue import CATEGORIES
-from contactreports.models import Account, Report
+from contactreports.conversion import convert_body
+from contactreports.limits import RateLimited, RateLimits
+from contactreports.models import Account, InvalidFields, Report
+from contactreports.reports.lifecycle import start_report
+from contactreports.reports.spec import ReportIn, report_spec
 from contactreports.store import reports as store
 
 ONE_DAY = timedelta(days=1)
@@ -92,11 +91,11 @@ def _window(values: dict[str, Any], errors: dict[str, str]) -> tuple[datetime, d
 async def over_report_limit(request: Request, account: Account) -> str | None:
     """The API's message if `account` may create no more reports now (the same per-account limit and
     count as `POST /api/reports` and its rerun), else None; a check that passes counts one report."""
-    request.state.account = account
+    limits: RateLimits = request.app.state.rate_limits
     try:
-        await limit_report_creation(request, request.route_handler)
-    except ProblemError as error:
-        return error.problem.detail
+        await limits.check("reports", account.id)
+    except RateLimited as error:
+        return str(error)
     return None
 
 
@@ -107,9 +106,9 @@ async def create_from_form(request: Request, account: Account, values: dict[str,
     body = {key: values[key] for key in ("email", "categories", "actions", "include_archived")}
     state = request.app.state
     try:
-        spec = report_spec(convert_body({**body, "start": start, "end": end}, ReportIn), state.settings)
-    except ProblemError as error:
-        for field_error in error.problem.errors or ():
+        spec = report_spec(convert_body({**body, "start": start, "end": end}, ReportIn), state.settings.max_window_days)
+    except InvalidFields as error:
+        for field_error in error.errors:
             errors.setdefault(_form_field(field_error.field), as_sentence(field_error.message))
     if errors:
         return errors
@@ -119,8 +118,6 @@ async def create_from_form(request: Request, account: Account, values: dict[str,
         return {"form": refused}
     try:
         return await start_report(state, account, spec)
-    except ProblemError as error:
-        return {"form": error.problem.detail}
     except store.ActiveReportExists as error:
         active = await store.get_report(state.db, account.id, error.active_report_id)
         whose = f"the report for {active.spec.email}" if active else f"report {error.active_report_id}"

@@ -3,7 +3,8 @@
 An adapter knows one provider's documented format and nothing of HTTP frameworks, the
 store or arq: it gets the request's headers and raw body and gives back `EventIn`s, the
 same events `POST /api/events` takes, so one validation (`ingest.to_new_events`) applies to
-every way in. The webhook route does the rest (account token, storing, the response).
+every way in. webhooks/receive.py does the rest (checks, storing), the API's route the
+account token and the response.
 
 Conventions every adapter keeps, so reports read the same whichever provider sent an event:
 - An event's `id` is `"<provider>:<the provider's event id>"`: a redelivered webhook is then
@@ -35,9 +36,9 @@ event must not cost the others. The rule:
   carries such a problem out of a helper; `typed_events` and `read_event` keep the rule for an
   array of events. An event of an ignored type is counted whatever its other fields hold:
   nothing else of it is read.
-- The route then checks the events kept as `POST /api/events` does (`_checked` in
-  api/webhooks.py), naming what it refuses by `Parsed.positions`, and answers every event set
-  aside in `rejected`, by position.
+- The route then checks the events kept as `POST /api/events` does (webhooks/checks.py),
+  naming what it refuses by `Parsed.positions`, and answers every event set aside in
+  `rejected`, by position.
 - A delivery of more events than `POST /api/events` takes in a request (`max_events`, from
   `Settings.max_events_per_batch`) is refused whole, as that endpoint refuses it (`at_most`),
   counted before any event is read: it is no delivery a provider makes (SendGrid batches about

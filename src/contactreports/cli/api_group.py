@@ -1,6 +1,6 @@
 """What every command group of the HTTP API's client shares: --url and --api-key, the client, errors.
 
-`contactreports report ...` (cli_report.py) and `contactreports webhooks ...` (cli_webhooks.py) talk to
+`contactreports report ...` (report.py) and `contactreports webhooks ...` (webhooks.py) talk to
 a running service through client.py, never to the database, so they work against any deployment.
 """
 
@@ -11,7 +11,7 @@ import logging
 import click
 import msgspec
 
-from contactreports.client import DEFAULT_URL, ApiError, Client
+from contactreports.cli.client import DEFAULT_URL, ApiError, Client
 
 
 class ApiGroup(click.Group):

@@ -18,9 +18,9 @@ from datetime import UTC, datetime, timedelta
 import click
 from tqdm import tqdm
 
-from contactreports.api.schemas import ReportOut
-from contactreports.cli_client import api_group, client_for, json_option, json_text
-from contactreports.client import PAGE_LIMIT, Client, Row
+from contactreports.cli.api_group import api_group, client_for, json_option, json_text
+from contactreports.cli.client import PAGE_LIMIT, Client, Row
+from contactreports.reports.view import ReportOut
 
 FINISHED = ("done", "failed")
 # Poll often at first (small reports finish in a fraction of a second), then back off so a

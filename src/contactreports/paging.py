@@ -2,7 +2,7 @@
 
 A cursor is the position after the last item shown, signed with HMAC together with the
 account and the list it belongs to: a tampered cursor, or one from another account or
-list, is a 400, never another account's data.
+list, is invalid input (the API's 400), never another account's data.
 """
 
 from __future__ import annotations
@@ -10,18 +10,14 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-from typing import Annotated, Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import msgspec
-from litestar.params import Parameter
 
-from contactreports.api.errors import FieldError, invalid
+from contactreports.models import FieldError, InvalidFields
 
 T = TypeVar("T")
 _SIGNATURE_BYTES = 16
-
-Limit = Annotated[int, Parameter(ge=1, le=500, description="Items per page (1 to 500).")]
-Cursor = Annotated[str | None, Parameter(max_length=1000, description="`next_cursor` of the previous page.")]
 
 
 class Page(msgspec.Struct, Generic[T]):
@@ -61,4 +57,4 @@ class Cursors:
                     return position
         except (ValueError, msgspec.DecodeError):
             pass
-        raise invalid([FieldError("cursor", "not a cursor this list gave out")])
+        raise InvalidFields([FieldError("cursor", "not a cursor this list gave out")])

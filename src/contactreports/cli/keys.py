@@ -1,7 +1,7 @@
 """`contactreports keys ...`: the account's API keys over HTTP: list, create, rotate and revoke them.
 
 Like every key call of the API, these need a full-access key. A secret is printed once, when
-made; `contactreports accounts key` (cli.py) makes one from the database for an account that
+made; `contactreports accounts key` (main.py) makes one from the database for an account that
 lost all of its keys.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 import click
 
 from contactreports.api.schemas import ApiKeyMade
-from contactreports.cli_client import api_group, client_for, json_option, json_text
+from contactreports.cli.api_group import api_group, client_for, json_option, json_text
 
 keys = api_group("keys", "The account's API keys (with a full-access key): list, create, rotate, revoke.")
 KEY_ID_WIDTH = 32  # the API's key ids: 32 hex digits

@@ -7,7 +7,7 @@ import textwrap
 
 import click
 
-from contactreports.cli_client import api_group, client_for, json_option, json_text
+from contactreports.cli.api_group import api_group, client_for, json_option, json_text
 
 webhooks = api_group("webhooks", "Webhooks from email platforms: the token in their URLs, and each one's secret.")
 

@@ -1,5 +1,5 @@
 """The `contactreports` command: up, serve, worker, accounts create|key, import; `report ...`
-(cli_report.py), `webhooks ...` (cli_webhooks.py), `keys ...` (cli_keys.py)."""
+(report.py), `webhooks ...` (webhooks.py), `keys ...` (keys.py)."""
 
 from __future__ import annotations
 
@@ -18,9 +18,9 @@ from pathlib import Path
 import click
 import msgspec
 
-from contactreports.cli_keys import keys, print_made
-from contactreports.cli_report import report
-from contactreports.cli_webhooks import webhooks
+from contactreports.cli.keys import keys, print_made
+from contactreports.cli.report import report
+from contactreports.cli.webhooks import webhooks
 from contactreports.config import ConfigError, Settings, load_settings
 
 log = logging.getLogger("contactreports")
@@ -139,7 +139,7 @@ def add_key_command(account_id: int, name: str, read_only: bool, as_json: bool) 
 )
 def import_command(file: Path, account_id: int, file_format: str | None) -> None:
     """Import events (NDJSON or CSV, the POST /api/events shape): all checked first, then stored."""
-    from contactreports.importer import import_file
+    from contactreports.cli.importer import import_file
 
     file_format = file_format or ("csv" if file.suffix.lower() == ".csv" else "ndjson")
     settings = _settings()
@@ -159,7 +159,7 @@ def import_command(file: Path, account_id: int, file_format: str | None) -> None
 @workers_option
 def up(host: str, port: int | None, demo: bool, workers: int) -> None:
     """Run everything: the API, a worker, and an embedded Redis when REDIS_URL is unset."""
-    from contactreports.embedded_redis import embedded_redis
+    from contactreports.cli.embedded_redis import embedded_redis
     from contactreports.server import serve_api
 
     settings = _settings()
@@ -186,7 +186,7 @@ def up(host: str, port: int | None, demo: bool, workers: int) -> None:
 
 async def _prepare(db, demo: bool) -> bool:
     """Migrate, and seed the demo account into an empty database; True if it has the demo."""
-    from contactreports.demo import DEMO_API_KEY, seed_demo
+    from contactreports.cli.demo import DEMO_API_KEY, seed_demo
     from contactreports.store.accounts import account_for_key, count_accounts
 
     if demo and await count_accounts(db) == 0:
@@ -197,7 +197,7 @@ async def _prepare(db, demo: bool) -> bool:
 
 
 def _print_welcome(url: str, has_demo: bool) -> None:
-    from contactreports.demo import DEMO_API_KEY, DEMO_CONTACT, demo_search
+    from contactreports.cli.demo import DEMO_API_KEY, DEMO_CONTACT, demo_search
 
     click.echo(f"\ncontactreports is running at {url}  (API docs: {url}/schema)")
     if has_demo:

@@ -16,16 +16,16 @@ from urllib.parse import quote
 import httpx
 import msgspec
 
-# The API's own response Structs: api/schemas.py imports msgspec and models only, not Litestar.
+# The API's own response Structs: api/schemas.py and reports/view.py import msgspec and models only, not Litestar.
 from contactreports.api.schemas import (
     ApiKeyMade,
     ApiKeyOut,
-    ReportOut,
     WebhookProviderOut,
     WebhooksOut,
     WebhookTokenOut,
 )
 from contactreports.models import FieldError
+from contactreports.reports.view import ReportOut
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 PAGE_LIMIT = 500  # the API's largest page: fewest round trips when reading every row

@@ -1,0 +1,3 @@
+"""The command line, `contactreports` (main.py): the service, its worker, the database, and the
+HTTP API's client.
+"""
