@@ -11,16 +11,17 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from urllib.parse import quote, urlencode
 
 import httpx
 import pytest
 from redis.asyncio import Redis
-from redis.exceptions import AuthenticationError
+from redis.exceptions import AuthenticationError, ResponseError
 
-from conftest import Process, service_env, start_api
+from conftest import Process, service_env, start_api, wait_until
 from contactreports.config import ConfigError, load_settings
 from contactreports.embedded_redis import free_port, redis_server_binary, start_redis, stop_redis, wait_until_listening
 from contactreports.redis_config import RedisTarget, Tls, parse_redis_url
@@ -33,6 +34,11 @@ QUEUE = "contactreports:redis-urls"
 # Characters a generated password may hold that a URL must percent-encode.
 PASSWORD = "s3cret/with:odd@chars"
 SENTINEL_PASSWORD = "sentinel-only"
+# Through the sentinel at 127.0.0.1:{port} to the master `mymaster`, each with its own password.
+SENTINEL_URL = (
+    f"{{scheme}}+sentinel://:{quote(PASSWORD, safe='')}@127.0.0.1:{{port}}/mymaster/{{db}}"
+    f"?sentinel_password={SENTINEL_PASSWORD}{{query}}"
+)
 EVENTS = [
     {"email": "ann@example.com", "action": "email.opened", "occurred_at": "2026-05-01T10:00:00Z"},
     {"email": "ann@example.com", "action": "email.clicked", "occurred_at": "2026-05-01T10:01:00Z"},
@@ -189,9 +195,10 @@ def test_the_api_and_the_worker_refuse_a_bad_redis_url_at_start(command: list[st
 # --- end to end -------------------------------------------------------------------------------
 
 
-async def run_a_report(redis_url: str, tmp_path: Path, logs: Path, name: str) -> list[tuple[str, str]]:
-    """An API and a worker on `redis_url` (and a database of their own): ingest, run a report,
-    and check the API's rate limit counts in that Redis too; returns the report's rows."""
+@asynccontextmanager
+async def service(redis_url: str, tmp_path: Path, logs: Path, name: str) -> AsyncIterator[httpx.AsyncClient]:
+    """An API and a worker on `redis_url` (and a database of their own), ingest limited to one
+    request a minute; yields a client of a new account."""
     database_url = f"sqlite:///{tmp_path / 'own.db'}"
     db = await Database.open(database_url)
     try:
@@ -205,15 +212,27 @@ async def run_a_report(redis_url: str, tmp_path: Path, logs: Path, name: str) ->
         async with httpx.AsyncClient(
             base_url=url, headers={"Authorization": f"Bearer {api_key}"}, timeout=30
         ) as client:
-            await ingest(client, EVENTS)
-            report = await wait_done(client, (await create_report(client, **SEARCH))["id"])
-            assert report["status"] == "done", (report, worker.log.read_text())
-            rows = [(row["action"], row["occurred_at"]) for row in await all_rows(client, report["id"])]
-            limited = await client.post("/api/events", json=EVENTS[:1])  # counted in Redis: the second is refused
-            assert limited.status_code == 429, limited.text
+            yield client
     finally:
         api.stop()
         worker.stop()
+
+
+async def ann_report(client: httpx.AsyncClient) -> tuple[str, list[tuple[str, str]]]:
+    """Run a report on ann to its end; its id and rows."""
+    report = await wait_done(client, (await create_report(client, **SEARCH))["id"])
+    assert report["status"] == "done", report
+    return report["id"], [(row["action"], row["occurred_at"]) for row in await all_rows(client, report["id"])]
+
+
+async def run_a_report(redis_url: str, tmp_path: Path, logs: Path, name: str) -> list[tuple[str, str]]:
+    """Ingest and run a report through `redis_url`, and check the API's rate limit counts in
+    that Redis too (the second ingest of the minute is refused); returns the report's rows."""
+    async with service(redis_url, tmp_path, logs, name) as client:
+        await ingest(client, EVENTS)
+        _, rows = await ann_report(client)
+        limited = await client.post("/api/events", json=EVENTS[:1])
+        assert limited.status_code == 429, limited.text
     return rows
 
 
@@ -230,7 +249,7 @@ async def shows_our_keys(redis: Redis) -> None:
 async def test_a_report_runs_through_a_redis_with_a_password(user: str, tmp_path: Path, logs: Path) -> None:
     acl = ["--user", "reports", "on", f">{PASSWORD}", "~*", "&*", "+@all"]
     process, plain_url = start_redis(tmp_path / "redis", options=["--requirepass", PASSWORD, *acl])
-    port = int(plain_url.rsplit(":", 1)[1].split("/")[0])
+    port = port_of(plain_url)
     userinfo = f"{'' if user == 'default' else user}:{quote(PASSWORD, safe='')}"
     try:
         async with Redis(port=port) as anonymous:
@@ -331,15 +350,12 @@ async def test_a_report_runs_through_the_master_a_sentinel_names(
 ) -> None:
     master, master_url = start_redis(tmp_path / "master", options=["--requirepass", PASSWORD])
     stopped_at_end.append(master)
-    master_port = int(master_url.rsplit(":", 1)[1].split("/")[0])
+    master_port = port_of(master_url)
     sentinel, sentinel_port = start_sentinel(
         tmp_path / "sentinel", master_port, config=[], binary=redis_server_binary()
     )
     stopped_at_end.append(sentinel)
-    url = (
-        f"redis+sentinel://:{quote(PASSWORD, safe='')}@127.0.0.1:{sentinel_port}/mymaster/2"
-        f"?sentinel_password={SENTINEL_PASSWORD}"
-    )
+    url = SENTINEL_URL.format(scheme="redis", port=sentinel_port, db=2, query="")
 
     rows = await run_a_report(url, tmp_path, logs, "sentinel")
 
@@ -368,13 +384,64 @@ async def test_a_report_runs_through_a_sentinel_and_its_master_over_tls(
     ]
     sentinel, _ = start_sentinel(tmp_path / "sentinel", master_tls_port, config=tls, binary=binary)
     stopped_at_end.append(sentinel)
-    url = (
-        f"rediss+sentinel://:{quote(PASSWORD, safe='')}@127.0.0.1:{sentinel_tls_port}/mymaster/0"
-        f"?sentinel_password={SENTINEL_PASSWORD}&{tls_query(certs)}"
-    )
+    url = SENTINEL_URL.format(scheme="rediss", port=sentinel_tls_port, db=0, query=f"&{tls_query(certs)}")
 
     rows = await run_a_report(url, tmp_path, logs, "sentinel-tls")
 
     assert rows == ANN_ROWS
     async with Redis.from_url(master_url, password=PASSWORD) as redis:
         await shows_our_keys(redis)
+
+
+async def test_after_a_failover_reports_run_through_the_new_master(
+    tmp_path: Path, logs: Path, stopped_at_end: list[subprocess.Popen]
+) -> None:
+    auth = ["--requirepass", PASSWORD, "--masterauth", PASSWORD]  # masterauth: either may become a replica
+    master, master_url = start_redis(tmp_path / "master", options=auth)
+    stopped_at_end.append(master)
+    replica, replica_url = start_redis(
+        tmp_path / "replica", options=[*auth, "--replicaof", "127.0.0.1", str(port_of(master_url))]
+    )
+    stopped_at_end.append(replica)
+    async with Redis.from_url(replica_url, password=PASSWORD) as new_master:
+        await wait_until(lambda: replicating(new_master))  # so the sentinel finds it in the master's INFO
+        sentinel, sentinel_port = start_sentinel(
+            tmp_path / "sentinel", port_of(master_url), config=[], binary=redis_server_binary()
+        )
+        stopped_at_end.append(sentinel)
+        url = SENTINEL_URL.format(scheme="redis", port=sentinel_port, db=0, query="")
+
+        async with service(url, tmp_path, logs, "failover") as client:
+            await ingest(client, EVENTS)
+            _, before = await ann_report(client)
+            stop_redis(master)  # the master dies, and an operator (or the sentinels' quorum) fails over
+            async with Redis(port=sentinel_port, password=SENTINEL_PASSWORD, decode_responses=True) as sentinels:
+                await wait_until(lambda: failed_over(sentinels))
+                await wait_until(lambda: names_master(sentinels, port_of(replica_url)))
+            report_id, after = await ann_report(client)
+
+        assert before == after == ANN_ROWS
+        assert (await new_master.info("replication"))["role"] == "master"
+        assert await new_master.exists(f"arq:result:report:{report_id}:run:1") == 1  # the worker wrote it there
+
+
+def port_of(url: str) -> int:
+    return int(url.rsplit(":", 1)[1].split("/")[0])
+
+
+async def replicating(replica: Redis) -> bool:
+    return (await replica.info("replication")).get("master_link_status") == "up"
+
+
+async def failed_over(sentinels: Redis) -> bool:
+    """Ask the sentinel to fail over; False while it does not yet know a replica to promote."""
+    try:
+        return await sentinels.execute_command("SENTINEL", "FAILOVER", "mymaster")
+    except ResponseError:
+        return False
+
+
+async def names_master(sentinels: Redis, port: int) -> bool:
+    """The sentinel names the master at `port`, as clients ask (SENTINEL MASTERS: the failover is
+    over; GET-MASTER-ADDR-BY-NAME names the replica being promoted already)."""
+    return (await sentinels.sentinel_master("mymaster"))["port"] == port
