@@ -31,7 +31,6 @@ import time
 from pathlib import Path
 
 import psutil
-from arq import create_pool
 from arq.connections import ArqRedis
 
 from common import size_parser
@@ -39,7 +38,8 @@ from contactreports.catalogue import ACTION_CODES
 from contactreports.config import Settings
 from contactreports.jobs.generate import generate_report
 from contactreports.jobs.queue import enqueue_run
-from contactreports.jobs.worker import job_context, redis_settings
+from contactreports.jobs.redis_client import open_redis
+from contactreports.jobs.worker import job_context
 from contactreports.models import NewEvent, ReportSpec
 from contactreports.store.accounts import create_account
 from contactreports.store.database import Database
@@ -121,7 +121,7 @@ async def drain(
     report_ids = await create_reports(url, accounts)
     with service_env(work / f"redis-{workers}", url) as env:
         settings = Settings(database_url=url, redis_url=env["REDIS_URL"])
-        redis = await create_pool(redis_settings(settings))
+        redis = open_redis(settings)
         try:
             for report_id in report_ids:
                 await enqueue_run(redis, settings.queue_name, report_id, 1)

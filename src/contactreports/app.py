@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from arq.connections import ArqRedis
 from litestar import Litestar, Router
 from litestar.datastructures import State
 from litestar.di import Provide
@@ -27,6 +26,7 @@ from contactreports.api.reports import ReportController
 from contactreports.api.requests import ApiRequest
 from contactreports.api.webhooks import WebhookController, receive_webhook
 from contactreports.config import Settings, load_settings
+from contactreports.jobs.redis_client import open_redis
 from contactreports.limits import RateLimits
 from contactreports.paging import Cursors
 from contactreports.store.database import open_database
@@ -47,8 +47,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         db = await open_database(settings)
         sessions.use_secret(await session_secret(db))
-        # Connects lazily: the API starts (and /health says so) even while Redis is down.
-        redis = ArqRedis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=5)
+        redis = open_redis(settings)
         app.state.update(
             db=db,
             redis=redis,

@@ -9,6 +9,8 @@ from pathlib import Path
 import msgspec
 from limits import parse as parse_rate_limit
 
+from contactreports.redis_config import parse_redis_url
+
 DEFAULT_DATABASE_URL = "sqlite:///contactreports.db"
 # Events one request may carry, by `POST /api/events` or a webhook delivery.
 MAX_EVENTS_PER_BATCH = 10_000
@@ -16,7 +18,8 @@ MAX_EVENTS_PER_BATCH = 10_000
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
     database_url: str = DEFAULT_DATABASE_URL
-    # None means: start an embedded redis-server (only `contactreports up` does that).
+    # None means: start an embedded redis-server (only `contactreports up` does that). The forms
+    # it takes (a password, TLS, Sentinel) are in redis_config.py.
     redis_url: str | None = None
     port: int = 8000
     queue_name: str = "contactreports:reports"
@@ -111,6 +114,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
                 parse_rate_limit(limit)
             except ValueError:
                 raise ValueError(f"{limit!r} is not a rate limit like '60/minute'") from None
+        if self.redis_url is not None:
+            parse_redis_url(self.redis_url)
         try:
             re.compile(self.sns_origin_pattern)
         except re.error as error:

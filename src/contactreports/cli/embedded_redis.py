@@ -11,7 +11,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -34,13 +34,16 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def start_redis(directory: Path, port: int | None = None) -> tuple[subprocess.Popen, str]:
-    """Start redis-server on 127.0.0.1 (nothing persisted); returns the process and its URL."""
+def start_redis(
+    directory: Path, port: int | None = None, *, options: Sequence[str] = (), binary: str | None = None
+) -> tuple[subprocess.Popen, str]:
+    """Start redis-server on 127.0.0.1 (nothing persisted); returns the process and its URL.
+    `options` are more command-line options (the tests' passwords and TLS)."""
     directory.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
     process = subprocess.Popen(
         [
-            redis_server_binary(),
+            binary or redis_server_binary(),
             "--port",
             str(port),
             "--bind",
@@ -55,14 +58,15 @@ def start_redis(directory: Path, port: int | None = None) -> tuple[subprocess.Po
             str(directory / "redis.log"),
             "--protected-mode",
             "yes",
+            *options,
         ],
         stdout=subprocess.DEVNULL,
     )
-    _wait_until_listening(process, port)
+    wait_until_listening(process, port)
     return process, f"redis://127.0.0.1:{port}/0"
 
 
-def _wait_until_listening(process: subprocess.Popen, port: int, timeout: float = 10.0) -> None:
+def wait_until_listening(process: subprocess.Popen, port: int, timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -70,7 +74,7 @@ def _wait_until_listening(process: subprocess.Popen, port: int, timeout: float =
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.2) as conn:
                 conn.sendall(b"PING\r\n")
-                if conn.recv(16).startswith(b"+PONG"):
+                if conn.recv(64).startswith((b"+PONG", b"-NOAUTH")):  # NOAUTH: it has a password
                     return
         except OSError:
             time.sleep(0.02)

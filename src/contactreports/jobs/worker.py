@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 from typing import Any
 
 from arq import Worker, cron
-from arq.connections import RedisSettings
 
 from contactreports.config import Settings
 from contactreports.jobs.generate import generate_report
 from contactreports.jobs.reconcile import JOB_TIMEOUT_SECONDS, reconcile
+from contactreports.jobs.redis_client import open_redis
 from contactreports.store.database import Database
 
 
@@ -25,13 +24,6 @@ class ReportWorker(Worker):
 
     async def start_jobs(self, job_ids: list[bytes]) -> None:
         await super().start_jobs([job_id for job_id in job_ids if job_id.decode() not in self.tasks])
-
-
-def redis_settings(settings: Settings) -> RedisSettings:
-    if settings.redis_url is None:
-        raise RuntimeError("REDIS_URL is not set (only `contactreports up` starts an embedded Redis)")
-    # Retry the connection for about a minute, so a Redis restart does not stop reports.
-    return dataclasses.replace(RedisSettings.from_dsn(settings.redis_url), conn_retries=60, conn_retry_delay=1)
 
 
 def job_context(settings: Settings, db: Database, stopping: asyncio.Event | None = None) -> dict[str, Any]:
@@ -51,7 +43,10 @@ def worker_settings(settings: Settings, db: Database, stopping: asyncio.Event) -
         "functions": [generate_report],
         "cron_jobs": [cron(reconcile, second=set(range(0, 60, every)), run_at_startup=False)],
         "queue_name": settings.queue_name,
-        "redis_settings": redis_settings(settings),
+        # Our own client, not arq's RedisSettings, which knows neither Sentinel's own password
+        # nor TLS options through Sentinel. While Redis is down, the worker fails at start and
+        # run_worker_forever starts it again every second.
+        "redis_pool": open_redis(settings),
         "on_startup": reconcile,
         "ctx": job_context(settings, db, stopping),
         # The poll delay is the floor of submit-to-start latency: 50 ms keeps a small
