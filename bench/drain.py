@@ -89,10 +89,11 @@ def fresh_copy(store: Path, work: Path, name: str) -> str:
     return f"sqlite:///{path}"
 
 
-async def create_reports(url: str, accounts: int) -> list[str]:
+async def create_reports(url: str, accounts: int) -> list[tuple[int, str]]:
+    """A report for each account: (account id, report id)."""
     db = await Database.open(url)
     try:
-        return [(await create_report(db, account_id, SPEC)).id for account_id in range(1, accounts + 1)]
+        return [(account_id, (await create_report(db, account_id, SPEC)).id) for account_id in range(1, accounts + 1)]
     finally:
         await db.close()
 
@@ -100,13 +101,13 @@ async def create_reports(url: str, accounts: int) -> list[str]:
 async def baseline(url: str, accounts: int) -> tuple[float, float]:
     """Wall and CPU seconds for this process to run every report's job, one after another, with
     no queue."""
-    report_ids = await create_reports(url, accounts)
+    reports = await create_reports(url, accounts)
     db = await Database.open(url)
     ctx = job_context(Settings(database_url=url), db)
     try:
         started, cpu = time.perf_counter(), time.process_time()
-        for report_id in report_ids:
-            await generate_report(ctx, report_id, 1)
+        for account_id, report_id in reports:
+            await generate_report(ctx, account_id, report_id, 1)
         return time.perf_counter() - started, time.process_time() - cpu
     finally:
         await db.close()
@@ -118,13 +119,13 @@ async def drain(
     """Enqueue every report with no worker running, then start `workers` worker processes and
     wait until every report has ended; returns the wall seconds from starting them, and the CPU
     seconds the workers and Redis used from the first report's start to the last one's end."""
-    report_ids = await create_reports(url, accounts)
+    reports = await create_reports(url, accounts)
     with service_env(work / f"redis-{workers}", url) as env:
         settings = Settings(database_url=url, redis_url=env["REDIS_URL"])
         redis = open_redis(settings)
         try:
-            for report_id in report_ids:
-                await enqueue_run(redis, settings.queue_name, report_id, 1)
+            for account_id, report_id in reports:
+                await enqueue_run(redis, settings.queue_name, account_id, report_id, 1)
             started = time.perf_counter()
             deadline = started + 60 + accounts / 10
             with (

@@ -155,7 +155,7 @@ async def _job_once(db: Database, case: Case) -> tuple[_Stopwatch, int]:
     spec = msgspec.structs.replace(SEARCH, email=case.target.email, include_archived=case.include_archived)
     report = await create_report(db, 1, spec)
     with _Stopwatch() as clock:
-        result = await generate_report(job_context(Settings(database_url=case.store.url), db), report.id, 1)
+        result = await generate_report(job_context(Settings(database_url=case.store.url), db), 1, report.id, 1)
     await delete_report(db, 1, report.id)
     return clock, int(result.split()[1])
 

@@ -70,7 +70,7 @@ async def build_store(database_url: str) -> tuple[str, str]:
         events = [NewEvent(None, email, 1 + n % 4, START + n * 60_000, None, None) for n, email in enumerate(emails)]
         await insert_events(db, account.id, events)
         report = await create_report(db, account.id, ReportSpec(CONTACT, ACTIONS, START, START + 86_400_000, False))
-        await generate_report(job_context(Settings(database_url=database_url), db), report.id, 1)
+        await generate_report(job_context(Settings(database_url=database_url), db), account.id, report.id, 1)
     finally:
         await db.close()
     return api_key, report.id

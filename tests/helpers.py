@@ -12,7 +12,9 @@ import httpx
 
 from conftest import wait_until
 from contactreports.ingest import EventIn
+from contactreports.models import Report
 from contactreports.store.database import Database
+from contactreports.store.reports import get_report
 from contactreports.webhooks.base import Parsed
 
 SESSION = "contactreports_session"  # the web page's session cookie
@@ -173,9 +175,11 @@ async def fetched(db: Database, sql: str, **params: Any) -> list[dict[str, Any]]
     return [dict(row) for row in await db.fetch(sql, params)]
 
 
-async def report_pk(db: Database, report_id: str) -> int:
-    """The report's key in the store (reports are found by `id` across accounts in tests only)."""
-    return await db.fetch_value("SELECT pk FROM reports WHERE id = :id", {"id": report_id})
+async def stored_report(db: Database, report_id: str) -> Report:
+    """The report as the store has it now, found by `id` alone: in tests only, as the service
+    always knows the account."""
+    account_id = await db.fetch_value("SELECT account_id FROM reports WHERE id = :id", {"id": report_id})
+    return await get_report(db, account_id, report_id)
 
 
 async def stored(db: Database, account_id: int) -> tuple[int, int]:

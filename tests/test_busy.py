@@ -11,7 +11,7 @@ import httpx
 import pytest
 from arq import Retry
 
-from conftest import service_env, start_api
+from conftest import ApiAccount, service_env, start_api
 from contactreports.config import Settings
 from contactreports.jobs.generate import generate_report
 from contactreports.jobs.worker import job_context
@@ -70,16 +70,16 @@ async def test_a_write_that_cannot_get_the_lock_is_503_and_stores_nothing(
 
 
 async def test_a_job_that_cannot_get_the_lock_is_retried_not_failed(
-    paused_client: httpx.AsyncClient, database_url: str
+    paused_client: httpx.AsyncClient, account: ApiAccount, database_url: str
 ) -> None:
     report = await create_report(paused_client, **SEARCH)
     db = await Database.open(database_url, busy_timeout_ms=200)
     ctx = job_context(Settings(database_url=database_url), db)
     try:
         with write_lock_held(database_url), pytest.raises(Retry):
-            await generate_report(ctx, report["id"], 1)
+            await generate_report(ctx, account.id, report["id"], 1)
         assert (await paused_client.get(f"/api/reports/{report['id']}")).json()["status"] == "queued"
 
-        assert await generate_report(ctx, report["id"], 1) == "done: 0 rows"
+        assert await generate_report(ctx, account.id, report["id"], 1) == "done: 0 rows"
     finally:
         await db.close()

@@ -18,7 +18,7 @@ from conftest import service_env, start_api
 from contactreports import exports
 from contactreports.store.database import Database
 from contactreports.store.rows import stream_rows
-from helpers import all_rows, create_report, ingest, parse_ts, put_campaign, report_pk, wait_done
+from helpers import all_rows, create_report, ingest, parse_ts, put_campaign, stored_report, wait_done
 
 SEARCH = {
     "email": "ann@example.com",
@@ -167,9 +167,7 @@ async def test_xlsx_continues_on_a_new_sheet_past_excels_row_limit(
     db: Database, report: dict, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(exports, "XLSX_ROWS_PER_SHEET", 3)  # Excel's is 1,048,575: the same code path, smaller
-    pk = await report_pk(db, report["id"])
-
-    with await exports.write_xlsx(stream_rows(db, pk, 1)) as file:
+    with await exports.write_xlsx(stream_rows(db, await stored_report(db, report["id"]))) as file:
         workbook = openpyxl.load_workbook(io.BytesIO(file.read()))
 
     assert workbook.sheetnames == ["Rows", "Rows 2", "Rows 3"]

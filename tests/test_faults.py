@@ -392,7 +392,7 @@ async def test_a_job_taken_by_a_worker_that_died_is_recovered_by_a_running_worke
         # Another worker took its job just now, then died: arq marks it in progress for an hour.
         held = in_progress_key_prefix + job_id(report.id, report.run)
         await redis.set(held, b"1", px=IN_PROGRESS_MARK_MS)
-        assert await enqueue_run(redis, QUEUE, report.id, report.run)
+        assert await enqueue_run(redis, QUEUE, report.account_id, report.id, report.run)
 
         await wait_all_done(faults_db, [report.id])
     finally:

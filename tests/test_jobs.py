@@ -8,6 +8,7 @@ from pathlib import Path
 import httpx
 from arq.connections import ArqRedis
 
+from conftest import ApiAccount
 from contactreports.cli.embedded_redis import embedded_redis
 from contactreports.config import Settings
 from contactreports.jobs.generate import generate_report
@@ -43,7 +44,7 @@ def small_chunks_context(db: Database, database_url: str) -> dict:
 
 
 async def test_a_duplicated_job_leaves_no_duplicate_or_missing_rows(
-    paused_client: httpx.AsyncClient, db: Database, database_url: str
+    paused_client: httpx.AsyncClient, account: ApiAccount, db: Database, database_url: str
 ) -> None:
     await ingest(paused_client, EVENTS)
     report = await create_report(paused_client, **SEARCH)  # stays queued: we run its job ourselves
@@ -52,7 +53,7 @@ async def test_a_duplicated_job_leaves_no_duplicate_or_missing_rows(
     try:
         results = await asyncio.gather(
             *(
-                generate_report(small_chunks_context(database, database_url), report["id"], 1)
+                generate_report(small_chunks_context(database, database_url), account.id, report["id"], 1)
                 for database in (db, other_db)
             )
         )
@@ -69,32 +70,32 @@ async def test_a_duplicated_job_leaves_no_duplicate_or_missing_rows(
     assert (body["status"], body["row_count"]) == ("done", 1200)
     assert body["attempts"] in (1, 2)  # 2 if the second took over mid-run (test_runs.py pins that case down)
     # A third copy arriving late finds the run finished and writes nothing.
-    assert await generate_report(small_chunks_context(db, database_url), report["id"], 1) == "stale"
+    assert await generate_report(small_chunks_context(db, database_url), account.id, report["id"], 1) == "stale"
     assert await all_rows(paused_client, report["id"]) == rows
 
 
 async def test_a_job_for_a_rerun_or_deleted_report_stops_without_writing(
-    paused_client: httpx.AsyncClient, db: Database, database_url: str
+    paused_client: httpx.AsyncClient, account: ApiAccount, db: Database, database_url: str
 ) -> None:
     await ingest(paused_client, EVENTS[:10])
     report = await create_report(paused_client, **SEARCH)
-    assert await generate_report(small_chunks_context(db, database_url), report["id"], 1) == "done: 10 rows"
+    assert await generate_report(small_chunks_context(db, database_url), account.id, report["id"], 1) == "done: 10 rows"
     assert (await paused_client.post(f"/api/reports/{report['id']}/rerun")).status_code == 202
 
-    assert await generate_report(small_chunks_context(db, database_url), report["id"], 1) == "stale"
+    assert await generate_report(small_chunks_context(db, database_url), account.id, report["id"], 1) == "stale"
     body = (await paused_client.get(f"/api/reports/{report['id']}")).json()
     assert (body["status"], body["attempts"]) == ("queued", 0)
 
     assert (await paused_client.delete(f"/api/reports/{report['id']}")).status_code == 204
-    assert await generate_report(small_chunks_context(db, database_url), report["id"], 2) == "stale"
+    assert await generate_report(small_chunks_context(db, database_url), account.id, report["id"], 2) == "stale"
 
 
 async def test_arq_drops_a_second_enqueue_of_the_same_run(redis_url: str) -> None:
     redis = ArqRedis.from_url(redis_url)
     try:
-        assert await enqueue_run(redis, "contactreports:test-dedup", "r1", 1) is True
-        assert await enqueue_run(redis, "contactreports:test-dedup", "r1", 1) is False
-        assert await enqueue_run(redis, "contactreports:test-dedup", "r1", 2) is True
+        assert await enqueue_run(redis, "contactreports:test-dedup", 1, "r1", 1) is True
+        assert await enqueue_run(redis, "contactreports:test-dedup", 1, "r1", 1) is False
+        assert await enqueue_run(redis, "contactreports:test-dedup", 1, "r1", 2) is True
         assert await redis.zcard("contactreports:test-dedup") == 2
         assert job_id("r1", 2) == "report:r1:run:2"
     finally:
@@ -115,7 +116,7 @@ async def test_a_worker_asks_redis_once_about_each_job_not_at_every_poll(tmp_pat
                 account, _ = await create_account(db, f"account {n}")
                 await insert_events(db, account.id, [NewEvent(None, spec.email, 1, t, None, None) for t in range(200)])
                 report = await reports.create_report(db, account.id, spec)
-                assert await enqueue_run(redis, settings.queue_name, report.id, report.run)
+                assert await enqueue_run(redis, settings.queue_name, report.account_id, report.id, report.run)
             await redis.config_resetstat()
             overrides = {
                 "redis_pool": redis,

@@ -407,7 +407,7 @@ async def test_a_migration_that_leaves_a_reference_to_nothing_is_undone(
 
     with closing(sqlite3.connect(tmp_path / "db.sqlite")) as connection:
         assert connection.execute("SELECT count(*) FROM campaigns").fetchone() == (0,)
-        assert connection.execute("SELECT max(version) FROM schema_migrations").fetchone() == (7,)
+        assert connection.execute("SELECT max(version) FROM schema_migrations").fetchone() == (files[-1][0],)
 
 
 async def test_another_accounts_key_is_404_and_keeps_working(

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from collections.abc import AsyncIterator
-from importlib import resources
 from pathlib import Path
 
 import asyncpg
@@ -17,7 +16,6 @@ from contactreports.store.database import Database
 from postgres_server import PostgresServer
 
 SHARED_PORT = 5432
-POSTGRES_SCHEMA = resources.files("contactreports.store") / "migrations" / "postgresql" / "007_schema.sql"
 # Tables SQLite makes for itself, and the one its migrator (not a migration) makes.
 NOT_FROM_MIGRATIONS = {"sqlite_sequence", "schema_migrations"}
 
@@ -88,13 +86,13 @@ async def test_a_restart_after_a_crash_keeps_what_was_committed(
 
 
 def sqlite_schema(path: Path) -> dict[str, set[str] | dict[str, list[str]]]:
-    """Tables (their columns in order), index and trigger names of a SQLite store's file."""
+    """Tables (their column names), index and trigger names of a SQLite store's file."""
     with sqlite3.connect(path) as connection:
         objects = connection.execute("SELECT type, name FROM sqlite_master WHERE sql IS NOT NULL").fetchall()
         tables = sorted(name for kind, name in objects if kind == "table" and name not in NOT_FROM_MIGRATIONS)
         return {
             "columns": {
-                table: [row[1] for row in connection.execute(f"PRAGMA table_info({table})")] for table in tables
+                table: sorted(row[1] for row in connection.execute(f"PRAGMA table_info({table})")) for table in tables
             },
             "indexes": {name for kind, name in objects if kind == "index"},
             "triggers": {name for kind, name in objects if kind == "trigger"},
@@ -106,7 +104,7 @@ async def postgres_schema(connection: asyncpg.Connection) -> dict[str, set[str] 
     SQLite's are (they have no SQL)."""
     columns = await connection.fetch(
         "SELECT table_name, column_name FROM information_schema.columns"
-        " WHERE table_schema = 'public' ORDER BY table_name, ordinal_position"
+        " WHERE table_schema = 'public' ORDER BY table_name, column_name"
     )
     indexes = await connection.fetch(
         "SELECT indexrelid::regclass::text AS name FROM pg_index"
@@ -116,6 +114,8 @@ async def postgres_schema(connection: asyncpg.Connection) -> dict[str, set[str] 
     triggers = await connection.fetch("SELECT tgname FROM pg_trigger WHERE NOT tgisinternal")
     by_table: dict[str, list[str]] = {}
     for row in columns:
+        if row["table_name"] in NOT_FROM_MIGRATIONS:
+            continue
         by_table.setdefault(row["table_name"], []).append(row["column_name"])
     return {
         "columns": by_table,
@@ -126,10 +126,10 @@ async def postgres_schema(connection: asyncpg.Connection) -> dict[str, set[str] 
 
 @pytest.fixture
 async def schema(postgres_url: str) -> AsyncIterator[asyncpg.Connection]:
-    """A connection to the test's database, with the PostgreSQL schema applied."""
+    """A connection to the test's database, with the PostgreSQL migrations applied."""
+    await (await Database.open(postgres_url)).close()
     connection = await asyncpg.connect(postgres_url)
     try:
-        await connection.execute(POSTGRES_SCHEMA.read_text(encoding="utf-8"))
         yield connection
     finally:
         await connection.close()

@@ -54,7 +54,7 @@ async def queued_report(db: Database, redis: ArqRedis) -> Report:
     """A report as the API leaves it: queued, its job on the queue."""
     account, _ = await create_account(db, "reconcile")
     report = await create_report(db, account.id, SPEC)
-    assert await enqueue_run(redis, QUEUE, report.id, report.run)
+    assert await enqueue_run(redis, QUEUE, report.account_id, report.id, report.run)
     return report
 
 
@@ -113,7 +113,7 @@ async def test_a_run_whose_worker_died_holding_its_job_is_handed_to_a_live_worke
     # A worker took the job 5 s ago (arq marks it in progress for the job timeout), then was killed.
     await redis.set(held, b"1", px=taken(seconds_ago=5))
     if claimed:  # ...having claimed the run, its last heartbeat 5 s ago
-        assert await claim_run(own_db, report.id, report.run) is not None
+        assert await claim_run(own_db, report.account_id, report.id, report.run) is not None
         await heartbeat_back(own_db, report.id, seconds=5)
     ctx = {**job_context(settings, own_db), "redis": redis}
 
@@ -133,7 +133,7 @@ async def test_a_processing_run_whose_job_redis_lost_is_enqueued_once_its_heartb
     own_db: Database, settings: Settings, redis: ArqRedis
 ) -> None:
     report = await queued_report(own_db, redis)
-    assert await claim_run(own_db, report.id, report.run) is not None
+    assert await claim_run(own_db, report.account_id, report.id, report.run) is not None
     await redis.delete(QUEUE, f"arq:job:{job_id(report.id, report.run)}")  # the worker lives; Redis forgot
     ctx = {**job_context(settings, own_db), "redis": redis}
 
@@ -150,7 +150,7 @@ async def test_a_live_run_is_left_to_its_worker_however_long_ago_it_was_taken(
     report = await queued_report(own_db, redis)
     held = in_progress_key_prefix + job_id(report.id, report.run)
     await redis.set(held, b"1", px=taken(seconds_ago=50 * 60))
-    await claim_run(own_db, report.id, report.run)  # it heartbeats as it goes
+    await claim_run(own_db, report.account_id, report.id, report.run)  # it heartbeats as it goes
 
     assert await reconcile({**job_context(settings, own_db), "redis": redis}) == 0
 
@@ -165,7 +165,7 @@ async def test_a_run_whose_job_ended_without_finishing_it_is_enqueued_again(
     # The job ran as a duplicate that lost its lease: arq removed it and kept its result.
     await redis.delete(QUEUE, f"arq:job:{ours}")
     await redis.set(f"{result_key_prefix}{ours}", b"stale", px=60_000)
-    assert not await enqueue_run(redis, QUEUE, report.id, report.run)  # the result blocks its id
+    assert not await enqueue_run(redis, QUEUE, report.account_id, report.id, report.run)  # the result blocks its id
 
     assert await reconcile({**job_context(settings, own_db), "redis": redis}) == 1
 

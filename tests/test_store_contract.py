@@ -59,7 +59,7 @@ async def at_once(*work: Callable[[], Awaitable[object]]) -> list[object]:
 
 
 async def run_to_done(db: Database, report: reports.Report) -> None:
-    claim = await runs.claim_run(db, report.id, report.run)
+    claim = await runs.claim_run(db, report.account_id, report.id, report.run)
     assert claim is not None
     while await runs.copy_chunk(db, claim, 2) == 2:
         pass
@@ -166,8 +166,8 @@ async def test_events_ingested_while_their_campaign_is_archived_end_in_the_archi
 async def test_only_the_latest_claim_of_a_run_may_write(store: Database, account_id: int) -> None:
     await events.insert_events(store, account_id, [opened(None, day) for day in range(5)])
     report = await reports.create_report(store, account_id, spec())
-    first = await runs.claim_run(store, report.id, report.run)
-    second = await runs.claim_run(store, report.id, report.run)
+    first = await runs.claim_run(store, report.account_id, report.id, report.run)
+    second = await runs.claim_run(store, report.account_id, report.id, report.run)
 
     with pytest.raises(StaleRun):
         await runs.copy_chunk(store, first, 2)
@@ -190,13 +190,13 @@ async def test_a_run_copies_the_matching_rows_in_time_order_hot_and_archived(sto
     await run_to_done(store, report)
 
     done = await reports.get_report(store, account_id, report.id)
-    page = await rows.page_rows(store, done.pk, done.run, (), None, 10)
+    page = await rows.page_rows(store, done, (), None, 10)
     assert [(row.occurred_at // DAY_MS, row.campaign.id if row.campaign else None) for row in page] == [
         (1, "old"),
         (2, None),
         (3, None),
     ]
-    summary = await rows.report_summary(store, done.pk, done.run, 2)
+    summary = await rows.report_summary(store, done, 2)
     assert (summary.counts, summary.activity) == ({"email.opened": 3}, [2, 1])
 
 

@@ -360,7 +360,7 @@ async def test_the_list_pages_past_fifty_reports_and_keeps_focus_and_local_times
         job = job_context(Settings(database_url=web_env["DATABASE_URL"]), db)
         for n in range(LIST_LIMIT + 1):  # oldest first: contact 0 is the one on the second page
             report = await store.create_report(db, account.id, spec(f"c{n}@example.com"))
-            assert await generate_report(job, report.id, 1) == "done: 0 rows"
+            assert await generate_report(job, account.id, report.id, 1) == "done: 0 rows"
 
         context = await browser.new_context(base_url=web, viewport=PHONE, timezone_id="Asia/Tokyo")
         context.set_default_timeout(DEADLINE_MS)

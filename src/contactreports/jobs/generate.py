@@ -16,10 +16,10 @@ log = logging.getLogger(__name__)
 RETRY_BUSY_AFTER_SECONDS = 2
 
 
-async def generate_report(ctx: dict[str, Any], report_id: str, run: int) -> str:
+async def generate_report(ctx: dict[str, Any], account_id: int, report_id: str, run: int) -> str:
     """Compute run `run` of a report. Safe to run twice: only the latest claimant writes."""
     try:
-        return await _generate(ctx["db"], ctx["settings"], ctx["stopping"], report_id, run)
+        return await _generate(ctx["db"], ctx["settings"], ctx["stopping"], account_id, report_id, run)
     except StaleRun:
         return "stale"
     except TryAgain as error:
@@ -29,8 +29,10 @@ async def generate_report(ctx: dict[str, Any], report_id: str, run: int) -> str:
         raise Retry(defer=RETRY_BUSY_AFTER_SECONDS) from error
 
 
-async def _generate(db: Database, settings: Settings, stopping: asyncio.Event, report_id: str, run: int) -> str:
-    claim = await claim_run(db, report_id, run)
+async def _generate(
+    db: Database, settings: Settings, stopping: asyncio.Event, account_id: int, report_id: str, run: int
+) -> str:
+    claim = await claim_run(db, account_id, report_id, run)
     if claim is None:
         return "stale"
     if reason := _refusal(claim, settings):

@@ -13,9 +13,9 @@ def job_id(report_id: str, run: int) -> str:
     return f"report:{report_id}:run:{run}"
 
 
-async def enqueue_run(redis: ArqRedis, queue_name: str, report_id: str, run: int) -> bool:
+async def enqueue_run(redis: ArqRedis, queue_name: str, account_id: int, report_id: str, run: int) -> bool:
     """Enqueue a run; False when arq already has a job (or a recent result) under its id."""
     job = await redis.enqueue_job(
-        GENERATE_REPORT, report_id, run, _job_id=job_id(report_id, run), _queue_name=queue_name
+        GENERATE_REPORT, account_id, report_id, run, _job_id=job_id(report_id, run), _queue_name=queue_name
     )
     return job is not None

@@ -63,7 +63,7 @@ async def _waiting_on_queue(redis: ArqRedis, runs: list[UnfinishedRun]) -> list[
 
 async def recover_run(db: Database, redis: ArqRedis, queue_name: str, run: UnfinishedRun, stale_ms: int) -> int:
     """Recover one silent run, as read from the database a moment ago; 1 if it was, else 0."""
-    if await enqueue_run(redis, queue_name, run.report_id, run.run):
+    if await enqueue_run(redis, queue_name, run.account_id, run.report_id, run.run):
         return 1
     job = job_id(run.report_id, run.run)
     mark_left_ms = await redis.pttl(in_progress_key_prefix + job)  # negative when there is none
@@ -73,7 +73,7 @@ async def recover_run(db: Database, redis: ArqRedis, queue_name: str, run: Unfin
     # arq writes a job's result after the job's last database write. So if the run is still
     # as it was, read again now that the result is there, the job ended without finishing it;
     # if the job has just finished it, `run` above was read before that and is out of date.
-    if await redis.exists(result_key_prefix + job) and await unfinished_run(db, run.report_id) == run:
+    if await redis.exists(result_key_prefix + job) and await unfinished_run(db, run.account_id, run.report_id) == run:
         await redis.delete(result_key_prefix + job)
-        return int(await enqueue_run(redis, queue_name, run.report_id, run.run))
+        return int(await enqueue_run(redis, queue_name, run.account_id, run.report_id, run.run))
     return 0  # waiting on the queue for a worker

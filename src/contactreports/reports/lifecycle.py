@@ -15,7 +15,7 @@ log = logging.getLogger(__name__)
 
 async def _enqueue_report(services: Services, report: Report) -> None:
     try:
-        await enqueue_run(services.redis, services.settings.queue_name, report.id, report.run)
+        await enqueue_run(services.redis, services.settings.queue_name, report.account_id, report.id, report.run)
     except Exception:  # Redis is only a transport: the reconciler enqueues queued reports again
         log.warning("could not enqueue report %s run %s; the reconciler will", report.id, report.run, exc_info=True)
 

@@ -75,7 +75,7 @@ async def rows_page(
     report = await _done_report(services, account, report_id)
     scope = f"rows:{account.id}:{report.id}:{','.join(actions)}"
     after = _resume_after(report, services.cursors.decode(scope, cursor))
-    rows = await page_rows(services.db, report.pk, report.run, actions, after, limit + 1)
+    rows = await page_rows(services.db, report, actions, after, limit + 1)
     if not rows:
         await _check_still_done(services, account, report)
     last = rows[limit - 1] if len(rows) > limit else None
@@ -98,7 +98,7 @@ async def export_rows(services: Services, account: Account, report_id: str, form
     """A done report's rows as a file; an XLSX one is written whole first, so raises ExportTooLarge
     or ReportNotReady (re-run or deleted meanwhile) before any byte is sent."""
     report = await _done_report(services, account, report_id)
-    rows = stream_rows(services.db, report.pk, report.run)
+    rows = stream_rows(services.db, report)
     if format == "xlsx":
         try:
             chunks = file_chunks(await write_xlsx(rows))

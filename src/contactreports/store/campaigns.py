@@ -40,7 +40,7 @@ async def put_campaign(db: Database, account_id: int, campaign: Campaign) -> boo
         )
         await conn.execute(
             "UPDATE campaigns SET name = :name, channel = :channel, sent_at = :sent_at, archived = :archived"
-            " WHERE pk = :pk",
+            " WHERE account_id = :account_id AND pk = :pk",
             {**values, "pk": old["pk"]},
         )
         if campaign.archived != bool(old["archived"]):
@@ -48,10 +48,13 @@ async def put_campaign(db: Database, account_id: int, campaign: Campaign) -> boo
             await conn.execute(
                 f"INSERT INTO {target} (account_id, email, occurred_at, seq, action, campaign_pk, details)"
                 f" SELECT account_id, email, occurred_at, seq, action, campaign_pk, details"
-                f" FROM {source} WHERE campaign_pk = :pk",
-                {"pk": old["pk"]},
+                f" FROM {source} WHERE account_id = :account_id AND campaign_pk = :pk",
+                {"account_id": account_id, "pk": old["pk"]},
             )
-            await conn.execute(f"DELETE FROM {source} WHERE campaign_pk = :pk", {"pk": old["pk"]})
+            await conn.execute(
+                f"DELETE FROM {source} WHERE account_id = :account_id AND campaign_pk = :pk",
+                {"account_id": account_id, "pk": old["pk"]},
+            )
         return False
 
 

@@ -142,8 +142,9 @@ async def delete_report(db: Database, account_id: int, report_id: str) -> bool:
             {"account_id": account_id, "id": report_id},
         )
         if pk is not None:
-            await conn.execute("DELETE FROM report_rows WHERE report_pk = :pk", {"pk": pk})
-            await conn.execute("DELETE FROM report_summaries WHERE report_pk = :pk", {"pk": pk})
+            key = {"account_id": account_id, "pk": pk}
+            await conn.execute("DELETE FROM report_rows WHERE account_id = :account_id AND report_pk = :pk", key)
+            await conn.execute("DELETE FROM report_summaries WHERE account_id = :account_id AND report_pk = :pk", key)
     return pk is not None
 
 

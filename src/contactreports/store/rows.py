@@ -8,7 +8,7 @@ from functools import partial
 import msgspec
 
 from contactreports.catalogue import ACTION_CODES, ACTION_NAMES
-from contactreports.models import CampaignRef, ReportRow, Summary
+from contactreports.models import CampaignRef, Report, ReportRow, Summary
 from contactreports.store.database import Connection, Database, StoreBusy
 
 EMPTY_DETAILS = msgspec.Raw(b"{}")
@@ -17,14 +17,23 @@ EMPTY_DETAILS = msgspec.Raw(b"{}")
 STREAM_CHUNK = 1_000
 
 
+# The report, and its run while it is done: every statement names the account (README, "Running at scale").
+_REPORT = "account_id = :account_id AND pk = :pk"
+_DONE_RUN = "p.account_id = r.account_id AND p.pk = r.report_pk AND p.run = :run AND p.status = 'done'"
+
+
+def _key(report: Report) -> dict[str, int]:
+    return {"account_id": report.account_id, "pk": report.pk, "run": report.run}
+
+
 class ReportChanged(Exception):
     """The report was deleted or re-run while its rows were being read."""
 
 
 async def page_rows(
-    db: Database, report_pk: int, run: int, actions: Sequence[str], after: tuple[int, int] | None, limit: int
+    db: Database, report: Report, actions: Sequence[str], after: tuple[int, int] | None, limit: int
 ) -> list[ReportRow]:
-    """Rows of run `run` after the (occurred_at, seq) key `after`; only `actions` when given.
+    """Rows of the report's run after the (occurred_at, seq) key `after`; only `actions` when given.
 
     Only while the report is still done with that run: a rerun or delete makes this empty.
     """
@@ -34,11 +43,12 @@ async def page_rows(
     rows = await db.fetch(
         "SELECT r.occurred_at, r.seq, r.action, c.id AS campaign_id, c.name AS campaign_name,"
         " c.archived AS campaign_archived, r.details"
-        " FROM report_rows r JOIN reports p ON p.pk = r.report_pk AND p.run = :run AND p.status = 'done'"
-        " LEFT JOIN campaigns c ON c.pk = r.campaign_pk"
-        f" WHERE r.report_pk = :pk AND (r.occurred_at, r.seq) > (:after_at, :after_seq){action_filter}"
+        f" FROM report_rows r JOIN reports p ON {_DONE_RUN}"
+        " LEFT JOIN campaigns c ON c.account_id = r.account_id AND c.pk = r.campaign_pk"
+        " WHERE r.account_id = :account_id AND r.report_pk = :pk"
+        f" AND (r.occurred_at, r.seq) > (:after_at, :after_seq){action_filter}"
         " ORDER BY r.occurred_at, r.seq LIMIT :limit",
-        {"run": run, "pk": report_pk, "after_at": after_at, "after_seq": after_seq, "limit": limit},
+        {**_key(report), "after_at": after_at, "after_seq": after_seq, "limit": limit},
     )
     return [
         ReportRow(
@@ -56,42 +66,44 @@ async def page_rows(
     ]
 
 
-async def stream_rows(db: Database, report_pk: int, run: int) -> AsyncIterator[list[ReportRow]]:
+async def stream_rows(db: Database, report: Report) -> AsyncIterator[list[ReportRow]]:
     """All rows of a done run in chunks, each its own short query (no long-held cursor).
 
     Raises ReportChanged if the report stops being done with that run part-way, so that a
     download breaks off rather than ending short as if complete.
     """
     after = None
-    while chunk := await page_rows(db, report_pk, run, (), after, STREAM_CHUNK):
+    while chunk := await page_rows(db, report, (), after, STREAM_CHUNK):
         yield chunk
         after = (chunk[-1].occurred_at, chunk[-1].seq)
     still_done = await db.fetch_one(
-        "SELECT 1 FROM reports WHERE pk = :pk AND run = :run AND status = 'done'", {"pk": report_pk, "run": run}
+        f"SELECT 1 FROM reports WHERE {_REPORT} AND run = :run AND status = 'done'", _key(report)
     )
     if still_done is None:
         raise ReportChanged()
 
 
-async def report_summary(db: Database, report_pk: int, run: int, bars: int) -> Summary:
+async def report_summary(db: Database, report: Report, bars: int) -> Summary:
     """A done run's summary with `bars` slices of activity; computed at its first view, then kept."""
     kept = await db.fetch_value(
-        "SELECT summary FROM report_summaries WHERE report_pk = :pk AND run = :run", {"pk": report_pk, "run": run}
+        "SELECT summary FROM report_summaries WHERE account_id = :account_id AND report_pk = :pk AND run = :run",
+        _key(report),
     )
     if kept is not None:
         summary = _decode_summary(kept)
         if len(summary.activity) == bars:
             return summary
-    summary = await db.read_snapshot(partial(_summarize, report_pk=report_pk, run=run, bars=bars))
+    summary = await db.read_snapshot(partial(_summarize, report=report, bars=bars))
     try:
         async with db.transaction() as conn:
             # Only while the run is still the done one read above: a rerun's summary is its own.
             await conn.execute(
-                "INSERT INTO report_summaries (report_pk, run, summary)"
-                " SELECT CAST(:pk AS BIGINT), CAST(:run AS BIGINT), CAST(:summary AS TEXT)"
-                " WHERE EXISTS (SELECT 1 FROM reports WHERE pk = :pk AND run = :run AND status = 'done')"
-                " ON CONFLICT (report_pk) DO UPDATE SET run = excluded.run, summary = excluded.summary",
-                {"pk": report_pk, "run": run, "summary": msgspec.json.encode(summary).decode()},
+                "INSERT INTO report_summaries (account_id, report_pk, run, summary)"
+                " SELECT CAST(:account_id AS BIGINT), CAST(:pk AS BIGINT), CAST(:run AS BIGINT),"
+                " CAST(:summary AS TEXT)"
+                f" WHERE EXISTS (SELECT 1 FROM reports WHERE {_REPORT} AND run = :run AND status = 'done')"
+                " ON CONFLICT (account_id, report_pk) DO UPDATE SET run = excluded.run, summary = excluded.summary",
+                {**_key(report), "summary": msgspec.json.encode(summary).decode()},
             )
     except StoreBusy:
         pass  # another process is writing at length: the next view keeps it
@@ -101,13 +113,13 @@ async def report_summary(db: Database, report_pk: int, run: int, bars: int) -> S
 _decode_summary = msgspec.json.Decoder(Summary).decode
 
 
-async def _summarize(conn: Connection, *, report_pk: int, run: int, bars: int) -> Summary:
+async def _summarize(conn: Connection, *, report: Report, bars: int) -> Summary:
     """Both reads in one snapshot (see `Database.read_snapshot`): the bars add up to the counts."""
     per_action = await conn.fetch(
         "SELECT r.action, COUNT(*) AS count, MIN(r.occurred_at) AS first, MAX(r.occurred_at) AS last"
-        " FROM report_rows r JOIN reports p ON p.pk = r.report_pk AND p.run = :run AND p.status = 'done'"
-        " WHERE r.report_pk = :pk GROUP BY r.action ORDER BY COUNT(*) DESC, r.action",
-        {"run": run, "pk": report_pk},
+        f" FROM report_rows r JOIN reports p ON {_DONE_RUN}"
+        " WHERE r.account_id = :account_id AND r.report_pk = :pk GROUP BY r.action ORDER BY COUNT(*) DESC, r.action",
+        _key(report),
     )
     counts = {ACTION_NAMES[row["action"]]: row["count"] for row in per_action}
     first = min((row["first"] for row in per_action), default=None)
@@ -116,8 +128,8 @@ async def _summarize(conn: Connection, *, report_pk: int, run: int, bars: int) -
     if first is not None and last is not None:
         per_slice = await conn.fetch(
             "SELECT (occurred_at - :first) * :bars / :span AS bar, COUNT(*) AS count FROM report_rows"
-            " WHERE report_pk = :pk GROUP BY 1",
-            {"first": first, "bars": bars, "span": last - first + 1, "pk": report_pk},
+            " WHERE account_id = :account_id AND report_pk = :pk GROUP BY 1",
+            {"first": first, "bars": bars, "span": last - first + 1, **_key(report)},
         )
         for row in per_slice:
             activity[min(max(row["bar"], 0), bars - 1)] += row["count"]

@@ -36,7 +36,16 @@ class Claim(msgspec.Struct, kw_only=True):
     after: tuple[int, int]
 
 
-async def claim_run(db: Database, report_id: str, run: int) -> Claim | None:
+# The claimed report, and its rows: every statement names the account (see README, "Running at scale").
+_REPORT = "account_id = :account_id AND pk = :pk"
+_ROWS = "account_id = :account_id AND report_pk = :pk"
+
+
+def _key(claim: Claim) -> dict[str, int]:
+    return {"account_id": claim.account_id, "pk": claim.report_pk}
+
+
+async def claim_run(db: Database, account_id: int, report_id: str, run: int) -> Claim | None:
     """Take a queued (or abandoned processing) run; None if it is stale.
 
     A run that was interrupted resumes where its last committed chunk ended.
@@ -46,10 +55,10 @@ async def claim_run(db: Database, report_id: str, run: int) -> Claim | None:
         row = await conn.fetch_one(
             "UPDATE reports SET status = 'processing', lease = lease + 1, attempts = attempts + 1,"
             " started_at = coalesce(started_at, :now), heartbeat_at = :now"
-            " WHERE id = :id AND run = :run AND status IN ('queued', 'processing')"
+            " WHERE account_id = :account_id AND id = :id AND run = :run AND status IN ('queued', 'processing')"
             " RETURNING pk, lease, attempts, account_id, email, actions, start_at, end_at, include_archived,"
             " scanned, total, scan_after_at, scan_after_seq",
-            {"now": now, "id": report_id, "run": run},
+            {"now": now, "account_id": account_id, "id": report_id, "run": run},
         )
         if row is None:
             return None
@@ -79,14 +88,14 @@ async def claim_run(db: Database, report_id: str, run: int) -> Claim | None:
 
 async def _start_fresh(conn: Connection, claim: Claim) -> None:
     """A fresh run: forget the rows of earlier runs, count what it will copy, start at the window's start."""
-    await conn.execute("DELETE FROM report_rows WHERE report_pk = :pk", {"pk": claim.report_pk})
+    await conn.execute(f"DELETE FROM report_rows WHERE {_ROWS}", _key(claim))
     # (start, 0) sorts before every event at `start`: seq is never below 1.
     claim.after = (claim.spec.start, 0)
     count, count_params = _count_matching(claim.account_id, claim.spec)
     claim.total = await conn.fetch_value(
-        f"UPDATE reports SET total = {count}, scan_after_at = :after_at, scan_after_seq = 0 WHERE pk = :pk"
+        f"UPDATE reports SET total = {count}, scan_after_at = :after_at, scan_after_seq = 0 WHERE {_REPORT}"
         " RETURNING total",
-        {**count_params, "after_at": claim.spec.start, "pk": claim.report_pk},
+        {**count_params, "after_at": claim.spec.start, **_key(claim)},
     )
 
 
@@ -109,13 +118,13 @@ async def copy_chunk(db: Database, claim: Claim, limit: int) -> int:
         else:
             await conn.execute(
                 "UPDATE reports SET scanned = :scanned, heartbeat_at = :now, scan_after_at = :after_at,"
-                " scan_after_seq = :after_seq WHERE pk = :pk",
+                f" scan_after_seq = :after_seq WHERE {_REPORT}",
                 {
                     "scanned": claim.scanned,
                     "now": now_ms(),
                     "after_at": claim.after[0],
                     "after_seq": claim.after[1],
-                    "pk": claim.report_pk,
+                    **_key(claim),
                 },
             )
     return len(keys)
@@ -123,13 +132,11 @@ async def copy_chunk(db: Database, claim: Claim, limit: int) -> int:
 
 async def _finish(conn: Connection, claim: Claim) -> None:
     """Mark the run done with the rows it holds, making them visible."""
-    row_count = await conn.fetch_value(
-        "SELECT count(*) FROM report_rows WHERE report_pk = :pk", {"pk": claim.report_pk}
-    )
+    row_count = await conn.fetch_value(f"SELECT count(*) FROM report_rows WHERE {_ROWS}", _key(claim))
     await conn.execute(
         "UPDATE reports SET status = 'done', row_count = :count, scanned = :count, total = :count,"
-        " finished_at = :now, heartbeat_at = NULL WHERE pk = :pk",
-        {"count": row_count, "now": now_ms(), "pk": claim.report_pk},
+        f" finished_at = :now, heartbeat_at = NULL WHERE {_REPORT}",
+        {"count": row_count, "now": now_ms(), **_key(claim)},
     )
     claim.scanned = row_count
 
@@ -143,8 +150,8 @@ async def release_run(db: Database, claim: Claim) -> None:
     async with db.transaction() as conn:
         await _check_owner(conn, claim)
         await conn.execute(
-            "UPDATE reports SET status = 'queued', attempts = attempts - 1, heartbeat_at = NULL WHERE pk = :pk",
-            {"pk": claim.report_pk},
+            f"UPDATE reports SET status = 'queued', attempts = attempts - 1, heartbeat_at = NULL WHERE {_REPORT}",
+            _key(claim),
         )
 
 
@@ -154,13 +161,14 @@ async def fail_run(db: Database, claim: Claim, error: str) -> None:
         await _check_owner(conn, claim)
         await conn.execute(
             "UPDATE reports SET status = 'failed', error = :error, finished_at = :now, heartbeat_at = NULL"
-            " WHERE pk = :pk",
-            {"error": error, "now": now_ms(), "pk": claim.report_pk},
+            f" WHERE {_REPORT}",
+            {"error": error, "now": now_ms(), **_key(claim)},
         )
-        await conn.execute("DELETE FROM report_rows WHERE report_pk = :pk", {"pk": claim.report_pk})
+        await conn.execute(f"DELETE FROM report_rows WHERE {_ROWS}", _key(claim))
 
 
 class UnfinishedRun(msgspec.Struct, frozen=True):
+    account_id: int
     report_id: str
     run: int
     status: str
@@ -168,23 +176,33 @@ class UnfinishedRun(msgspec.Struct, frozen=True):
     heartbeat_at: int | None
 
 
-_UNFINISHED = "SELECT id, run, status, lease, heartbeat_at FROM reports WHERE status IN ('queued', 'processing')"
+_UNFINISHED = (
+    "SELECT account_id, id, run, status, lease, heartbeat_at FROM reports WHERE status IN ('queued', 'processing')"
+)
 
 
 async def unfinished_runs(db: Database) -> list[UnfinishedRun]:
-    """Every queued or processing run, oldest report first (at most one per account)."""
+    """Every queued or processing run, oldest report first (at most one per account). The one
+    read of every account at once (the reconciler's, every few seconds; `reports_by_status`)."""
     return [_unfinished(row) for row in await db.fetch(f"{_UNFINISHED} ORDER BY pk")]
 
 
-async def unfinished_run(db: Database, report_id: str) -> UnfinishedRun | None:
+async def unfinished_run(db: Database, account_id: int, report_id: str) -> UnfinishedRun | None:
     """The report's run as it is now, if it is queued or processing."""
-    row = await db.fetch_one(f"{_UNFINISHED} AND id = :id", {"id": report_id})
+    row = await db.fetch_one(
+        f"{_UNFINISHED} AND account_id = :account_id AND id = :id", {"account_id": account_id, "id": report_id}
+    )
     return _unfinished(row) if row else None
 
 
 def _unfinished(row: Row) -> UnfinishedRun:
     return UnfinishedRun(
-        report_id=row["id"], run=row["run"], status=row["status"], lease=row["lease"], heartbeat_at=row["heartbeat_at"]
+        account_id=row["account_id"],
+        report_id=row["id"],
+        run=row["run"],
+        status=row["status"],
+        lease=row["lease"],
+        heartbeat_at=row["heartbeat_at"],
     )
 
 
@@ -226,8 +244,9 @@ def _copy_statement(claim: Claim, limit: int) -> tuple[str, dict[str, object]]:
         f"{_match(table, spec)} AND (occurred_at, seq) > (:after_at, :after_seq)" for table in _tables(spec)
     )
     return (
-        "INSERT INTO report_rows (report_pk, occurred_at, seq, action, campaign_pk, details)"
-        f" SELECT CAST(:pk AS BIGINT), * FROM ({scans} ORDER BY occurred_at, seq LIMIT :limit) AS matching"
+        "INSERT INTO report_rows (account_id, report_pk, occurred_at, seq, action, campaign_pk, details)"
+        " SELECT CAST(:account_id AS BIGINT), CAST(:pk AS BIGINT), *"
+        f" FROM ({scans} ORDER BY occurred_at, seq LIMIT :limit) AS matching"
         " RETURNING occurred_at, seq",
         {
             **_match_params(claim.account_id, spec),
@@ -244,9 +263,9 @@ async def _check_owner(conn: Connection, claim: Claim) -> None:
     ends (FOR UPDATE on PostgreSQL; SQLite has one writer), so no newer claim can take the run
     between this check and the write that follows it."""
     owned = await conn.fetch_one(
-        "SELECT 1 FROM reports WHERE pk = :pk AND id = :id AND run = :run AND lease = :lease"
+        f"SELECT 1 FROM reports WHERE {_REPORT} AND id = :id AND run = :run AND lease = :lease"
         f" AND status = 'processing'{conn.dialect.for_update}",
-        {"pk": claim.report_pk, "id": claim.report_id, "run": claim.run, "lease": claim.lease},
+        {**_key(claim), "id": claim.report_id, "run": claim.run, "lease": claim.lease},
     )
     if owned is None:
         raise StaleRun()

@@ -191,7 +191,7 @@ async def report_page(
         "notice": request.session.pop("notice", None),
     }
     if report.status == "done":
-        summary = await report_summary(state.db, report.pk, report.run, CHART_BARS)
+        summary = await report_summary(state.db, report, CHART_BARS)
         first, last = (None if ms is None else format_ms(ms) for ms in (summary.first, summary.last))
         context.update(counts=summary.counts, first=first, last=last)
         if summary.counts:
