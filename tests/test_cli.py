@@ -24,7 +24,7 @@ from contactreports.cli.embedded_redis import free_port
 from contactreports.cli.importer import BATCH as IMPORT_BATCH
 from contactreports.cli.report import FINISHED
 from contactreports.config import Settings
-from contactreports.store.database import Database
+from contactreports.store.database import Database, migration_files
 from helpers import all_rows, create_report, oracle, put_campaign, wait_done
 
 README = Path(__file__).parents[1] / "README.md"
@@ -51,6 +51,15 @@ def test_accounts_create_json_prints_only_the_account_and_its_key(database_url: 
     assert result.stdout == json.dumps(created, separators=(",", ":")) + "\n"
     response = httpx.get(f"{api}/api/reports", headers={"Authorization": f"Bearer {created['api_key']}"})
     assert response.status_code == 200
+
+
+def test_migrate_brings_the_database_to_the_last_schema_version(database_url: str, redis_url: str) -> None:
+    last = migration_files("sqlite")[-1][0]
+    assert last == migration_files("postgresql")[-1][0]  # both backends number their migrations alike
+
+    result = contactreports("migrate", env=service_env(database_url, redis_url))
+
+    assert (result.returncode, result.stdout) == (0, f"the database is at schema version {last}\n"), result.stderr
 
 
 def test_accounts_key_gives_an_account_that_lost_its_keys_a_new_one(

@@ -81,6 +81,15 @@ def worker() -> None:
     run_worker_forever(_settings(need_redis=True))
 
 
+@main.command()
+def migrate() -> None:
+    """Bring the database's schema up to date, then exit. `serve` and `worker` do it too as they
+    start (processes starting at once wait for the first); this is for a deploy step of its own."""
+    from contactreports.store.meta import schema_version
+
+    click.echo(f"the database is at schema version {asyncio.run(_with_db(_settings(), schema_version))}")
+
+
 @main.group()
 def accounts() -> None:
     """Manage accounts."""

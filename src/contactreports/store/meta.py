@@ -16,3 +16,8 @@ async def cursor_secret(db: Database) -> bytes:
 async def session_secret(db: Database) -> bytes:
     """The web page's session cookie key (32 bytes, AES-GCM)."""
     return await _secret(db, "session_secret")
+
+
+async def schema_version(db: Database) -> int:
+    """The last migration applied (opening the store applies every pending one)."""
+    return await db.fetch_value("SELECT max(version) FROM schema_migrations")
