@@ -26,15 +26,19 @@ class ActiveReportExists(Exception):
         self.active_report_id = active_report_id
 
 
-def report_from_row(row: Row) -> Report:
-    spec = ReportSpec(
+def spec_from_row(row: Row) -> ReportSpec:
+    """The search a row of `reports` holds."""
+    return ReportSpec(
         row["email"], tuple(json.loads(row["actions"])), row["start_at"], row["end_at"], bool(row["include_archived"])
     )
+
+
+def report_from_row(row: Row) -> Report:
     return Report(
         pk=row["pk"],
         id=row["id"],
         account_id=row["account_id"],
-        spec=spec,
+        spec=spec_from_row(row),
         status=row["status"],
         run=row["run"],
         attempts=row["attempts"],

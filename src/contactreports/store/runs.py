@@ -13,6 +13,7 @@ import msgspec
 from contactreports.catalogue import ACTION_CODES
 from contactreports.models import ReportSpec, now_ms
 from contactreports.store.database import Connection, Database, Row
+from contactreports.store.reports import spec_from_row
 
 # Where matching events live; a search with include_archived reads both.
 HOT, ARCHIVED = "events", "archived_events"
@@ -62,13 +63,6 @@ async def claim_run(db: Database, account_id: int, report_id: str, run: int) -> 
         )
         if row is None:
             return None
-        spec = ReportSpec(
-            row["email"],
-            tuple(msgspec.json.decode(row["actions"])),
-            row["start_at"],
-            row["end_at"],
-            bool(row["include_archived"]),
-        )
         claim = Claim(
             report_id=report_id,
             report_pk=row["pk"],
@@ -76,7 +70,7 @@ async def claim_run(db: Database, account_id: int, report_id: str, run: int) -> 
             lease=row["lease"],
             attempts=row["attempts"],
             account_id=row["account_id"],
-            spec=spec,
+            spec=spec_from_row(row),
             scanned=row["scanned"],
             total=row["total"],
             after=(row["scan_after_at"], row["scan_after_seq"]),
