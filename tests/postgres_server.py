@@ -163,7 +163,7 @@ class PostgresServer:
         }
         with (self.data / "postgresql.conf").open("a") as conf:
             conf.writelines(f"{name} = {value}\n" for name, value in settings.items())
-        # initdb trusts 127.0.0.1 only (and the socket).
+        # initdb's lines trust the socket, 127.0.0.1 and ::1 only (the default listen repeats one).
         with (self.data / "pg_hba.conf").open("a") as hba:
             hba.write(f"host all all {self.listen.network} trust\n")
 
