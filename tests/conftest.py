@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -87,13 +87,22 @@ def service_env(database_url: str, redis_url: str, **settings: Any) -> dict[str,
 
 
 class Process:
-    """A `contactreports` command running as a child process, stopped at the end."""
+    """A `contactreports` command running as a child process, stopped at the end.
 
-    def __init__(self, args: list[str], env: dict[str, str], log: Path):
+    `launcher` runs it (`ip netns exec NAME`, say); `popen_options` go to subprocess.Popen (cwd...).
+    """
+
+    def __init__(
+        self, args: list[str], env: dict[str, str], log: Path, launcher: Sequence[str] = (), **popen_options: Any
+    ):
         self.log = log
         with log.open("wb") as out:
             self.popen = subprocess.Popen(
-                [sys.executable, "-m", "contactreports", *args], env=env, stdout=out, stderr=subprocess.STDOUT
+                [*launcher, sys.executable, "-m", "contactreports", *args],
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                **popen_options,
             )
 
     def stop(self) -> None:

@@ -1,6 +1,7 @@
 """A private PostgreSQL server for one test session: never the machine's shared one.
 
-It runs from a temporary folder (data directory, unix socket, log) on a free port of 127.0.0.1,
+It runs from a temporary folder (data directory, unix socket, log) on a free port of 127.0.0.1
+(or of another address of this machine, trusting the clients of its network: `listen`),
 with settings for tests: no fsync (a crash of the machine may lose data; a crash of the server,
 `stop("immediate")`, loses no commit), trust authentication, and connections enough for several API
 and worker processes with their pools. Each test gets a database of its own.
@@ -17,6 +18,7 @@ import shutil
 import subprocess
 import tempfile
 import uuid
+from ipaddress import ip_interface
 from pathlib import Path
 from typing import Literal
 
@@ -33,7 +35,6 @@ StopMode = Literal["fast", "immediate"]
 # answered before its WAL leaves the server's memory, and `stop("immediate")` loses it (it lost a
 # table created just before); with fsync off, writing the WAL at commit costs a write() only.
 SETTINGS = {
-    "listen_addresses": "'127.0.0.1'",
     "max_connections": "200",
     "fsync": "off",
     "full_page_writes": "off",
@@ -69,9 +70,14 @@ def _server_user() -> pwd.struct_passwd | None:
 
 
 class PostgresServer:
-    """One PostgreSQL cluster in a temporary folder; `close()` stops it and removes the folder."""
+    """One PostgreSQL cluster in a temporary folder; `close()` stops it and removes the folder.
 
-    def __init__(self, user: str = "contactreports", database: str = "contactreports"):
+    `listen`: the address it listens on and, after the slash, the network whose clients it trusts
+    (tests/test_many_hosts.py's hosts reach it from network namespaces of their own).
+    """
+
+    def __init__(self, user: str = "contactreports", database: str = "contactreports", listen: str = "127.0.0.1/32"):
+        self.listen = ip_interface(listen)
         self.user = user
         self.database = database
         self.port = free_port()
@@ -84,7 +90,7 @@ class PostgresServer:
         self.log = self.root / "postgres.log"
 
     def url_of(self, database: str) -> str:
-        return f"postgresql://{self.user}@127.0.0.1:{self.port}/{database}"
+        return f"postgresql://{self.user}@{self.listen.ip}:{self.port}/{database}"
 
     @property
     def url(self) -> str:
@@ -149,9 +155,17 @@ class PostgresServer:
             "--encoding=UTF8",
             "--locale=C",
         )
-        settings = {**SETTINGS, "port": str(self.port), "unix_socket_directories": f"'{self.root}'"}
+        settings = {
+            **SETTINGS,
+            "listen_addresses": f"'{self.listen.ip}'",
+            "port": str(self.port),
+            "unix_socket_directories": f"'{self.root}'",
+        }
         with (self.data / "postgresql.conf").open("a") as conf:
             conf.writelines(f"{name} = {value}\n" for name, value in settings.items())
+        # initdb's lines trust the socket, 127.0.0.1 and ::1 only (the default listen repeats one).
+        with (self.data / "pg_hba.conf").open("a") as hba:
+            hba.write(f"host all all {self.listen.network} trust\n")
 
     def _command(self, program: str, *args: str) -> list[str]:
         command = [str(self.bin_dir / program), *args]

@@ -35,10 +35,17 @@ def free_port() -> int:
 
 
 def start_redis(
-    directory: Path, port: int | None = None, *, options: Sequence[str] = (), binary: str | None = None
+    directory: Path,
+    port: int | None = None,
+    *,
+    host: str = "127.0.0.1",
+    options: Sequence[str] = (),
+    binary: str | None = None,
 ) -> tuple[subprocess.Popen, str]:
-    """Start redis-server on 127.0.0.1 (nothing persisted); returns the process and its URL.
-    `options` are more command-line options (the tests' passwords and TLS)."""
+    """Start redis-server on `host` (nothing persisted); returns the process and its URL.
+    `options` are more command-line options (the tests' passwords and TLS). Another `host` than
+    127.0.0.1 is for tests whose processes reach Redis from network namespaces of their own
+    (tests/test_many_hosts.py); the port is one free on 127.0.0.1."""
     directory.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
     process = subprocess.Popen(
@@ -47,7 +54,7 @@ def start_redis(
             "--port",
             str(port),
             "--bind",
-            "127.0.0.1",
+            host,
             "--save",
             "",
             "--appendonly",
@@ -62,17 +69,19 @@ def start_redis(
         ],
         stdout=subprocess.DEVNULL,
     )
-    wait_until_listening(process, port)
-    return process, f"redis://127.0.0.1:{port}/0"
+    wait_until_listening(process, port, host=host)
+    return process, f"redis://{host}:{port}/0"
 
 
-def wait_until_listening(process: subprocess.Popen, port: int, timeout: float = 10.0) -> None:
+def wait_until_listening(
+    process: subprocess.Popen, port: int, timeout: float = 10.0, *, host: str = "127.0.0.1"
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"redis-server exited with code {process.returncode}")
         try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2) as conn:
+            with socket.create_connection((host, port), timeout=0.2) as conn:
                 conn.sendall(b"PING\r\n")
                 if conn.recv(64).startswith((b"+PONG", b"-NOAUTH")):  # NOAUTH: it has a password
                     return
