@@ -33,7 +33,7 @@ async def test_the_worker_survives_a_redis_restart_then_stops_on_sigterm(tmp_pat
         redis_process, _ = start_redis(tmp_path / "redis-2", port=port)  # a new, empty Redis
         spec = ReportSpec("ann@example.com", ("email.opened",), 0, 10**13, False)
         report = await create_report(db, account.id, spec)
-        await wait_until(lambda: enqueue_run(redis, QUEUE, report.id, report.run))
+        await wait_until(lambda: enqueue_run(redis, QUEUE, report.account_id, report.id, report.run))
 
         finished = await wait_until(lambda: _done(db, account.id, report.id))
         assert finished.status == "done"
