@@ -44,17 +44,12 @@ pytestmark = pytest.mark.skipif(
 
 # Server connections per database: fewer than one process's pool (10), so they are shared.
 SERVER_CONNECTIONS = 5
-# PgBouncer refuses startup parameters it does not track, and the store sends the statement
-# timeout as one: dropped here, it is set on the server instead (the README says so).
-TRANSACTION_MODE = {
-    "pool_mode": "transaction",
-    "default_pool_size": str(SERVER_CONNECTIONS),
-    "max_client_conn": "200",
-    "ignore_startup_parameters": "statement_timeout",
-}
+TRANSACTION_MODE = {"pool_mode": "transaction", "default_pool_size": str(SERVER_CONNECTIONS), "max_client_conn": "200"}
 # A queue of this module's own: the session's workers read other databases.
 QUEUE = "contactreports:pgbouncer"
-NO_CACHE = {"database_statement_cache_size": 0}
+# What the README says to set behind PgBouncer: no statement cache, and the statement timeout left
+# to the server (PgBouncer refuses it as a startup parameter).
+BEHIND_PGBOUNCER = {"database_statement_cache_size": 0, "database_statement_timeout_ms": 0}
 CONTACT = "ann@example.com"
 CAMPAIGNS = {
     "spring": {"name": "Spring sale", "archived": False},
@@ -160,7 +155,7 @@ class Service:
 @pytest.fixture
 def service(bounced_url: str, redis_url: str, logs: Path) -> Iterator[Service]:
     """The API and a worker, both through PgBouncer; the API migrates the empty database as it starts."""
-    env = service_env(bounced_url, redis_url, queue_name=QUEUE, chunk_rows=100, **NO_CACHE)
+    env = service_env(bounced_url, redis_url, queue_name=QUEUE, chunk_rows=100, **BEHIND_PGBOUNCER)
     api, url = start_api(env, logs, "pgbouncer-api")
     worker = Process(["worker"], env, logs / "pgbouncer-worker.log")
     yield Service(url, env, worker)
@@ -253,7 +248,8 @@ async def test_reports_of_several_accounts_at_once_through_pgbouncer_are_exact(s
 async def test_processes_starting_at_once_migrate_through_pgbouncer_once(bounced_url: str, logs: Path) -> None:
     # The advisory lock is the transaction's own (pg_advisory_xact_lock): a session's lock would be
     # taken and released on whichever server connections PgBouncer lent.
-    env = {**os.environ, "DATABASE_URL": bounced_url, "CONTACTREPORTS_DATABASE_STATEMENT_CACHE_SIZE": "0"}
+    settings = {f"CONTACTREPORTS_{name.upper()}": str(value) for name, value in BEHIND_PGBOUNCER.items()}
+    env = {**os.environ, "DATABASE_URL": bounced_url, **settings}
     migrating = [Process(["migrate"], env, logs / f"pgbouncer-migrate-{n}.log") for n in range(3)]
     try:
         exits = [process.popen.wait(DEADLINE_SECONDS) for process in migrating]
@@ -264,7 +260,7 @@ async def test_processes_starting_at_once_migrate_through_pgbouncer_once(bounced
     versions = [version for version, _, _ in migration_files("postgresql")]
     assert exits == [0, 0, 0], [process.log.read_text() for process in migrating]
     assert [p.log.read_text() for p in migrating] == [f"the database is at schema version {versions[-1]}\n"] * 3
-    db = await Database.open(bounced_url, options=PoolOptions(statement_cache_size=0))
+    db = await Database.open(bounced_url, options=PoolOptions(statement_cache_size=0, statement_timeout_ms=0))
     try:
         applied = await db.fetch("SELECT version FROM schema_migrations ORDER BY version")
     finally:
@@ -275,7 +271,8 @@ async def test_processes_starting_at_once_migrate_through_pgbouncer_once(bounced
 async def key_lookups(database_url: str, cache_size: int) -> None:
     """Many API-key lookups at once over a pool of 20, more client connections than PgBouncer's 5
     server connections; each finds its key's account."""
-    db = await Database.open(database_url, options=PoolOptions(pool_size=20, statement_cache_size=cache_size))
+    options = PoolOptions(pool_size=20, statement_cache_size=cache_size, statement_timeout_ms=0)
+    db = await Database.open(database_url, options=options)
     try:
         accounts = [await create_account(db, f"lookup-{uuid.uuid4().hex[:8]}") for _ in range(5)] * 40
         callers = await asyncio.gather(*(account_for_key(db, api_key) for _, api_key in accounts))
@@ -295,25 +292,24 @@ async def test_without_the_statement_cache_setting_prepared_statements_fail_behi
     await key_lookups(bounced_url, cache_size=0)
 
 
-async def test_the_statement_timeout_is_the_servers_behind_pgbouncer(
+async def test_behind_pgbouncer_the_statement_timeout_is_the_servers(
     postgres: PostgresServer, bouncer: PgBouncer
 ) -> None:
     name = await postgres.create_database()
-    without_ignore = {key: value for key, value in TRANSACTION_MODE.items() if key != "ignore_startup_parameters"}
-    strict = PgBouncer(postgres, without_ignore)
     try:
-        # Without `ignore_startup_parameters`, PgBouncer turns the store away as it connects.
+        # The store's own timeout goes as a startup parameter, which PgBouncer turns away...
         with pytest.raises(asyncpg.ProtocolViolationError, match="unsupported startup parameter: statement_timeout"):
-            await Database.open(strict.url_of(name), options=PoolOptions(statement_cache_size=0))
+            await Database.open(bouncer.url_of(name), options=PoolOptions(statement_cache_size=0))
 
-        # With it, the store's timeout (30 s) is dropped and the server's setting for the role holds
-        # (set before PgBouncer opens its first server connection to the database).
+        # ...so behind it the setting is 0, and the server's setting for the role holds (set before
+        # PgBouncer opens its first server connection to the database).
         server = await asyncpg.connect(postgres.url_of(name))
         try:
             await server.execute(f"ALTER ROLE {postgres.user} IN DATABASE \"{name}\" SET statement_timeout = '200ms'")
         finally:
             await server.close()
-        db = await Database.open(bouncer.url_of(name), options=PoolOptions(statement_cache_size=0))
+        options = PoolOptions(statement_cache_size=0, statement_timeout_ms=0)
+        db = await Database.open(bouncer.url_of(name), options=options)
         try:
             assert await db.fetch_value("SHOW statement_timeout") == "200ms"
             with pytest.raises(StoreBusy, match="canceling statement due to statement timeout"):
@@ -321,5 +317,4 @@ async def test_the_statement_timeout_is_the_servers_behind_pgbouncer(
         finally:
             await db.close()
     finally:
-        strict.close()
         await postgres.drop_database(name)

@@ -41,8 +41,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # How long a write waits for another process's write lock before giving up (503 / retry).
     busy_timeout_ms: int = 10_000
     # PostgreSQL only: connections each process keeps (the API's, a worker's); a statement running
-    # longer than the timeout is cancelled; prepared statements cached per connection (0 behind
-    # PgBouncer in transaction mode).
+    # longer than the timeout is cancelled (0: the server's setting); prepared statements cached per
+    # connection. Behind PgBouncer in transaction mode, both 0 (README, "Running at scale").
     database_pool_size: int = 10
     database_statement_timeout_ms: int = 30_000
     database_statement_cache_size: int = 100

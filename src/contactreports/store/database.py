@@ -166,7 +166,8 @@ class PoolOptions(msgspec.Struct, frozen=True, kw_only=True):
     """How a server backend (PostgreSQL) connects: ignored by SQLite."""
 
     pool_size: int = 10
-    # A statement running longer is cancelled (and its transaction rolled back).
+    # A statement running longer is cancelled (and its transaction rolled back); 0 leaves it to the
+    # server's setting (behind PgBouncer, which refuses it as a connection's startup parameter).
     statement_timeout_ms: int = 30_000
     # Prepared statements cached per connection; 0 behind PgBouncer in transaction mode, where a
     # connection's next transaction may run on another server connection.

@@ -158,7 +158,10 @@ class PostgresDatabase(PostgresConnection, Database):
                 min_size=1,
                 max_size=options.pool_size,
                 statement_cache_size=options.statement_cache_size,
-                server_settings={"statement_timeout": str(options.statement_timeout_ms)},
+                # Sent as a startup parameter, which PgBouncer refuses: 0 sends none (the server's holds).
+                server_settings={"statement_timeout": str(options.statement_timeout_ms)}
+                if options.statement_timeout_ms
+                else {},
             )
         try:
             await _migrate(pool)
