@@ -22,18 +22,33 @@ def run(script: str, *args: str) -> str:
     return result.stdout
 
 
-def test_job_vs_sqlite_runs(tmp_path: Path) -> None:
+PLAIN = {"sqlite": "plain sqlite3", "postgresql": "plain asyncpg"}
+
+
+def sections(output: str) -> dict[str, str]:
+    """A benchmark's output by backend: each backend's part starts at its first line naming it
+    (`<backend>:`)."""
+    starts = {backend: re.search(rf"^.*\b{backend}:", output, re.MULTILINE).start() for backend in PLAIN}
+    return {
+        "sqlite": output[starts["sqlite"] : starts["postgresql"]],
+        "postgresql": output[starts["postgresql"] :],
+    }
+
+
+def test_job_vs_sqlite_runs_on_both_backends(tmp_path: Path) -> None:
     output = run("job_vs_sqlite.py", "--cache", str(tmp_path))
 
-    assert "1. report job vs plain sqlite3: 100,000 events, best of 1" in output
-    for rows in ("50", "5,000", "50,000"):
-        assert re.search(
-            rf"\b{rows} rows, live only +: plain sqlite3 +[\d.]+ ms, report job +[\d.]+ ms \([\d.]+x", output
-        )
-    for rows in ("62", "6,250", "62,500"):
-        assert re.search(rf"\b{rows} rows, with archived: .* [\d.]+x the job without archived", output)
-    assert "7. growth: the same contacts on stores of 100,000, 120,000 events" in output
-    assert len(re.findall(r"rows: job [\d.]+ ms, [\d.]+ ms: [\d.]+x largest/smallest", output)) == 3
+    for backend, part in sections(output).items():
+        plain = PLAIN[backend]
+        assert f"1. {backend}: report job vs {plain}: 100,000 events, best of 1" in part
+        for rows in ("50", "5,000", "50,000"):
+            assert re.search(
+                rf"\b{rows} rows, live only +: {plain} +[\d.]+ ms, report job +[\d.]+ ms \([\d.]+x", part
+            ), (backend, rows)
+        for rows in ("62", "6,250", "62,500"):
+            assert re.search(rf"\b{rows} rows, with archived: .* [\d.]+x the job without archived", part)
+        assert f"7. {backend}: growth: the same contacts on stores of 100,000, 120,000 events" in part
+        assert len(re.findall(r"rows: job [\d.]+ ms, [\d.]+ ms: [\d.]+x largest/smallest", part)) == 3
 
 
 def test_submit_to_done_runs() -> None:
