@@ -61,19 +61,21 @@ def test_submit_to_done_runs() -> None:
     assert re.search(r"job time \(started -> finished\) p50 [\d.]+ ms; plain sqlite3 .* [\d.]+ ms", output)
 
 
-def test_ingest_runs() -> None:
+def test_ingest_runs_on_both_backends() -> None:
     output = run("ingest.py", "--events", "20000")
 
-    assert "20,000 events into an empty store:" in output
-    assert re.search(
-        r"contactreports import +[\d,]+ events/s storing, [\d,]+/s for the whole command; plain sqlite3 in "
-        r"transactions of 100,000: [\d,]+/s \([\d.]+x storing, [\d.]+x whole; target >= 100,000/s\)",
-        output,
-    )
-    assert re.search(
-        r"POST /api/events +[\d,]+ events/s; plain sqlite3 in transactions of 10,000: [\d,]+/s \([\d.]+x; target",
-        output,
-    )
+    for backend, plain in (("sqlite", "plain sqlite3 (executemany)"), ("postgresql", "plain asyncpg (COPY)")):
+        part, plain = sections(output)[backend], re.escape(plain)
+        assert f"{backend}: 20,000 events into an empty store:" in part
+        assert re.search(
+            rf"contactreports import +[\d,]+ events/s storing, [\d,]+/s for the whole command; {plain} in "
+            r"transactions of 100,000: [\d,]+/s \([\d.]+x storing, [\d.]+x whole; target >= 100,000/s\)",
+            part,
+        ), backend
+        assert re.search(
+            rf"POST /api/events +[\d,]+ events/s; {plain} in transactions of 10,000: [\d,]+/s \([\d.]+x; target",
+            part,
+        ), backend
 
 
 def test_memory_runs(tmp_path: Path) -> None:
