@@ -20,7 +20,7 @@ email action over 11 months), and a quarter as many again on archived campaigns.
 
 Every figure is the best of several rounds, each running every case once; next to the wall
 times, the CPU times (of the whole process), which waiting for a core held by other work on a
-shared machine does not disturb. `--plot` draws the wall times as docs/job-time.png.
+shared machine does not disturb. `--plot` draws the SQLite wall times as docs/job-time.png.
 
     .venv/bin/python bench/job_vs_sqlite.py [--size small] [--backend both] [--plot]
 """
@@ -88,13 +88,14 @@ async def main(size: str, cache: Path, plot: bool, choice: str) -> None:
     chosen = backends(choice)
     with postgres("postgresql" in chosen) as server:
         for backend in chosen:
-            on_backend = await _on(backend, stores, server)
+            on_backend = await _stores_on(backend, stores, server)
             await measure_backend(
                 size, on_backend[STORE[size]], [on_backend[n] for n in GROWTH[size]], plot and backend == "sqlite"
             )
 
 
-async def _on(backend: str, stores: dict[int, Store], server: PostgresServer | None) -> dict[int, Store]:
+async def _stores_on(backend: str, stores: dict[int, Store], server: PostgresServer | None) -> dict[int, Store]:
+    """The SQLite `stores`, or their copies on `server` (the SQLite ones are built either way)."""
     if backend == "sqlite":
         return stores
     assert server is not None
@@ -335,6 +336,6 @@ def _curves(axes: Axes, figures: list[Figure], x: str, colour: str, label: str) 
 if __name__ == "__main__":
     parser = size_parser(__doc__)
     parser.add_argument("--cache", type=Path, default=CACHE, help="where built stores are kept")
-    parser.add_argument("--plot", action="store_true", help=f"draw the figures into {PLOT}")
+    parser.add_argument("--plot", action="store_true", help=f"draw SQLite's figures into {PLOT}")
     arguments = parser.parse_args()
     asyncio.run(main(arguments.size, arguments.cache, arguments.plot, arguments.backend))
