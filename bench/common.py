@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parents[1] / "tests"))
+sys.path.append(str(Path(__file__).parents[1] / "tests"))  # after everything else: it shadows nothing
 from postgres_server import PostgresServer  # noqa: E402  (one copy, the tests')
 
 SIZES = ("tiny", "small", "full")
