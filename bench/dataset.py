@@ -15,6 +15,10 @@ are the same at every store size, so stores of different sizes compare the same 
 
     .venv/bin/python bench/dataset.py --events 1000000      # build (or find) a store, say where
 
+On PostgreSQL (`on_postgres`), a store is the cached SQLite store's copy: the account and the
+campaigns made through the store layer, in the same order (so with the same keys), and the
+events of both tables copied with COPY, then VACUUM ANALYZE, as a store that has settled would be.
+
 Events are inserted contact by contact in key order (account, email, occurred_at), so the
 clustered inserts are appends. `--order arrival` inserts them by time instead, as a live store
 grows. Measured at 1M events (2026-11-23, loaded machine): arrival order took 104 s to build
@@ -28,13 +32,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import functools
+import sqlite3
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import asyncpg
 import msgspec
 import numpy as np
 
+from common import PostgresServer
 from contactreports.catalogue import ACTION_CODES
 from contactreports.models import Campaign, NewEvent, ReportSpec
 from contactreports.store.accounts import create_account
@@ -107,13 +114,18 @@ class Target(msgspec.Struct, frozen=True):
 
 
 class Store(msgspec.Struct, frozen=True):
-    path: Path
+    path: Path  # the SQLite store, or the one a PostgreSQL store is a copy of
     events: int
     targets: tuple[Target, ...]
+    postgres_url: str | None = None
+
+    @property
+    def backend(self) -> str:
+        return "sqlite" if self.postgres_url is None else "postgresql"
 
     @property
     def url(self) -> str:
-        return f"sqlite:///{self.path}"
+        return self.postgres_url or f"sqlite:///{self.path}"
 
 
 class _Plan(msgspec.Struct, frozen=True):
@@ -176,6 +188,47 @@ async def ensure_store(events: int, cache: Path = CACHE, order: str = "key") -> 
         await build_store(building, events, order)
         building.rename(path)
     return Store(path, events, targets())
+
+
+async def on_postgres(store: Store, server: PostgresServer) -> Store:
+    """A copy of the SQLite `store` in a new database on `server`."""
+    began = time.perf_counter()
+    url = server.url_of(await server.create_database())
+    db = await Database.open(url)
+    try:
+        account, _ = await create_account(db, "bench")
+        for campaign in campaigns():
+            await put_campaign(db, account.id, campaign)
+    finally:
+        await db.close()
+    source = sqlite3.connect(store.path)
+    conn = await asyncpg.connect(url)
+    try:
+        _same_keys(
+            source.execute("SELECT id, pk FROM campaigns").fetchall(), await conn.fetch("SELECT id, pk FROM campaigns")
+        )
+        for table in ("events", "archived_events"):
+            await _copy_table(source, conn, table)
+        last = "SELECT max(seq) FROM (SELECT seq FROM events UNION ALL SELECT seq FROM archived_events) AS every_event"
+        await conn.execute(f"SELECT setval('event_seq', ({last}))")
+        await conn.execute("VACUUM ANALYZE")
+    finally:
+        source.close()
+        await conn.close()
+    print(f"copied {store.events:,} events to PostgreSQL in {time.perf_counter() - began:.0f} s", flush=True)
+    return msgspec.structs.replace(store, postgres_url=url)
+
+
+def _same_keys(sqlite_rows: list, postgres_rows: list) -> None:
+    if sorted(map(tuple, sqlite_rows)) != sorted(map(tuple, postgres_rows)):
+        raise AssertionError("the campaigns' keys differ between the SQLite store and its PostgreSQL copy")
+
+
+async def _copy_table(source: sqlite3.Connection, conn: asyncpg.Connection, table: str) -> None:
+    columns = ("account_id", "email", "occurred_at", "seq", "action", "campaign_pk", "details")
+    cursor = source.execute(f"SELECT {', '.join(columns)} FROM {table}")
+    while chunk := cursor.fetchmany(BATCH):
+        await conn.copy_records_to_table(table, records=chunk, columns=columns)
 
 
 async def build_store(path: Path, events: int, order: str) -> None:

@@ -1,4 +1,5 @@
-"""Draining a backlog: N queued reports from N accounts, by one worker process, then by two.
+"""Draining a backlog: N queued reports from N accounts, by one worker process, then by two, on
+SQLite and on PostgreSQL (`--backend`).
 
 Builds (once, cached in bench/.cache/) a store through the store layer: N accounts, each with
 40 to 300 events over ten contacts, of which one is the contact its report searches. Then, each
@@ -10,9 +11,12 @@ on a fresh copy of that store, with one report per account created through the s
 - 2 workers: the same with two worker processes.
 The rate excludes worker start-up: it runs from the first report's start to the last report's
 finish, as the store recorded them. The wall time from starting the processes is printed too.
-Every report must end `done` with exactly the rows plain sqlite3 counts for its search.
+Every report must end `done` with exactly the rows a plain count finds for its search.
 
-    .venv/bin/python bench/drain.py [--size tiny|small|full] [--reports N] [--profile DIR]
+On PostgreSQL (a private server, bench/common.py), the store is built into a database once a run,
+and each fresh copy is a database made from it as a template.
+
+    .venv/bin/python bench/drain.py [--size tiny|small|full] [--backend both] [--reports N] [--profile DIR]
 
 `--profile DIR` records each worker process with py-spy (`--gil`: where its Python time goes), as
 collapsed stacks, one file each.
@@ -33,7 +37,7 @@ from pathlib import Path
 import psutil
 from arq.connections import ArqRedis
 
-from common import size_parser
+from common import PostgresServer, backends, postgres, size_parser
 from contactreports.catalogue import ACTION_CODES
 from contactreports.config import Settings
 from contactreports.jobs.generate import generate_report
@@ -81,12 +85,37 @@ async def build(url: str, accounts: int) -> None:
     print(f"built {accounts:,} accounts through the store in {time.perf_counter() - started:.1f} s")
 
 
-def fresh_copy(store: Path, work: Path, name: str) -> str:
-    """A copy of the built store to drain once; its URL."""
-    path = work / f"{name}.db"
-    with sqlite3.connect(store) as source, sqlite3.connect(path) as copy:
-        source.backup(copy)
-    return f"sqlite:///{path}"
+class Built:
+    """The built store of one backend, of which `fresh_copy` makes copies to drain once each."""
+
+    def __init__(self, url: str, work: Path, server: PostgresServer | None):
+        self.url = url
+        self._work = work
+        self._server = server
+
+    async def fresh_copy(self, name: str) -> str:
+        """A copy of the built store; its URL."""
+        if self._server is None:
+            path = self._work / f"{name}.db"
+            with sqlite3.connect(self.url.removeprefix("sqlite:///")) as source, sqlite3.connect(path) as copy:
+                source.backup(copy)
+            return f"sqlite:///{path}"
+        template = self.url.rsplit("/", 1)[1]
+        return self._server.url_of(await self._server.create_database(template))
+
+
+async def built_store(backend: str, accounts: int, cache: Path, work: Path, server: PostgresServer | None) -> Built:
+    """SQLite: the store cached in `cache`, built first if it is not there; PostgreSQL: built anew."""
+    if backend == "postgresql":
+        assert server is not None
+        url = server.url_of(await server.create_database())
+        await build(url, accounts)
+        return Built(url, work, server)
+    store = cache / f"drain-v{VERSION}-{accounts}.db"
+    if not store.exists():
+        cache.mkdir(parents=True, exist_ok=True)
+        await build(f"sqlite:///{store}", accounts)
+    return Built(f"sqlite:///{store}", work, None)
 
 
 async def create_reports(url: str, accounts: int) -> list[tuple[int, str]]:
@@ -150,55 +179,65 @@ async def cpu_seconds(processes: list[subprocess.Popen], redis: ArqRedis) -> tup
 
 async def wait_until(url: str, condition: str, reports: int, deadline: float) -> None:
     """Poll the store until `reports` reports meet `condition` (SQL on the reports table)."""
-    with sqlite3.connect(url.removeprefix("sqlite:///")) as conn:
+    db = await Database.open(url)
+    try:
         while True:
-            (count,) = conn.execute(f"SELECT count(*) FROM reports WHERE {condition}").fetchone()
+            count = await db.fetch_value(f"SELECT count(*) FROM reports WHERE {condition}")
             if count >= reports:
                 return
             if time.perf_counter() > deadline:
                 raise TimeoutError(f"only {count} of {reports} reports had {condition} before the deadline")
             await asyncio.sleep(0.01)
+    finally:
+        await db.close()
 
 
-def checked(url: str) -> tuple[float, int]:
+async def checked(url: str) -> tuple[float, int]:
     """Check every report is done with exactly its search's rows; (seconds from the first report's
     start to the last one's finish, rows in all)."""
-    with sqlite3.connect(url.removeprefix("sqlite:///")) as conn:
-        codes = ", ".join(str(ACTION_CODES[action]) for action in SPEC.actions)
-        wrong = conn.execute(
-            "SELECT r.id, r.status, r.row_count, r.error,"
-            " (SELECT count(*) FROM report_rows WHERE report_pk = r.pk),"
-            f" (SELECT count(*) FROM events e WHERE e.account_id = r.account_id AND e.email = r.email"
+    codes = ", ".join(str(ACTION_CODES[action]) for action in SPEC.actions)
+    db = await Database.open(url)
+    try:
+        wrong = await db.fetch(
+            "SELECT * FROM (SELECT r.id, r.status, r.row_count, r.error,"
+            " (SELECT count(*) FROM report_rows WHERE report_pk = r.pk) AS copied,"
+            " (SELECT count(*) FROM events e WHERE e.account_id = r.account_id AND e.email = r.email"
             f"  AND e.occurred_at >= r.start_at AND e.occurred_at < r.end_at AND e.action IN ({codes})) AS expected"
-            " FROM reports r WHERE r.status != 'done' OR r.row_count != expected OR r.row_count != ("
-            " SELECT count(*) FROM report_rows WHERE report_pk = r.pk)"
-        ).fetchall()
+            " FROM reports r) AS counted WHERE status != 'done' OR row_count != expected OR row_count != copied"
+        )
         if wrong:
-            raise AssertionError(f"{len(wrong)} reports ended wrong, e.g. {wrong[:3]}")
-        first, last, rows = conn.execute(
-            "SELECT min(started_at), max(finished_at), sum(row_count) FROM reports"
-        ).fetchone()
-    return (last - first) / 1000, rows
+            raise AssertionError(f"{len(wrong)} reports ended wrong, e.g. {[tuple(row) for row in wrong[:3]]}")
+        span = await db.fetch_one(
+            "SELECT min(started_at) AS first, max(finished_at) AS last, sum(row_count) AS rows FROM reports"
+        )
+    finally:
+        await db.close()
+    return (span["last"] - span["first"]) / 1000, span["rows"]
 
 
-async def main(accounts: int, cache: Path, profile: Path | None) -> None:
-    store = cache / f"drain-v{VERSION}-{accounts}.db"
-    if not store.exists():
-        cache.mkdir(parents=True, exist_ok=True)
-        await build(f"sqlite:///{store}", accounts)
-    work = Path(tempfile.mkdtemp(prefix="contactreports-drain-"))
-    url = fresh_copy(store, work, "baseline")
+async def main(accounts: int, cache: Path, profile: Path | None, choice: str) -> None:
+    chosen = backends(choice)
+    with postgres("postgresql" in chosen) as server:
+        for backend in chosen:
+            work = Path(tempfile.mkdtemp(prefix=f"contactreports-drain-{backend}-"))
+            await measure(backend, await built_store(backend, accounts, cache, work, server), accounts, work, profile)
+
+
+async def measure(backend: str, store: Built, accounts: int, work: Path, profile: Path | None) -> None:
+    url = await store.fresh_copy("baseline")
     seconds, cpu = await baseline(url, accounts)
-    _, rows = checked(url)
+    _, rows = await checked(url)
     base_rate = accounts / seconds
-    print(f"drain {accounts:,} queued reports from {accounts:,} accounts, {rows / accounts:.0f} rows a report")
+    print(
+        f"{backend}: drain {accounts:,} queued reports from {accounts:,} accounts, {rows / accounts:.0f} rows a report"
+    )
     print("(CPU: milliseconds of CPU time a report, from the first report's start to the last one's end):")
     print(f"  job called in-process, no queue (baseline)  {base_rate:5.0f} reports/s   CPU {cpu_ms(cpu, accounts)}")
     one_rate = 0.0
     for workers in (1, 2):
-        url = fresh_copy(store, work, f"workers-{workers}")
+        url = await store.fresh_copy(f"workers-{workers}")
         wall, (worker_cpu, redis_cpu) = await drain(url, accounts, workers, work, profile)
-        seconds, _ = checked(url)
+        seconds, _ = await checked(url)
         rate = accounts / seconds
         print(
             f"  {workers} worker process{'es' if workers > 1 else '  '}                        {rate:5.0f} reports/s"
@@ -209,7 +248,7 @@ async def main(accounts: int, cache: Path, profile: Path | None) -> None:
         )
         one_rate = one_rate or rate
     verdict = "met" if one_rate >= 200 else "MISSED"
-    print(f"target: >= 200 reports/s with one worker process: {verdict}")
+    print(f"{backend} target: >= 200 reports/s with one worker process: {verdict}")
 
 
 def cpu_ms(seconds: float, reports: int) -> str:
@@ -222,4 +261,5 @@ if __name__ == "__main__":
     parser.add_argument("--cache", type=Path, default=CACHE, help="where built stores are kept")
     parser.add_argument("--profile", type=Path, help="record the workers with py-spy into this folder")
     arguments = parser.parse_args()
-    asyncio.run(main(arguments.reports or REPORTS[arguments.size], arguments.cache, arguments.profile))
+    reports = arguments.reports or REPORTS[arguments.size]
+    asyncio.run(main(reports, arguments.cache, arguments.profile, arguments.backend))

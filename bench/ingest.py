@@ -1,4 +1,5 @@
-"""Bulk ingest rate: `contactreports import` and `POST /api/events`, against plain sqlite3.
+"""Bulk ingest rate: `contactreports import` and `POST /api/events`, against the plain driver, on
+SQLite and on PostgreSQL (`--backend`).
 
 Writes N events (200,000 contacts, 200 campaigns, an id and details on every event) to an
 NDJSON file, then, each into a fresh database:
@@ -6,12 +7,14 @@ NDJSON file, then, each into a fresh database:
   whole command's rate adds start-up, reading and checking the file;
 - `POST /api/events` in requests of 10,000 events from two concurrent clients, against a
   real API process (bodies are encoded before the clock starts);
-- the baselines: plain sqlite3 storing the same rows into a store made by the same
-  migrations (the clustered `events` table, its campaign index, `event_ids`), sorted by
+- the baselines: the plain driver storing the same rows into a store made by the same
+  migrations (the `events` table and its keys, its campaign index, `event_ids`), sorted by
   contact as the store does, in transactions of each path's size (the importer's and 10,000): the
-  least work ingest needs on this layout, so the ratio is the cost of our Python.
+  least work ingest needs on this layout, so the ratio is the cost of our Python. SQLite: plain
+  sqlite3's executemany of INSERT; PostgreSQL: plain asyncpg's COPY (copy_records_to_table) of
+  the events and of their ids.
 
-    .venv/bin/python bench/ingest.py [--size tiny|small|full] [--events N]
+    .venv/bin/python bench/ingest.py [--size tiny|small|full] [--backend both] [--events N]
 """
 
 from __future__ import annotations
@@ -29,10 +32,11 @@ from datetime import UTC, datetime, timedelta
 from operator import itemgetter
 from pathlib import Path
 
+import asyncpg
 import httpx
 import msgspec
 
-from common import size_parser
+from common import PostgresServer, backends, new_store_url, postgres, size_parser
 from contactreports.catalogue import ACTION_CODES
 from contactreports.cli.importer import BATCH as IMPORT_BATCH
 from contactreports.models import Campaign, datetime_to_ms
@@ -43,7 +47,8 @@ from contactreports.store.sqlite import BULK_CACHE_KIB
 from services import running
 
 API_BATCH = 10_000
-EVENT_COLUMNS = "account_id, email, occurred_at, seq, action, campaign_pk, details"
+EVENT_COLUMNS = ("account_id", "email", "occurred_at", "seq", "action", "campaign_pk", "details")
+PLAIN = {"sqlite": "plain sqlite3 (executemany)", "postgresql": "plain asyncpg (COPY)"}
 CAMPAIGNS = 200
 ACTIONS = ("email.sent", "email.delivered", "email.opened", "email.clicked")
 
@@ -75,9 +80,8 @@ async def fresh_store(url: str) -> str:
     return api_key
 
 
-def cli_import(work: Path, file: Path) -> tuple[float, float]:
+def cli_import(url: str, file: Path) -> tuple[float, float]:
     """(events/s the importer reports, wall seconds of the whole command)."""
-    url = f"sqlite:///{work / 'cli.db'}"
     asyncio.run(fresh_store(url))
     env = {**os.environ, "DATABASE_URL": url}
     started = time.perf_counter()
@@ -92,9 +96,8 @@ def cli_import(work: Path, file: Path) -> tuple[float, float]:
     return float(re.search(r"([\d,]+) events/s", result.stdout)[1].replace(",", "")), wall
 
 
-async def api_ingest(work: Path, rows: list[dict]) -> float:
+async def api_ingest(work: Path, url: str, rows: list[dict]) -> float:
     """Seconds to POST every row in requests of API_BATCH, two clients at a time."""
-    url = f"sqlite:///{work / 'api.db'}"
     api_key = await fresh_store(url)
     bodies = [msgspec.json.encode(rows[i : i + API_BATCH]) for i in range(0, len(rows), API_BATCH)]
     async with (
@@ -116,18 +119,9 @@ async def api_ingest(work: Path, rows: list[dict]) -> float:
         return time.perf_counter() - started
 
 
-def plain_sqlite_seconds(work: Path, rows: list[dict], batch: int, cache_kib: int | None = None) -> float:
-    """Plain sqlite3 storing the same events, `batch` to a transaction, into a store made by the
-    same migrations, with the same pragmas: the least work ingest needs on this layout. Rows are
-    built and sorted by contact before the clock starts; only the inserts and commits are timed."""
-    path = work / f"plain-{batch}.db"
-    asyncio.run(fresh_store(f"sqlite:///{path}"))
-    conn = sqlite3.connect(path, isolation_level=None)
-    conn.execute("PRAGMA journal_mode = WAL")
-    conn.execute("PRAGMA synchronous = NORMAL")
-    if cache_kib:
-        conn.execute(f"PRAGMA cache_size = -{cache_kib}")
-    campaign_pks = dict(conn.execute("SELECT id, pk FROM campaigns"))
+def plain_batches(rows: list[dict], campaign_pks: dict[str, int], batch: int) -> list[tuple[list, list]]:
+    """The rows of `events` and of `event_ids` the store would write, `batch` events to a
+    transaction, each transaction's events sorted by contact as the store sorts them."""
     events = [
         (
             1,
@@ -140,14 +134,28 @@ def plain_sqlite_seconds(work: Path, rows: list[dict], batch: int, cache_kib: in
         )
         for seq, row in enumerate(rows, 1)
     ]
-    batches = [
+    return [
         (sorted(events[i : i + batch], key=itemgetter(1)), sorted((1, row["id"]) for row in rows[i : i + batch]))
         for i in range(0, len(rows), batch)
     ]
+
+
+def plain_sqlite_seconds(url: str, rows: list[dict], batch: int, cache_kib: int | None = None) -> float:
+    """Plain sqlite3 storing the same events, `batch` to a transaction, into a store made by the
+    same migrations, with the same pragmas: the least work ingest needs on this layout. Rows are
+    built and sorted by contact before the clock starts; only the inserts and commits are timed."""
+    asyncio.run(fresh_store(url))
+    conn = sqlite3.connect(url.removeprefix("sqlite:///"), isolation_level=None)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = NORMAL")
+    if cache_kib:
+        conn.execute(f"PRAGMA cache_size = -{cache_kib}")
+    batches = plain_batches(rows, dict(conn.execute("SELECT id, pk FROM campaigns")), batch)
+    insert = f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) VALUES (?, ?, ?, ?, ?, ?, ?)"
     started = time.perf_counter()
     for events_batch, ids_batch in batches:
         conn.execute("BEGIN")
-        conn.executemany(f"INSERT INTO events ({EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)", events_batch)
+        conn.executemany(insert, events_batch)
         conn.executemany("INSERT INTO event_ids (account_id, id) VALUES (?, ?)", ids_batch)
         conn.execute("COMMIT")
     seconds = time.perf_counter() - started
@@ -155,25 +163,65 @@ def plain_sqlite_seconds(work: Path, rows: list[dict], batch: int, cache_kib: in
     return seconds
 
 
-def main(events: int) -> None:
-    with tempfile.TemporaryDirectory(prefix="contactreports-ingest-") as folder:
+async def plain_postgres_seconds(url: str, rows: list[dict], batch: int) -> float:
+    """Plain asyncpg storing the same events with COPY, `batch` to a transaction, into a store made
+    by the same migrations; as plain_sqlite_seconds, only the copies and commits are timed."""
+    await fresh_store(url)
+    conn = await asyncpg.connect(url)
+    try:
+        pks = {row["id"]: row["pk"] for row in await conn.fetch("SELECT id, pk FROM campaigns")}
+        batches = plain_batches(rows, pks, batch)
+        started = time.perf_counter()
+        for events_batch, ids_batch in batches:
+            async with conn.transaction():
+                await conn.copy_records_to_table("events", records=events_batch, columns=EVENT_COLUMNS)
+                await conn.copy_records_to_table("event_ids", records=ids_batch, columns=("account_id", "id"))
+        return time.perf_counter() - started
+    finally:
+        await conn.close()
+
+
+def plain_seconds(url: str, rows: list[dict], batch: int, cache_kib: int | None = None) -> float:
+    if url.startswith("sqlite:"):
+        return plain_sqlite_seconds(url, rows, batch, cache_kib)
+    return asyncio.run(plain_postgres_seconds(url, rows, batch))
+
+
+def main(events: int, choice: str) -> None:
+    chosen = backends(choice)
+    with (
+        tempfile.TemporaryDirectory(prefix="contactreports-ingest-") as folder,
+        postgres("postgresql" in chosen) as server,
+    ):
         work = Path(folder)
         file = work / "events.ndjson"
         rows = write_events(file, events)
-        cli_rate, cli_wall = cli_import(work, file)
-        api_seconds = asyncio.run(api_ingest(work, rows))
-        plain_import = events / plain_sqlite_seconds(work, rows, IMPORT_BATCH, BULK_CACHE_KIB)
-        plain_api = events / plain_sqlite_seconds(work, rows, API_BATCH)
+        for backend in chosen:
+            measure(work, backend, server, file, rows)
+
+
+def measure(work: Path, backend: str, server: PostgresServer | None, file: Path, rows: list[dict]) -> None:
+    def url(name: str) -> str:
+        return asyncio.run(new_store_url(backend, work, f"{backend}-{name}", server))
+
+    events = len(rows)
+    cli_rate, cli_wall = cli_import(url("cli"), file)
+    api_seconds = asyncio.run(api_ingest(work, url("api"), rows))
+    plain_import = events / plain_seconds(url("plain-import"), rows, IMPORT_BATCH, BULK_CACHE_KIB)
+    plain_api = events / plain_seconds(url("plain-api"), rows, API_BATCH)
     whole = events / cli_wall
-    print(f"{events:,} events into an empty store:")
+    plain = PLAIN[backend]
+    print(f"{backend}: {events:,} events into an empty store:")
     print(
         f"  contactreports import  {cli_rate:10,.0f} events/s storing, {whole:,.0f}/s for the whole command; "
-        f"plain sqlite3 in transactions of {IMPORT_BATCH:,}: {plain_import:,.0f}/s "
-        f"({cli_rate / plain_import:.2f}x storing, {whole / plain_import:.2f}x whole; target >= 100,000/s)"
+        f"{plain} in transactions of {IMPORT_BATCH:,}: {plain_import:,.0f}/s "
+        f"({cli_rate / plain_import:.2f}x storing, {whole / plain_import:.2f}x whole; target >= 100,000/s)",
+        flush=True,
     )
     print(
-        f"  POST /api/events       {events / api_seconds:10,.0f} events/s; plain sqlite3 in transactions of "
-        f"{API_BATCH:,}: {plain_api:,.0f}/s ({events / api_seconds / plain_api:.2f}x; target >= 30,000/s)"
+        f"  POST /api/events       {events / api_seconds:10,.0f} events/s; {plain} in transactions of "
+        f"{API_BATCH:,}: {plain_api:,.0f}/s ({events / api_seconds / plain_api:.2f}x; target >= 30,000/s)",
+        flush=True,
     )
 
 
@@ -184,4 +232,4 @@ if __name__ == "__main__":
     parser = size_parser(__doc__)
     parser.add_argument("--events", type=int, help="events to ingest (by size: 20k, 400k, 1M)")
     arguments = parser.parse_args()
-    main(arguments.events or EVENTS[arguments.size])
+    main(arguments.events or EVENTS[arguments.size], arguments.backend)

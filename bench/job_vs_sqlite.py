@@ -1,4 +1,5 @@
-"""Report job time vs plain sqlite3 (benchmark 1), and as the store grows (benchmark 7).
+"""Report job time vs the plain driver (benchmark 1), and as the store grows (benchmark 7), on
+SQLite and on PostgreSQL (`--backend`).
 
 Stores come from bench/dataset.py (built once through the store layer, cached in bench/.cache/;
 building took 24 s, 29 s, 94 s and 288 s for 300k, 1M, 3M and 10M events on a loaded machine).
@@ -7,17 +8,21 @@ email action over 11 months), and a quarter as many again on archived campaigns.
 
 1. On the store of the size's events (tiny 100k, small 1M, full 10M), for each target, without
    and with archived campaigns: the report job, called in this process as the worker calls it,
-   against plain sqlite3 reading the same rows and inserting them into a table in one
-   transaction, the least work a report needs (for the archived search it reads both tables).
-   Targets: job <= 1.5x plain sqlite3; with archived <= 2x the job without.
+   against the least work a report needs with the plain driver: reading the same rows and
+   inserting them into a bare table in one transaction (for the archived search from both
+   tables). SQLite: plain sqlite3 reads them into Python and inserts them (executemany), in
+   process as the job is. PostgreSQL: plain asyncpg sends one INSERT ... SELECT, the rows never
+   leaving the server, as the job's chunks do. PostgreSQL stores are copies of the SQLite ones
+   (bench/dataset.py, `on_postgres`). Targets: job <= 1.5x plain; with archived <= 2x the job
+   without.
 2. Growth: the job for the same contacts on stores of growing size (full 1M, 3M, 10M; small
    300k, 1M, 3M); target: largest store <= 1.3x the smallest (an index range scan, not a scan).
 
 Every figure is the best of several rounds, each running every case once; next to the wall
 times, the CPU times (of the whole process), which waiting for a core held by other work on a
-shared machine does not disturb. `--plot` draws the wall times as docs/job-time.png.
+shared machine does not disturb. `--plot` draws the SQLite wall times as docs/job-time.png.
 
-    .venv/bin/python bench/job_vs_sqlite.py [--size small] [--plot]
+    .venv/bin/python bench/job_vs_sqlite.py [--size small] [--backend both] [--plot]
 """
 
 from __future__ import annotations
@@ -25,20 +30,22 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import asyncpg
 import msgspec
 
-from common import size_parser
+from common import PostgresServer, backends, postgres, size_parser
 from contactreports.catalogue import ACTION_CODES
 from contactreports.config import Settings
 from contactreports.jobs.generate import generate_report
 from contactreports.jobs.worker import job_context
 from contactreports.store.database import Database
 from contactreports.store.reports import create_report, delete_report
-from dataset import CACHE, SEARCH, Store, Target, ensure_store
+from dataset import CACHE, SEARCH, Store, Target, ensure_store, on_postgres
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -51,7 +58,8 @@ GROWTH = {
 }
 RUNS = {"tiny": 1, "small": 10, "full": 10}
 PLOT = Path(__file__).parents[1] / "docs" / "job-time.png"
-# A report's rows as plain sqlite3 keeps them: a bare table, no key (the least work).
+PLAIN = {"sqlite": "plain sqlite3", "postgresql": "plain asyncpg"}
+# A report's rows as the plain driver keeps them: a bare table, no key (the least work).
 BASELINE_TABLE = "bench_plain_copy"
 COLOURS = ("tab:green", "tab:blue", "tab:red")
 
@@ -75,28 +83,46 @@ class Figure(msgspec.Struct, frozen=True):
     plain_cpu: float
 
 
-async def main(size: str, cache: Path, plot: bool) -> None:
+async def main(size: str, cache: Path, plot: bool, choice: str) -> None:
+    stores = {events: await ensure_store(events, cache) for events in (STORE[size], *GROWTH[size])}
+    chosen = backends(choice)
+    with postgres("postgresql" in chosen) as server:
+        for backend in chosen:
+            on_backend = await _stores_on(backend, stores, server)
+            await measure_backend(
+                size, on_backend[STORE[size]], [on_backend[n] for n in GROWTH[size]], plot and backend == "sqlite"
+            )
+
+
+async def _stores_on(backend: str, stores: dict[int, Store], server: PostgresServer | None) -> dict[int, Store]:
+    """The SQLite `stores`, or their copies on `server` (the SQLite ones are built either way)."""
+    if backend == "sqlite":
+        return stores
+    assert server is not None
+    return {events: await on_postgres(store, server) for events, store in stores.items()}
+
+
+async def measure_backend(size: str, store: Store, growing: list[Store], plot: bool) -> None:
     runs = RUNS[size]
-    store = await ensure_store(STORE[size], cache)
-    growing = [await ensure_store(events, cache) for events in GROWTH[size]]
+    plain = PLAIN[store.backend]
     cases = [Case(store, target, archived) for target in store.targets for archived in (False, True)]
     cases += [Case(other, target, False) for other in growing for target in other.targets]
     figures = await measure(list(dict.fromkeys(cases)), runs)
 
-    print(f"\n1. report job vs plain sqlite3: {store.events:,} events, best of {runs}")
+    print(f"\n1. {store.backend}: report job vs {plain}: {store.events:,} events, best of {runs}")
     for target in store.targets:
         live, archived = (figures[Case(store, target, include)] for include in (False, True))
-        print(f"  {_line(live)}; target <= 1.5x")
-        print(f"  {_line(archived)}; {archived.job / live.job:.2f}x the job without archived (target <= 2x)")
+        print(f"  {_line(live, plain)}; target <= 1.5x")
+        print(f"  {_line(archived, plain)}; {archived.job / live.job:.2f}x the job without archived (target <= 2x)")
     sizes = ", ".join(f"{other.events:,}" for other in growing)
-    print(f"\n7. growth: the same contacts on stores of {sizes} events, best of {runs}")
+    print(f"\n7. {store.backend}: growth: the same contacts on stores of {sizes} events, best of {runs}")
     for target in store.targets:
         row = [figures[Case(other, target, False)] for other in growing]
         print(
             f"  {target.matching:>7,} rows: job {_times(f.job for f in row)}: {row[-1].job / row[0].job:.2f}x"
-            f" largest/smallest (target <= 1.3x); plain sqlite3 {_times(f.plain for f in row)}:"
+            f" largest/smallest (target <= 1.3x); {plain} {_times(f.plain for f in row)}:"
             f" {row[-1].plain / row[0].plain:.2f}x; CPU: job {row[-1].job_cpu / row[0].job_cpu:.2f}x,"
-            f" plain sqlite3 {row[-1].plain_cpu / row[0].plain_cpu:.2f}x"
+            f" {plain} {row[-1].plain_cpu / row[0].plain_cpu:.2f}x"
         )
     if plot:
         by_rows = [figures[case] for case in cases if case.store == store]
@@ -105,35 +131,32 @@ async def main(size: str, cache: Path, plot: bool) -> None:
 
 
 async def measure(cases: list[Case], runs: int) -> dict[Case, Figure]:
-    """The best of `runs` rounds, each running every case once, the job then plain sqlite3.
+    """The best of `runs` rounds, each running every case once, the job then the plain driver.
 
     Rounds rather than all the runs of one case in a row: a burst of load from other work on a
     shared machine then slows one round of every case instead of every run of one case.
     """
     stores = list(dict.fromkeys(case.store for case in cases))
     dbs = {store: await Database.open(store.url) for store in stores}
-    plains = {store: _plain_connection(store) for store in stores}
+    plains = {store: await _Plain.open(store) for store in stores}
     best = {case: [float("inf")] * 4 for case in cases}  # job, plain, job CPU, plain CPU
     rows: dict[Case, int] = {}
     try:
         for _ in range(runs):
             for case in cases:
-                # Each starts on an empty WAL: else the commit that crosses SQLite's auto-checkpoint
-                # (1,000 pages) pays for writing back the pages of the cases before it.
-                plains[case.store].execute("PRAGMA wal_checkpoint(PASSIVE)")
+                await plains[case.store].settle()
                 job, rows[case] = await _job_once(dbs[case.store], case)
-                plains[case.store].execute("PRAGMA wal_checkpoint(PASSIVE)")
-                plain, plain_rows = _plain_once(plains[case.store], case)
+                await plains[case.store].settle()
+                plain, plain_rows = await plains[case.store].copy(case)
                 times = (job.wall, plain.wall, job.cpu, plain.cpu)
                 best[case] = [min(pair) for pair in zip(best[case], times, strict=True)]
                 if plain_rows != rows[case]:
-                    raise AssertionError(f"{case}: the job copied {rows[case]:,} rows, plain sqlite3 {plain_rows:,}")
+                    raise AssertionError(f"{case}: the job copied {rows[case]:,} rows, the plain driver {plain_rows:,}")
     finally:
         for db in dbs.values():
             await db.close()  # an open aiosqlite connection's thread would keep the process alive
-        for conn in plains.values():
-            conn.execute(f"DROP TABLE IF EXISTS {BASELINE_TABLE}")
-            conn.close()
+        for plain in plains.values():
+            await plain.close()
     return {
         case: Figure(case.store.events, case.target, case.include_archived, rows[case], *best[case]) for case in cases
     }
@@ -160,40 +183,108 @@ async def _job_once(db: Database, case: Case) -> tuple[_Stopwatch, int]:
     return clock, int(result.split()[1])
 
 
-def _plain_connection(store: Store) -> sqlite3.Connection:
-    """Plain sqlite3 on the store, as the store's own connections are set (WAL, synchronous NORMAL)."""
-    conn = sqlite3.connect(store.path, isolation_level=None)
-    conn.execute("PRAGMA synchronous = NORMAL")
-    conn.execute(f"CREATE TABLE IF NOT EXISTS {BASELINE_TABLE} (occurred_at, seq, action, campaign_pk, details)")
-    return conn
-
-
-def _plain_once(conn: sqlite3.Connection, case: Case) -> tuple[_Stopwatch, int]:
-    """Read the matching rows (from both tables for the archived search) and insert them into a
-    table, in one transaction; (its time, its rows)."""
+def _matching(case: Case, placeholders: tuple[str, str, str]) -> str:
+    """The SELECT of the rows a case's report copies, from both tables for the archived search,
+    its parameters (email, start, end) written as `placeholders`."""
     tables = ("events", "archived_events") if case.include_archived else ("events",)
     codes = ", ".join(str(ACTION_CODES[action]) for action in SEARCH.actions)
-    select = " UNION ALL ".join(
-        f"SELECT occurred_at, seq, action, campaign_pk, details FROM {table} WHERE account_id = 1 AND email = ?"
-        f" AND occurred_at >= ? AND occurred_at < ? AND action IN ({codes})"
+    email, start, end = placeholders
+    return " UNION ALL ".join(
+        f"SELECT occurred_at, seq, action, campaign_pk, details FROM {table} WHERE account_id = 1"
+        f" AND email = {email} AND occurred_at >= {start} AND occurred_at < {end} AND action IN ({codes})"
         for table in tables
     )
-    with _Stopwatch() as clock:
-        conn.execute("BEGIN")
-        rows = conn.execute(
-            f"{select} ORDER BY occurred_at, seq", (case.target.email, SEARCH.start, SEARCH.end) * len(tables)
-        ).fetchall()
-        conn.executemany(f"INSERT INTO {BASELINE_TABLE} VALUES (?, ?, ?, ?, ?)", rows)
-        conn.execute("COMMIT")
-    conn.execute(f"DELETE FROM {BASELINE_TABLE}")
-    return clock, len(rows)
 
 
-def _line(figure: Figure) -> str:
+class _Plain(ABC):
+    """The plain driver on a store: the least work of copying a case's rows."""
+
+    @staticmethod
+    async def open(store: Store) -> _Plain:
+        if store.backend == "sqlite":
+            return _PlainSQLite(store)
+        return _PlainPostgres(await asyncpg.connect(store.url))
+
+    @abstractmethod
+    async def settle(self) -> None:
+        """Leave nothing of the last case for the next to pay for."""
+
+    @abstractmethod
+    async def copy(self, case: Case) -> tuple[_Stopwatch, int]:
+        """Read the matching rows and insert them into a table, in one transaction; (its time, its rows)."""
+
+    @abstractmethod
+    async def close(self) -> None: ...
+
+
+class _PlainSQLite(_Plain):
+    """Plain sqlite3 on the store, as the store's own connections are set (WAL, synchronous NORMAL)."""
+
+    def __init__(self, store: Store):
+        self._conn = sqlite3.connect(store.path, isolation_level=None)
+        self._conn.execute("PRAGMA synchronous = NORMAL")
+        self._conn.execute(
+            f"CREATE TABLE IF NOT EXISTS {BASELINE_TABLE} (occurred_at, seq, action, campaign_pk, details)"
+        )
+
+    async def settle(self) -> None:
+        # Each starts on an empty WAL: else the commit that crosses SQLite's auto-checkpoint
+        # (1,000 pages) pays for writing back the pages of the cases before it.
+        self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+
+    async def copy(self, case: Case) -> tuple[_Stopwatch, int]:
+        tables = 2 if case.include_archived else 1
+        with _Stopwatch() as clock:
+            self._conn.execute("BEGIN")
+            rows = self._conn.execute(
+                f"{_matching(case, ('?', '?', '?'))} ORDER BY occurred_at, seq",
+                (case.target.email, SEARCH.start, SEARCH.end) * tables,
+            ).fetchall()
+            self._conn.executemany(f"INSERT INTO {BASELINE_TABLE} VALUES (?, ?, ?, ?, ?)", rows)
+            self._conn.execute("COMMIT")
+        self._conn.execute(f"DELETE FROM {BASELINE_TABLE}")
+        return clock, len(rows)
+
+    async def close(self) -> None:
+        self._conn.execute(f"DROP TABLE IF EXISTS {BASELINE_TABLE}")
+        self._conn.close()
+
+
+class _PlainPostgres(_Plain):
+    """Plain asyncpg: one INSERT ... SELECT, the rows never leaving the server."""
+
+    def __init__(self, conn: asyncpg.Connection):
+        self._conn = conn
+
+    async def settle(self) -> None:
+        pass  # the server writes back dirty pages in the background (its checkpointer)
+
+    async def copy(self, case: Case) -> tuple[_Stopwatch, int]:
+        await self._conn.execute(
+            f"CREATE TABLE IF NOT EXISTS {BASELINE_TABLE}"
+            " (occurred_at BIGINT, seq BIGINT, action BIGINT, campaign_pk BIGINT, details TEXT)"
+        )
+        with _Stopwatch() as clock:
+            async with self._conn.transaction():
+                status = await self._conn.execute(
+                    f"INSERT INTO {BASELINE_TABLE} {_matching(case, ('$1', '$2', '$3'))} ORDER BY occurred_at, seq",
+                    case.target.email,
+                    SEARCH.start,
+                    SEARCH.end,
+                )
+        await self._conn.execute(f"TRUNCATE {BASELINE_TABLE}")
+        return clock, int(status.split()[-1])
+
+    async def close(self) -> None:
+        await self._conn.execute(f"DROP TABLE IF EXISTS {BASELINE_TABLE}")
+        await self._conn.close()
+
+
+def _line(figure: Figure, plain: str) -> str:
     kind = "with archived" if figure.include_archived else "live only    "
     return (
-        f"{figure.rows:>7,} rows, {kind}: plain sqlite3 {figure.plain * 1000:8.2f} ms, report job"
-        f" {figure.job * 1000:8.2f} ms ({figure.job / figure.plain:.2f}x plain sqlite3; CPU"
+        f"{figure.rows:>7,} rows, {kind}: {plain} {figure.plain * 1000:8.2f} ms, report job"
+        f" {figure.job * 1000:8.2f} ms ({figure.job / figure.plain:.2f}x {plain}; CPU"
         f" {figure.plain_cpu * 1000:.2f} / {figure.job_cpu * 1000:.2f} ms, {figure.job_cpu / figure.plain_cpu:.2f}x)"
     )
 
@@ -245,6 +336,6 @@ def _curves(axes: Axes, figures: list[Figure], x: str, colour: str, label: str) 
 if __name__ == "__main__":
     parser = size_parser(__doc__)
     parser.add_argument("--cache", type=Path, default=CACHE, help="where built stores are kept")
-    parser.add_argument("--plot", action="store_true", help=f"draw the figures into {PLOT}")
+    parser.add_argument("--plot", action="store_true", help=f"draw SQLite's figures into {PLOT}")
     arguments = parser.parse_args()
-    asyncio.run(main(arguments.size, arguments.cache, arguments.plot))
+    asyncio.run(main(arguments.size, arguments.cache, arguments.plot, arguments.backend))

@@ -18,7 +18,10 @@ each; the smaller goes first, so memory the bigger kept cannot inflate the basel
 report: the benchmark prints each peak, its growth over the process's idle RSS, and the
 ratio of the big report's peak to the baseline's.
 
-    .venv/bin/python bench/memory.py [--size tiny|small|full] [--rows N] [--baseline-rows N]
+On PostgreSQL (`--backend`; a private server, bench/common.py) the store is built anew in a
+database of its own each run; the peaks are the API's and the worker's, not the server's.
+
+    .venv/bin/python bench/memory.py [--size tiny|small|full] [--backend both] [--rows N] [--baseline-rows N]
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ import httpx
 import msgspec
 import psutil
 
-from common import size_parser
+from common import PostgresServer, backends, postgres, size_parser
 from contactreports.catalogue import ACTION_CODES, CATEGORY_ACTIONS
 from contactreports.cli.embedded_redis import free_port
 from contactreports.models import Campaign, NewEvent, datetime_to_ms, format_ms
@@ -218,24 +221,39 @@ def _ms(timestamp: str) -> int:
     return datetime_to_ms(datetime.fromisoformat(timestamp))
 
 
-async def main(rows: int, baseline_rows: int, cache: Path) -> None:
+async def main(rows: int, baseline_rows: int, cache: Path, choice: str) -> None:
+    chosen = backends(choice)
+    with postgres("postgresql" in chosen) as server:
+        for backend in chosen:
+            work = Path(tempfile.mkdtemp(prefix=f"contactreports-bench-{backend}-"))
+            try:
+                url = await store_url(backend, rows, cache, work, server)
+                baseline, big = await measure(work, url, (baseline_rows, rows))
+            finally:
+                shutil.rmtree(work)
+            report(backend, rows, baseline_rows, big, baseline)
+
+
+async def store_url(backend: str, rows: int, cache: Path, work: Path, server: PostgresServer | None) -> str:
+    """A store to measure on. SQLite: a copy of the cached store (reports are written to the copy;
+    the cache stays as built), built first if it is not there. PostgreSQL: built anew."""
+    if backend == "postgresql":
+        assert server is not None
+        url = server.url_of(await server.create_database())
+        await build(url, rows)
+        return url
     cached = cache / f"memory-v{STORE_VERSION}-{rows}.db"
     if not cached.exists():
         cache.mkdir(parents=True, exist_ok=True)
         await build(f"sqlite:///{cached}", rows)
-    work = Path(tempfile.mkdtemp(prefix="contactreports-bench-"))
-    try:
-        shutil.copy(cached, work / "bench.db")  # reports are written to the copy; the cache stays as built
-        baseline, big = await measure(work, f"sqlite:///{work / 'bench.db'}", (baseline_rows, rows))
-    finally:
-        shutil.rmtree(work)
-    report(rows, baseline_rows, big, baseline)
+    shutil.copy(cached, work / "bench.db")
+    return f"sqlite:///{work / 'bench.db'}"
 
 
-def report(rows: int, baseline_rows: int, big: dict[str, Peak], baseline: dict[str, Peak]) -> None:
+def report(backend: str, rows: int, baseline_rows: int, big: dict[str, Peak], baseline: dict[str, Peak]) -> None:
     print(
-        f"peak RSS, {rows:,}-row report vs {baseline_rows:,}-row baseline, exports each by a new process (target: flat,"
-        f" under {TARGET_MB} MB; flat here: the peak at most {FLAT}x the baseline's):"
+        f"{backend}: peak RSS, {rows:,}-row report vs {baseline_rows:,}-row baseline, exports each by a new process"
+        f" (target: flat, under {TARGET_MB} MB; flat here: the peak at most {FLAT}x the baseline's):"
     )
     for name, label in LABELS.items():
         one, other = big[name], baseline[name]
@@ -257,4 +275,4 @@ if __name__ == "__main__":
     parser.add_argument("--cache", type=Path, default=CACHE, help="where built stores are kept")
     arguments = parser.parse_args()
     big, small = ROWS[arguments.size]
-    asyncio.run(main(arguments.rows or big, arguments.baseline_rows or small, arguments.cache))
+    asyncio.run(main(arguments.rows or big, arguments.baseline_rows or small, arguments.cache, arguments.backend))

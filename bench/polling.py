@@ -13,6 +13,9 @@ the load tool could be the bottleneck (server and tool share the machine's cores
 `--compare-uvicorn` adds the same API served by uvicorn with httptools and uvloop, as it was
 served before Granian (issue 12), to every round: what the server change costs or gains.
 
+`--backend both` (the default) does all this on a SQLite store, then on a PostgreSQL one (a
+private server, bench/common.py); the server CPU counted is the API's processes', not PostgreSQL's.
+
     .venv/bin/python bench/polling.py [--size tiny|small|full] [--workers 2] [--seconds S] [--rounds N]
                                       [--compare-uvicorn]
 """
@@ -35,7 +38,7 @@ import msgspec
 import psutil
 from litestar import Litestar, MediaType, get
 
-from common import size_parser
+from common import PostgresServer, backends, new_store_url, postgres, size_parser
 from contactreports.cli.embedded_redis import free_port
 from contactreports.config import Settings
 from contactreports.jobs.generate import generate_report
@@ -165,10 +168,9 @@ def floor_app() -> Litestar:
 
 
 @asynccontextmanager
-async def api_server(work: Path, body: Path) -> AsyncIterator[tuple[Target, dict[str, str]]]:
+async def api_server(work: Path, body: Path, database_url: str) -> AsyncIterator[tuple[Target, dict[str, str]]]:
     """`contactreports serve` on a store with a done report; its body is written to `body`.
     Also yields the environment it runs in (its Redis, its database)."""
-    database_url = f"sqlite:///{work / 'bench.db'}"
     api_key, report_id = await build_store(database_url)
     auth = {"Authorization": f"Bearer {api_key}"}
     with service_env(work, database_url) as env:
@@ -190,13 +192,14 @@ async def uvicorn_api_server(api: Target, env: dict[str, str], workers: int) -> 
         yield Target(url + urlsplit(api.url).path, api.headers, pids)
 
 
-async def measure(arguments: argparse.Namespace) -> dict[str, Load]:
+async def measure(arguments: argparse.Namespace, backend: str, server: PostgresServer | None) -> dict[str, Load]:
     """Rounds of load on each server in turn, all of them running throughout."""
-    work = Path(tempfile.mkdtemp(prefix="contactreports-bench-"))
+    work = Path(tempfile.mkdtemp(prefix=f"contactreports-bench-{backend}-"))
     body = work / "report.json"
     os.environ["WEB_CONCURRENCY"] = str(arguments.workers)  # `serve`'s processes
+    database_url = await new_store_url(backend, work, "bench", server)
     async with AsyncExitStack() as servers:
-        api, env = await servers.enter_async_context(api_server(work, body))
+        api, env = await servers.enter_async_context(api_server(work, body, database_url))
         targets = {API: api, FLOOR: await servers.enter_async_context(floor_server(body, arguments.workers))}
         if arguments.compare_uvicorn:
             targets[UVICORN] = await servers.enter_async_context(uvicorn_api_server(api, env, arguments.workers))
@@ -219,18 +222,25 @@ def report(name: str, result: Load, seconds: float) -> float:
 
 
 def main(arguments: argparse.Namespace) -> None:
-    results = asyncio.run(measure(arguments))
+    chosen = backends(arguments.backend)
+    with postgres("postgresql" in chosen) as server:
+        for backend in chosen:
+            summarise(arguments, backend, asyncio.run(measure(arguments, backend, server)))
+
+
+def summarise(arguments: argparse.Namespace, backend: str, results: dict[str, Load]) -> None:
     seconds = arguments.seconds * arguments.rounds
     print(
-        f"{arguments.clients} keep-alive clients, {arguments.workers} server process(es), {arguments.rounds} x "
-        f"{arguments.seconds:g} s on each server, alternating:"
+        f"{backend}: {arguments.clients} keep-alive clients, {arguments.workers} server process(es), "
+        f"{arguments.rounds} x {arguments.seconds:g} s on each server, alternating:"
     )
     rates = {name: report(name, result, seconds) for name, result in results.items()}
     api = results[API]
     p99 = api.percentile(0.99)
     met = rates[API] >= TARGET_RATE and p99 < TARGET_P99_MS
     print(
-        f"polling: {rates[API]:,.0f} req/s, p99 {p99:.1f} ms ({rates[API] / rates[FLOOR]:.2f}x the floor's rate); "
+        f"{backend} polling: {rates[API]:,.0f} req/s, p99 {p99:.1f} ms "
+        f"({rates[API] / rates[FLOOR]:.2f}x the floor's rate); "
         f"target >= {TARGET_RATE:,} req/s and p99 < {TARGET_P99_MS} ms: {'met' if met else 'NOT met'}"
     )
     if UVICORN in results:

@@ -1,8 +1,9 @@
 """Every benchmark, one after another, each as its own process (so one's memory or threads
 cannot colour the next one's figures).
 
-    .venv/bin/python bench/run_all.py            # small sizes: under 10 minutes
-    .venv/bin/python bench/run_all.py --full     # the sizes DESIGN.md's targets name
+    .venv/bin/python bench/run_all.py                      # small sizes, SQLite then PostgreSQL
+    .venv/bin/python bench/run_all.py --backend sqlite     # one backend: under 10 minutes
+    .venv/bin/python bench/run_all.py --full               # the sizes DESIGN.md's targets name
 
 Stores that take long to build are cached in bench/.cache/ and reused by later runs.
 """
@@ -15,6 +16,8 @@ import sys
 import time
 from pathlib import Path
 
+from common import BACKENDS
+
 BENCH = Path(__file__).parent
 BENCHMARKS = ("job_vs_sqlite", "submit_to_done", "ingest", "webhooks", "polling", "memory", "drain")
 
@@ -24,9 +27,10 @@ def main() -> int:
     failed = []
     started = time.perf_counter()
     for name in BENCHMARKS:
-        print(f"\n== {name} ({arguments.size})", flush=True)
+        print(f"\n== {name} ({arguments.size}, {arguments.backend})", flush=True)
         began = time.perf_counter()
-        code = subprocess.call([sys.executable, str(BENCH / f"{name}.py"), "--size", arguments.size])
+        script = str(BENCH / f"{name}.py")
+        code = subprocess.call([sys.executable, script, "--size", arguments.size, "--backend", arguments.backend])
         print(f"== {name}: {'ok' if code == 0 else f'FAILED (exit {code})'} in {time.perf_counter() - began:.0f} s")
         if code:
             failed.append(name)
@@ -40,6 +44,7 @@ def _arguments() -> argparse.Namespace:
     sizes.add_argument("--full", dest="size", action="store_const", const="full", help="DESIGN.md's sizes")
     sizes.add_argument("--tiny", dest="size", action="store_const", const="tiny", help="CI's smoke size")
     parser.set_defaults(size="small")
+    parser.add_argument("--backend", choices=(*BACKENDS, "both"), default="both")
     return parser.parse_args()
 
 

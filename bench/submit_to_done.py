@@ -2,10 +2,12 @@
 
 Starts its own Redis, API and worker on a fresh demo database, then creates (and deletes)
 the same report N times, polling every 5 ms. Also reports the job's own time
-(finished_at - started_at) against plain sqlite3 reading the same rows and inserting them
-into a table in one transaction, the least work a report needs.
+(finished_at - started_at) against the plain driver reading the same rows and inserting them
+into a table in one transaction, the least work a report needs: plain sqlite3 through Python
+(executemany) on SQLite, plain asyncpg's one INSERT ... SELECT on PostgreSQL (`--backend`; a
+private server, bench/common.py).
 
-    .venv/bin/python bench/submit_to_done.py [--size tiny|small|full] [--runs N]
+    .venv/bin/python bench/submit_to_done.py [--size tiny|small|full] [--backend both] [--runs N]
 """
 
 from __future__ import annotations
@@ -18,9 +20,10 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+import asyncpg
 import httpx
 
-from common import size_parser
+from common import PostgresServer, backends, new_store_url, postgres, size_parser
 from contactreports.cli.demo import DEMO_API_KEY, DEMO_CONTACT, demo_search, seed_demo
 from contactreports.store.database import Database
 from services import running
@@ -35,15 +38,20 @@ def ms(text: str) -> float:
     return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() * 1000
 
 
-def plain_sqlite_copy(path: Path) -> float:
+MATCHING = (
+    "SELECT occurred_at, seq, action, campaign_pk, details FROM events WHERE account_id = 1 AND email = {}"
+    " AND occurred_at >= {} AND occurred_at < {} AND action BETWEEN 1 AND 25 ORDER BY occurred_at, seq"
+)
+PLAIN = {"sqlite": "plain sqlite3", "postgresql": "plain asyncpg"}
+
+
+def plain_sqlite_copy(path: str) -> float:
     """Seconds for sqlite3 to read the report's rows and insert them into a table in one transaction."""
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("CREATE TEMP TABLE copy (occurred_at, seq, action, campaign_pk, details)")
     started = time.perf_counter()
     rows = conn.execute(
-        "SELECT occurred_at, seq, action, campaign_pk, details FROM events WHERE account_id = 1 AND email = ?"
-        " AND occurred_at >= ? AND occurred_at < ? AND action BETWEEN 1 AND 25 ORDER BY occurred_at, seq",
-        (DEMO_CONTACT, ms(SEARCH["start"]), ms(SEARCH["end"])),
+        MATCHING.format("?", "?", "?"), (DEMO_CONTACT, ms(SEARCH["start"]), ms(SEARCH["end"]))
     ).fetchall()
     conn.execute("BEGIN")
     conn.executemany("INSERT INTO copy VALUES (?, ?, ?, ?, ?)", rows)
@@ -51,9 +59,43 @@ def plain_sqlite_copy(path: Path) -> float:
     return time.perf_counter() - started
 
 
-async def main(runs: int) -> None:
-    work = Path(tempfile.mkdtemp(prefix="contactreports-bench-"))
-    database_url = f"sqlite:///{work / 'bench.db'}"
+async def plain_postgres_copy(url: str) -> float:
+    """Seconds for asyncpg to copy the report's rows into a table in one transaction (one
+    INSERT ... SELECT: the rows never leave the server)."""
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute(
+            "CREATE TEMP TABLE copy (occurred_at BIGINT, seq BIGINT, action BIGINT, campaign_pk BIGINT, details TEXT)"
+        )
+        started = time.perf_counter()
+        async with conn.transaction():
+            await conn.execute(
+                f"INSERT INTO copy {MATCHING.format('$1', '$2', '$3')}",
+                DEMO_CONTACT,
+                int(ms(SEARCH["start"])),
+                int(ms(SEARCH["end"])),
+            )
+        return time.perf_counter() - started
+    finally:
+        await conn.close()
+
+
+async def plain_copy(url: str) -> float:
+    if url.startswith("sqlite:"):
+        return plain_sqlite_copy(url.removeprefix("sqlite:///"))
+    return await plain_postgres_copy(url)
+
+
+async def main(runs: int, choice: str) -> None:
+    chosen = backends(choice)
+    with postgres("postgresql" in chosen) as server:
+        for backend in chosen:
+            await measure(backend, server, runs)
+
+
+async def measure(backend: str, server: PostgresServer | None, runs: int) -> None:
+    work = Path(tempfile.mkdtemp(prefix=f"contactreports-bench-{backend}-"))
+    database_url = await new_store_url(backend, work, "bench", server)
     db = await Database.open(database_url)
     await seed_demo(db)
     await db.close()
@@ -73,17 +115,17 @@ async def main(runs: int) -> None:
             await http.delete(f"/api/reports/{report['id']}")
             await asyncio.sleep(0.2)  # an idle worker, as a user would find it
     rows = report["row_count"]
-    baseline = min(plain_sqlite_copy(work / "bench.db") for _ in range(20)) * 1000
+    baseline = min([await plain_copy(database_url) for _ in range(20)]) * 1000
     latencies.sort()
     p50, job_p50 = statistics.median(latencies), statistics.median(job_times)
     print(
-        f"submit -> done over HTTP, {runs} runs, {rows} rows: p50 {p50:.1f} ms, "
+        f"{backend}: submit -> done over HTTP, {runs} runs, {rows} rows: p50 {p50:.1f} ms, "
         f"p99 {latencies[int(len(latencies) * 0.99) - 1]:.1f} ms; target p50 < {TARGET_P50_MS} ms: "
         f"{'met' if p50 < TARGET_P50_MS else 'MISSED'}"
     )
     # The job's timestamps have millisecond resolution, so the ratio is coarse for a small report.
     print(
-        f"job time (started -> finished) p50 {job_p50:.1f} ms; plain sqlite3 read + insert of the same rows "
+        f"job time (started -> finished) p50 {job_p50:.1f} ms; {PLAIN[backend]} read + insert of the same rows "
         f"{baseline:.2f} ms; the rest of the p50 is queue, HTTP and polling: {p50 - job_p50:.1f} ms"
     )
 
@@ -92,4 +134,4 @@ if __name__ == "__main__":
     arguments_parser = size_parser(__doc__)
     arguments_parser.add_argument("--runs", type=int, help="reports to time (by size: 3, 50, 200)")
     arguments = arguments_parser.parse_args()
-    asyncio.run(main(arguments.runs or RUNS[arguments.size]))
+    asyncio.run(main(arguments.runs or RUNS[arguments.size], arguments.backend))

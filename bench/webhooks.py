@@ -25,7 +25,11 @@ CONTACTREPORTS_WEBHOOK_RATE_LIMIT are 1000000/minute, far above any case here), 
 in Redis on every request, as in production. At the end each account must hold exactly the events
 sent to it, or the run fails.
 
-    .venv/bin/python bench/webhooks.py [--size tiny|small|full] [--workers 1] [--only PROVIDER] [--profile DIR]
+Every case runs on SQLite, then on PostgreSQL (`--backend`; a private server, bench/common.py);
+the server CPU counted is the API's processes', not PostgreSQL's.
+
+    .venv/bin/python bench/webhooks.py [--size tiny|small|full] [--backend both] [--workers 1] [--only PROVIDER]
+                                       [--profile DIR]
 
 `--profile DIR` records the API process with py-spy (every busy thread, SQLite's among them)
 while each path of each case is timed, as collapsed stacks in DIR; it slows the server.
@@ -39,7 +43,6 @@ import hashlib
 import hmac
 import os
 import random
-import sqlite3
 import tempfile
 import time
 from collections import deque
@@ -56,7 +59,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from common import size_parser
+from common import PostgresServer, backends, new_store_url, postgres, size_parser
 from contactreports.models import Campaign
 from contactreports.store.accounts import create_account
 from contactreports.store.campaigns import put_campaign
@@ -304,11 +307,10 @@ def rounds(bodies: list[bytes], count: int) -> list[list[bytes]]:
     return [bodies[len(bodies) * n // count : len(bodies) * (n + 1) // count] for n in range(count)]
 
 
-async def run_case(work: Path, case: Case, rounds_: int, profile: Path | None) -> None:
+async def run_case(work: Path, database_url: str, case: Case, rounds_: int, profile: Path | None) -> None:
     """Warm both paths up, then time them in alternating rounds; check every event is stored once."""
-    database = work / f"{case.slug}.db"
-    accounts = await prepare(f"sqlite:///{database}", case)
-    async with running(work / case.slug, f"sqlite:///{database}") as url:
+    accounts = await prepare(database_url, case)
+    async with running(work / case.slug, database_url) as url:
         serve = next(p for p in psutil.Process().children() if "serve" in p.cmdline())
         server = [serve, *serve.children(recursive=True)]
         connector = aiohttp.TCPConnector(limit=case.clients)
@@ -324,26 +326,29 @@ async def run_case(work: Path, case: Case, rounds_: int, profile: Path | None) -
                 for name in ("webhook", "api") if n % 2 == 0 else ("api", "webhook"):
                     with profiled([p.pid for p in server], profile, f"{case.slug}-{name}-{n}", gil_only=False):
                         await timed(session, case, ways[name], slices[name][n], server)
-    check_stored(database, case, accounts)
+    await check_stored(database_url, case, accounts)
 
 
-def check_stored(database: Path, case: Case, accounts: tuple[int, int]) -> None:
+async def check_stored(database_url: str, case: Case, accounts: tuple[int, int]) -> None:
     """Each account holds exactly the events sent to it, each once, and the campaigns they name;
     else the run fails."""
     sent = len(case.webhook.bodies) * case.per_request
+    db = await Database.open(database_url)
 
-    def count(conn: sqlite3.Connection, table: str, account_id: int) -> int:
-        return conn.execute(f"SELECT count(*) FROM {table} WHERE account_id = ?", (account_id,)).fetchone()[0]
+    async def count(table: str, account_id: int) -> int:
+        return await db.fetch_value(f"SELECT count(*) FROM {table} WHERE account_id = :a", {"a": account_id})
 
-    with sqlite3.connect(database) as conn:
+    try:
         for account_id, way in zip(accounts, (case.webhook, case.api), strict=True):
-            stored = count(conn, "events", account_id) + count(conn, "archived_events", account_id)
-            campaigns = count(conn, "campaigns", account_id)
+            stored = await count("events", account_id) + await count("archived_events", account_id)
+            campaigns = await count("campaigns", account_id)
             if not stored == way.ingested == sent or way.duplicates or campaigns != len(case.campaigns):
                 raise SystemExit(
                     f"{case.label}, {way.url.split('/')[1]}: {sent:,} events sent, {way.ingested:,} ingested, "
                     f"{way.duplicates:,} duplicates, {stored:,} stored; {campaigns} of {len(case.campaigns)} campaigns"
                 )
+    finally:
+        await db.close()
 
 
 def per_event_us(seconds: float, way: Way) -> str:
@@ -367,11 +372,20 @@ def report(case: Case) -> None:
 CASES = (("sendgrid", 100, 2), ("sendgrid", 1_000, 2), ("postmark", 1, 8), ("postmark", 1, 32), ("mailgun", 1, 8))
 
 
-async def main(size: str, workers: int, profile: Path | None, only: list[str] | None) -> None:
+async def main(size: str, workers: int, profile: Path | None, only: list[str] | None, choice: str) -> None:
+    chosen = backends(choice)
+    with postgres("postgresql" in chosen) as server:
+        for backend in chosen:
+            await measure(backend, server, size, workers, profile, only)
+
+
+async def measure(
+    backend: str, server: PostgresServer | None, size: str, workers: int, profile: Path | None, only: list[str] | None
+) -> None:
     batched, single = EVENTS[size]
     os.environ["WEB_CONCURRENCY"] = str(workers)  # `serve`'s processes
     print(
-        f"webhook ingest over HTTP vs POST /api/events, the same events: {workers} API process(es), "
+        f"{backend}: webhook ingest over HTTP vs POST /api/events, the same events: {workers} API process(es), "
         f"rate limits lifted to {LIFTED_RATE_LIMIT}, "
         f"a fresh store a case, {ROUNDS[size]} rounds alternating:",
         flush=True,
@@ -384,7 +398,8 @@ async def main(size: str, workers: int, profile: Path | None, only: list[str] | 
             events = batched if per_request > 1 else single
             case = make_case(provider, per_request, clients, events, first_id)
             first_id += events
-            await run_case(Path(folder), case, ROUNDS[size], profile)
+            database_url = await new_store_url(backend, Path(folder), case.slug, server)
+            await run_case(Path(folder), database_url, case, ROUNDS[size], profile)
             report(case)
             sent, cases = sent + 2 * events, cases + 1
     print(f"stored: all {sent:,} events sent (warmup included), each once, in {cases} cases")
@@ -396,4 +411,4 @@ if __name__ == "__main__":
     parser.add_argument("--profile", type=Path, help="record the API process with py-spy into this folder")
     parser.add_argument("--only", action="append", choices=("sendgrid", "postmark", "mailgun"), help="(repeatable)")
     arguments = parser.parse_args()
-    uvloop.run(main(arguments.size, arguments.workers, arguments.profile, arguments.only))
+    uvloop.run(main(arguments.size, arguments.workers, arguments.profile, arguments.only, arguments.backend))

@@ -129,10 +129,11 @@ class PostgresServer:
             self.stop("immediate")
         shutil.rmtree(self.root)
 
-    async def create_database(self) -> str:
-        """A new empty database; its name."""
+    async def create_database(self, template: str | None = None) -> str:
+        """A new database, empty or a copy of the database `template` (which nothing may be
+        connected to meanwhile); its name."""
         name = f"test_{uuid.uuid4().hex[:16]}"
-        await self._admin(f'CREATE DATABASE "{name}"')
+        await self._admin(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
         return name
 
     async def drop_database(self, name: str) -> None:

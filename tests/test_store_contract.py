@@ -163,6 +163,41 @@ async def test_events_ingested_while_their_campaign_is_archived_end_in_the_archi
     assert await store.fetch_value(count.format(table="archived_events"), {"a": account_id}) == 300
 
 
+async def test_a_batch_is_stored_as_given_details_and_campaigns_included_archived_ones_apart(
+    store: Database, account_id: int
+) -> None:
+    await campaigns.put_campaign(store, account_id, Campaign("live", "Live", "email", None, False))
+    await campaigns.put_campaign(store, account_id, Campaign("old", "Old", "email", None, True))
+    clicked = ACTION_CODES["email.clicked"]
+    link = '{"url": "https://example.com/é"}'
+    batch = [
+        NewEvent("e1", "zed@example.com", clicked, 3 * DAY_MS, "live", link.encode()),
+        NewEvent(None, ANN, ACTION_CODES["email.opened"], 1 * DAY_MS, None, None),
+        NewEvent("e2", "bob@example.com", clicked, 2 * DAY_MS, "old", b'{"n": 1}'),
+        NewEvent("e3", ANN, clicked, 4 * DAY_MS, "old", None),
+    ]
+
+    assert await events.insert_events(store, account_id, batch) == (4, 0)
+
+    pks = {row["id"]: row["pk"] for row in await store.fetch("SELECT id, pk FROM campaigns")}
+    read = (
+        "SELECT account_id, email, occurred_at, action, campaign_pk, details FROM {table}"
+        " WHERE account_id = :a ORDER BY occurred_at"
+    )
+    hot = [tuple(row) for row in await store.fetch(read.format(table="events"), {"a": account_id})]
+    archived = [tuple(row) for row in await store.fetch(read.format(table="archived_events"), {"a": account_id})]
+    assert hot == [
+        (account_id, ANN, 1 * DAY_MS, ACTION_CODES["email.opened"], None, None),
+        (account_id, "zed@example.com", 3 * DAY_MS, clicked, pks["live"], link),
+    ]
+    assert archived == [
+        (account_id, "bob@example.com", 2 * DAY_MS, clicked, pks["old"], '{"n": 1}'),
+        (account_id, ANN, 4 * DAY_MS, clicked, pks["old"], None),
+    ]
+    seqs = await store.fetch("SELECT seq FROM events UNION ALL SELECT seq FROM archived_events")
+    assert len({row["seq"] for row in seqs}) == 4
+
+
 async def test_only_the_latest_claim_of_a_run_may_write(store: Database, account_id: int) -> None:
     await events.insert_events(store, account_id, [opened(None, day) for day in range(5)])
     report = await reports.create_report(store, account_id, spec())

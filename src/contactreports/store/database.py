@@ -88,6 +88,12 @@ class Connection(ABC):
     async def execute_many(self, sql: str, rows: Iterable[Params]) -> None: ...
 
     @abstractmethod
+    async def copy_rows(self, table: str, columns: Sequence[str], records: Sequence[Sequence[Any]]) -> None:
+        """Insert `records` (values in the order of `columns`) into `table` as one bulk load:
+        PostgreSQL's COPY, SQLite's prepared INSERT run for each record. Plain inserts: no
+        ON CONFLICT, no RETURNING; a broken constraint fails the whole load."""
+
+    @abstractmethod
     async def fetch(self, sql: str, params: Params = NO_PARAMS) -> list[Row]: ...
 
     async def fetch_one(self, sql: str, params: Params = NO_PARAMS) -> Row | None:

@@ -84,6 +84,13 @@ class SQLiteConnection(Connection):
         except sqlite3.Error as error:
             raise _mapped(error) from error
 
+    async def copy_rows(self, table: str, columns: Sequence[str], records: Sequence[Sequence[Any]]) -> None:
+        placeholders = ", ".join("?" * len(columns))
+        try:
+            await self._conn.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({placeholders})", records)
+        except sqlite3.Error as error:
+            raise _mapped(error) from error
+
     async def fetch(self, sql: str, params: Params = NO_PARAMS) -> list[Row]:
         try:
             return list(await self._conn.execute_fetchall(sql, _bindable(params)))
