@@ -45,12 +45,8 @@ def postgres(wanted: bool) -> Iterator[PostgresServer | None]:
     if not wanted:
         yield None
         return
-    server = PostgresServer()
-    server.start()
-    try:
+    with PostgresServer() as server:
         yield server
-    finally:
-        server.close()
 
 
 async def new_store_url(backend: str, work: Path, name: str, server: PostgresServer | None) -> str:

@@ -129,6 +129,18 @@ class PostgresServer:
             self.stop("immediate")
         shutil.rmtree(self.root)
 
+    def __enter__(self) -> PostgresServer:
+        """Started; closed (stopped, its folder removed) when the block ends, however it ends."""
+        try:
+            self.start()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
     async def create_database(self, template: str | None = None) -> str:
         """A new database, empty or a copy of the database `template` (which nothing may be
         connected to meanwhile); its name."""
