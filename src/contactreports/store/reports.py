@@ -12,6 +12,10 @@ REPORT_COLUMNS = (
     "pk, id, account_id, email, actions, start_at, end_at, include_archived, status, run, attempts,"
     " scanned, total, row_count, error, created_at, started_at, finished_at"
 )
+# A report, and its rows or summary, by key (`:account_id`, `:pk`): every statement on them names
+# the account, so a distributed PostgreSQL routes it to one shard (README, "Running at scale").
+REPORT_KEY = "account_id = :account_id AND pk = :pk"
+ITS_ROWS = "account_id = :account_id AND report_pk = :pk"
 # Tries of a write that lost, between two of its statements, to the active report ending.
 RACE_TRIES = 5
 # The queued or processing report, of which an account has at most one (a unique index).
@@ -147,8 +151,8 @@ async def delete_report(db: Database, account_id: int, report_id: str) -> bool:
         )
         if pk is not None:
             key = {"account_id": account_id, "pk": pk}
-            await conn.execute("DELETE FROM report_rows WHERE account_id = :account_id AND report_pk = :pk", key)
-            await conn.execute("DELETE FROM report_summaries WHERE account_id = :account_id AND report_pk = :pk", key)
+            await conn.execute(f"DELETE FROM report_rows WHERE {ITS_ROWS}", key)
+            await conn.execute(f"DELETE FROM report_summaries WHERE {ITS_ROWS}", key)
     return pk is not None
 
 

@@ -10,6 +10,7 @@ import msgspec
 from contactreports.catalogue import ACTION_CODES, ACTION_NAMES
 from contactreports.models import CampaignRef, Report, ReportRow, Summary
 from contactreports.store.database import Connection, Database, StoreBusy
+from contactreports.store.reports import ITS_ROWS, REPORT_KEY
 
 EMPTY_DETAILS = msgspec.Raw(b"{}")
 # Rows per query when streaming a whole report (exports): small enough that one chunk's
@@ -17,8 +18,7 @@ EMPTY_DETAILS = msgspec.Raw(b"{}")
 STREAM_CHUNK = 1_000
 
 
-# The report, and its run while it is done: every statement names the account (README, "Running at scale").
-_REPORT = "account_id = :account_id AND pk = :pk"
+# The report's row of its run while it is done, joined to `report_rows r` (REPORT_KEY's rule).
 _DONE_RUN = "p.account_id = r.account_id AND p.pk = r.report_pk AND p.run = :run AND p.status = 'done'"
 
 
@@ -77,7 +77,7 @@ async def stream_rows(db: Database, report: Report) -> AsyncIterator[list[Report
         yield chunk
         after = (chunk[-1].occurred_at, chunk[-1].seq)
     still_done = await db.fetch_one(
-        f"SELECT 1 FROM reports WHERE {_REPORT} AND run = :run AND status = 'done'", _key(report)
+        f"SELECT 1 FROM reports WHERE {REPORT_KEY} AND run = :run AND status = 'done'", _key(report)
     )
     if still_done is None:
         raise ReportChanged()
@@ -86,7 +86,7 @@ async def stream_rows(db: Database, report: Report) -> AsyncIterator[list[Report
 async def report_summary(db: Database, report: Report, bars: int) -> Summary:
     """A done run's summary with `bars` slices of activity; computed at its first view, then kept."""
     kept = await db.fetch_value(
-        "SELECT summary FROM report_summaries WHERE account_id = :account_id AND report_pk = :pk AND run = :run",
+        f"SELECT summary FROM report_summaries WHERE {ITS_ROWS} AND run = :run",
         _key(report),
     )
     if kept is not None:
@@ -101,7 +101,7 @@ async def report_summary(db: Database, report: Report, bars: int) -> Summary:
                 "INSERT INTO report_summaries (account_id, report_pk, run, summary)"
                 " SELECT CAST(:account_id AS BIGINT), CAST(:pk AS BIGINT), CAST(:run AS BIGINT),"
                 " CAST(:summary AS TEXT)"
-                f" WHERE EXISTS (SELECT 1 FROM reports WHERE {_REPORT} AND run = :run AND status = 'done')"
+                f" WHERE EXISTS (SELECT 1 FROM reports WHERE {REPORT_KEY} AND run = :run AND status = 'done')"
                 " ON CONFLICT (account_id, report_pk) DO UPDATE SET run = excluded.run, summary = excluded.summary",
                 {**_key(report), "summary": msgspec.json.encode(summary).decode()},
             )
@@ -128,7 +128,7 @@ async def _summarize(conn: Connection, *, report: Report, bars: int) -> Summary:
     if first is not None and last is not None:
         per_slice = await conn.fetch(
             "SELECT (occurred_at - :first) * :bars / :span AS bar, COUNT(*) AS count FROM report_rows"
-            " WHERE account_id = :account_id AND report_pk = :pk GROUP BY 1",
+            f" WHERE {ITS_ROWS} GROUP BY 1",
             {"first": first, "bars": bars, "span": last - first + 1, **_key(report)},
         )
         for row in per_slice:

@@ -13,7 +13,7 @@ import msgspec
 from contactreports.catalogue import ACTION_CODES
 from contactreports.models import ReportSpec, now_ms
 from contactreports.store.database import Connection, Database, Row
-from contactreports.store.reports import spec_from_row
+from contactreports.store.reports import ITS_ROWS, REPORT_KEY, spec_from_row
 
 # Where matching events live; a search with include_archived reads both.
 HOT, ARCHIVED = "events", "archived_events"
@@ -35,11 +35,6 @@ class Claim(msgspec.Struct, kw_only=True):
     total: int
     # The last (occurred_at, seq) copied: the next chunk starts right after it.
     after: tuple[int, int]
-
-
-# The claimed report, and its rows: every statement names the account (see README, "Running at scale").
-_REPORT = "account_id = :account_id AND pk = :pk"
-_ROWS = "account_id = :account_id AND report_pk = :pk"
 
 
 def _key(claim: Claim) -> dict[str, int]:
@@ -82,12 +77,12 @@ async def claim_run(db: Database, account_id: int, report_id: str, run: int) -> 
 
 async def _start_fresh(conn: Connection, claim: Claim) -> None:
     """A fresh run: forget the rows of earlier runs, count what it will copy, start at the window's start."""
-    await conn.execute(f"DELETE FROM report_rows WHERE {_ROWS}", _key(claim))
+    await conn.execute(f"DELETE FROM report_rows WHERE {ITS_ROWS}", _key(claim))
     # (start, 0) sorts before every event at `start`: seq is never below 1.
     claim.after = (claim.spec.start, 0)
     count, count_params = _count_matching(claim.account_id, claim.spec)
     claim.total = await conn.fetch_value(
-        f"UPDATE reports SET total = {count}, scan_after_at = :after_at, scan_after_seq = 0 WHERE {_REPORT}"
+        f"UPDATE reports SET total = {count}, scan_after_at = :after_at, scan_after_seq = 0 WHERE {REPORT_KEY}"
         " RETURNING total",
         {**count_params, "after_at": claim.spec.start, **_key(claim)},
     )
@@ -112,7 +107,7 @@ async def copy_chunk(db: Database, claim: Claim, limit: int) -> int:
         else:
             await conn.execute(
                 "UPDATE reports SET scanned = :scanned, heartbeat_at = :now, scan_after_at = :after_at,"
-                f" scan_after_seq = :after_seq WHERE {_REPORT}",
+                f" scan_after_seq = :after_seq WHERE {REPORT_KEY}",
                 {
                     "scanned": claim.scanned,
                     "now": now_ms(),
@@ -126,10 +121,10 @@ async def copy_chunk(db: Database, claim: Claim, limit: int) -> int:
 
 async def _finish(conn: Connection, claim: Claim) -> None:
     """Mark the run done with the rows it holds, making them visible."""
-    row_count = await conn.fetch_value(f"SELECT count(*) FROM report_rows WHERE {_ROWS}", _key(claim))
+    row_count = await conn.fetch_value(f"SELECT count(*) FROM report_rows WHERE {ITS_ROWS}", _key(claim))
     await conn.execute(
         "UPDATE reports SET status = 'done', row_count = :count, scanned = :count, total = :count,"
-        f" finished_at = :now, heartbeat_at = NULL WHERE {_REPORT}",
+        f" finished_at = :now, heartbeat_at = NULL WHERE {REPORT_KEY}",
         {"count": row_count, "now": now_ms(), **_key(claim)},
     )
     claim.scanned = row_count
@@ -144,7 +139,7 @@ async def release_run(db: Database, claim: Claim) -> None:
     async with db.transaction() as conn:
         await _check_owner(conn, claim)
         await conn.execute(
-            f"UPDATE reports SET status = 'queued', attempts = attempts - 1, heartbeat_at = NULL WHERE {_REPORT}",
+            f"UPDATE reports SET status = 'queued', attempts = attempts - 1, heartbeat_at = NULL WHERE {REPORT_KEY}",
             _key(claim),
         )
 
@@ -155,10 +150,10 @@ async def fail_run(db: Database, claim: Claim, error: str) -> None:
         await _check_owner(conn, claim)
         await conn.execute(
             "UPDATE reports SET status = 'failed', error = :error, finished_at = :now, heartbeat_at = NULL"
-            f" WHERE {_REPORT}",
+            f" WHERE {REPORT_KEY}",
             {"error": error, "now": now_ms(), **_key(claim)},
         )
-        await conn.execute(f"DELETE FROM report_rows WHERE {_ROWS}", _key(claim))
+        await conn.execute(f"DELETE FROM report_rows WHERE {ITS_ROWS}", _key(claim))
 
 
 class UnfinishedRun(msgspec.Struct, frozen=True):
@@ -261,7 +256,7 @@ async def _check_owner(conn: Connection, claim: Claim) -> None:
     ends (FOR UPDATE on PostgreSQL; SQLite has one writer), so no newer claim can take the run
     between this check and the write that follows it."""
     owned = await conn.fetch_one(
-        f"SELECT 1 FROM reports WHERE {_REPORT} AND id = :id AND run = :run AND lease = :lease"
+        f"SELECT 1 FROM reports WHERE {REPORT_KEY} AND id = :id AND run = :run AND lease = :lease"
         f" AND status = 'processing'{conn.dialect.for_update}",
         {**_key(claim), "id": claim.report_id, "run": claim.run, "lease": claim.lease},
     )

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +66,15 @@ def _bindable(params: Params) -> Params:
     return {name: json.dumps(value) if isinstance(value, list) else value for name, value in params.items()}
 
 
+@contextmanager
+def _translated() -> Iterator[None]:
+    """SQLite's errors raised in the block, as the store's."""
+    try:
+        yield
+    except sqlite3.Error as error:
+        raise _mapped(error) from error
+
+
 class SQLiteConnection(Connection):
     dialect = SQLITE
 
@@ -73,29 +82,21 @@ class SQLiteConnection(Connection):
         self._conn = conn
 
     async def execute(self, sql: str, params: Params = NO_PARAMS) -> None:
-        try:
+        with _translated():
             await self._conn.execute(sql, _bindable(params))
-        except sqlite3.Error as error:
-            raise _mapped(error) from error
 
     async def execute_many(self, sql: str, rows: Iterable[Params]) -> None:
-        try:
+        with _translated():
             await self._conn.executemany(sql, rows)
-        except sqlite3.Error as error:
-            raise _mapped(error) from error
 
     async def copy_rows(self, table: str, columns: Sequence[str], records: Sequence[Sequence[Any]]) -> None:
         placeholders = ", ".join("?" * len(columns))
-        try:
+        with _translated():
             await self._conn.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({placeholders})", records)
-        except sqlite3.Error as error:
-            raise _mapped(error) from error
 
     async def fetch(self, sql: str, params: Params = NO_PARAMS) -> list[Row]:
-        try:
+        with _translated():
             return list(await self._conn.execute_fetchall(sql, _bindable(params)))
-        except sqlite3.Error as error:
-            raise _mapped(error) from error
 
     async def fetch_any_of(self, sql: str, params: Params, param: str, values: Sequence[Any]) -> list[Row]:
         rows: list[Row] = []
