@@ -235,6 +235,16 @@ async def test_a_run_copies_the_matching_rows_in_time_order_hot_and_archived(sto
     assert (summary.counts, summary.activity) == ({"email.opened": 3}, [2, 1])
 
 
+async def test_a_statement_says_how_many_rows_it_changed(store: Database, account_id: int) -> None:
+    await events.insert_events(store, account_id, [opened(None, day) for day in range(3)])
+    update = "UPDATE events SET details = :details WHERE account_id = :account_id AND occurred_at < :before"
+    async with store.transaction() as conn:
+        changed = await conn.execute(update, {"details": None, "account_id": account_id, "before": 2 * DAY_MS})
+        unchanged = await conn.execute(update, {"details": None, "account_id": account_id + 1, "before": 2 * DAY_MS})
+
+    assert (changed, unchanged) == (2, 0)
+
+
 async def test_the_last_full_access_key_of_an_account_cannot_be_revoked(store: Database) -> None:
     account, _ = await accounts.create_account(store, "Acme")
     (key,) = await accounts.list_api_keys(store, account.id, None, 10)

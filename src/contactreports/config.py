@@ -48,9 +48,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     database_statement_cache_size: int = 100
     max_events_per_batch: int = MAX_EVENTS_PER_BATCH
     max_window_days: int = 3 * 366
-    # Rows the worker reads and writes per transaction: big enough to amortise the
-    # per-call cost of aiosqlite, small enough to keep the write lock short.
-    chunk_rows: int = 2_000
+    # Rows the worker copies per transaction: big enough that a chunk's fixed cost (five
+    # statements, each a round trip to PostgreSQL or a hop to aiosqlite's thread) is small
+    # beside its rows (bench/job_vs_sqlite.py), small enough that SQLite's write lock is held
+    # for milliseconds, progress moves several times a second and a resumed run redoes little.
+    chunk_rows: int = 10_000
     # A `processing` report whose heartbeat is older than this is taken to be lost.
     stale_after_seconds: float = 30.0
     # How often the reconciler (an arq cron job, one worker per tick) compares the database

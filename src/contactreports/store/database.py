@@ -73,6 +73,10 @@ class Dialect(msgspec.Struct, frozen=True, kw_only=True):
     for_update: str
     # Appended to a SELECT whose rows must not change before the transaction ends.
     for_share: str
+    # Whether `a UNION ALL b ORDER BY key LIMIT n` needs `ORDER BY key LIMIT n` on each arm too, for
+    # the planner to merge the arms' index scans and stop after n rows. PostgreSQL does (without
+    # them it reads every matching row and sorts); SQLite merges as it is, and with them sorts.
+    limit_each_union_arm: bool
 
 
 class Connection(ABC):
@@ -82,7 +86,8 @@ class Connection(ABC):
     dialect: Dialect
 
     @abstractmethod
-    async def execute(self, sql: str, params: Params = NO_PARAMS) -> None: ...
+    async def execute(self, sql: str, params: Params = NO_PARAMS) -> int:
+        """Run a statement; returns how many rows it inserted, updated or deleted."""
 
     @abstractmethod
     async def execute_many(self, sql: str, rows: Iterable[Params]) -> None: ...

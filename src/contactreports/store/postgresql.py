@@ -46,7 +46,12 @@ def _each_of(param: str) -> str:
 
 
 POSTGRESQL = Dialect(
-    name="postgresql", any_of=_any_of, each_of=_each_of, for_share=" FOR SHARE", for_update=" FOR UPDATE"
+    name="postgresql",
+    any_of=_any_of,
+    each_of=_each_of,
+    for_share=" FOR SHARE",
+    for_update=" FOR UPDATE",
+    limit_each_union_arm=True,
 )
 
 
@@ -115,10 +120,13 @@ class PostgresConnection(Connection):
     def __init__(self, conn: asyncpg.Connection | asyncpg.Pool):
         self._conn = conn
 
-    async def execute(self, sql: str, params: Params = NO_PARAMS) -> None:
+    async def execute(self, sql: str, params: Params = NO_PARAMS) -> int:
         text, args = _bound(sql, params)
         async with _translated():
-            await self._conn.execute(text, *args)
+            status = await self._conn.execute(text, *args)
+        # The command tag: "INSERT 0 2000", "UPDATE 1", "DELETE 0"; the count is its last word.
+        last = status.rsplit(" ", 1)[-1]
+        return int(last) if last.isdigit() else 0
 
     async def execute_many(self, sql: str, rows: Iterable[Params]) -> None:
         text, names = _numbered(sql)
@@ -149,6 +157,14 @@ class PostgresConnection(Connection):
         return sorted(row["value"] for row in rows)
 
 
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """What the pool does to a connection handed back, besides rolling back a transaction left
+    open (asyncpg always does that): nothing. asyncpg's default sends `RESET ALL; UNLISTEN *;
+    CLOSE ALL; ...`, a round trip on every release, and the store never leaves session state
+    behind: no SET, LISTEN, session advisory lock (migrations take a transaction's) or held cursor,
+    as a pooler in transaction mode (PgBouncer) requires anyway."""
+
+
 class PostgresDatabase(PostgresConnection, Database):
     """A pool of connections; reads outside transactions run on any of them, each statement on its
     own (READ COMMITTED)."""
@@ -165,6 +181,7 @@ class PostgresDatabase(PostgresConnection, Database):
                 min_size=1,
                 max_size=options.pool_size,
                 statement_cache_size=options.statement_cache_size,
+                reset=_keep_session,
                 # Sent as a startup parameter, which PgBouncer refuses: 0 sends none (the server's holds).
                 server_settings={"statement_timeout": str(options.statement_timeout_ms)}
                 if options.statement_timeout_ms

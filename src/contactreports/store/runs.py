@@ -12,7 +12,7 @@ import msgspec
 
 from contactreports.catalogue import ACTION_CODES
 from contactreports.models import ReportSpec, now_ms
-from contactreports.store.database import Connection, Database, Row
+from contactreports.store.database import Connection, Database, Dialect, Row
 from contactreports.store.reports import ITS_ROWS, REPORT_KEY, spec_from_row
 
 # Where matching events live; a search with include_archived reads both.
@@ -80,9 +80,11 @@ async def _start_fresh(conn: Connection, claim: Claim) -> None:
     await conn.execute(f"DELETE FROM report_rows WHERE {ITS_ROWS}", _key(claim))
     # (start, 0) sorts before every event at `start`: seq is never below 1.
     claim.after = (claim.spec.start, 0)
+    claim.scanned = 0
     count, count_params = _count_matching(claim.account_id, claim.spec)
     claim.total = await conn.fetch_value(
-        f"UPDATE reports SET total = {count}, scan_after_at = :after_at, scan_after_seq = 0 WHERE {REPORT_KEY}"
+        f"UPDATE reports SET scanned = 0, total = {count}, scan_after_at = :after_at, scan_after_seq = 0"
+        f" WHERE {REPORT_KEY}"
         " RETURNING total",
         {**count_params, "after_at": claim.spec.start, **_key(claim)},
     )
@@ -98,36 +100,36 @@ async def copy_chunk(db: Database, claim: Claim, limit: int) -> int:
     """
     async with db.transaction() as conn:
         await _check_owner(conn, claim)
-        keys = await conn.fetch(*_copy_statement(claim, limit))
-        if keys:
-            claim.after = max((key["occurred_at"], key["seq"]) for key in keys)
-            claim.scanned += len(keys)
-        if len(keys) < limit:
+        copied = await conn.execute(*_copy_statement(conn.dialect, claim, limit))
+        claim.scanned += copied
+        if copied < limit:
             await _finish(conn, claim)
         else:
-            await conn.execute(
-                "UPDATE reports SET scanned = :scanned, heartbeat_at = :now, scan_after_at = :after_at,"
-                f" scan_after_seq = :after_seq WHERE {REPORT_KEY}",
-                {
-                    "scanned": claim.scanned,
-                    "now": now_ms(),
-                    "after_at": claim.after[0],
-                    "after_seq": claim.after[1],
-                    **_key(claim),
-                },
-            )
-    return len(keys)
+            await _advance(conn, claim)
+    return copied
+
+
+async def _advance(conn: Connection, claim: Claim) -> None:
+    """Record the progress of a chunk just copied: the resume point is the report's last row (rows
+    are copied in key order), read where the rows are rather than sent back with them."""
+    last = f"FROM report_rows WHERE {ITS_ROWS} ORDER BY occurred_at DESC, seq DESC LIMIT 1"
+    row = await conn.fetch_one(
+        f"UPDATE reports SET scanned = :scanned, heartbeat_at = :now, scan_after_at = (SELECT occurred_at {last}),"
+        f" scan_after_seq = (SELECT seq {last}) WHERE {REPORT_KEY} RETURNING scan_after_at, scan_after_seq",
+        {"scanned": claim.scanned, "now": now_ms(), **_key(claim)},
+    )
+    assert row is not None, "the claim's row is locked by _check_owner"
+    claim.after = (row["scan_after_at"], row["scan_after_seq"])
 
 
 async def _finish(conn: Connection, claim: Claim) -> None:
-    """Mark the run done with the rows it holds, making them visible."""
-    row_count = await conn.fetch_value(f"SELECT count(*) FROM report_rows WHERE {ITS_ROWS}", _key(claim))
+    """Mark the run done with the rows it holds, making them visible. `claim.scanned` counts them:
+    each chunk adds what it inserted, committed with the rows (the key makes every row once)."""
     await conn.execute(
         "UPDATE reports SET status = 'done', row_count = :count, scanned = :count, total = :count,"
         f" finished_at = :now, heartbeat_at = NULL WHERE {REPORT_KEY}",
-        {"count": row_count, "now": now_ms(), **_key(claim)},
+        {"count": claim.scanned, "now": now_ms(), **_key(claim)},
     )
-    claim.scanned = row_count
 
 
 async def release_run(db: Database, claim: Claim) -> None:
@@ -195,10 +197,10 @@ def _unfinished(row: Row) -> UnfinishedRun:
     )
 
 
-def _match(table: str, spec: ReportSpec) -> str:
+def _match(table: str, spec: ReportSpec, columns: str) -> str:
     codes = ", ".join(str(ACTION_CODES[action]) for action in spec.actions)  # catalogue integers, not input
     return (
-        f"SELECT occurred_at, seq, action, campaign_pk, details FROM {table}"
+        f"SELECT {columns} FROM {table}"
         f" WHERE account_id = :account_id AND email = :email AND occurred_at < :end_at AND action IN ({codes})"
     )
 
@@ -213,36 +215,37 @@ def _match_params(account_id: int, spec: ReportSpec) -> dict[str, object]:
 
 def _count_matching(account_id: int, spec: ReportSpec) -> tuple[str, dict[str, object]]:
     """An SQL expression counting the search's matching events, and its parameters."""
-    counts = []
-    for table in _tables(spec):
-        query = _match(table, spec).replace("occurred_at, seq, action, campaign_pk, details", "count(*)", 1)
-        counts.append(f"({query} AND occurred_at >= :start_at)")
+    counts = [f"({_match(table, spec, 'count(*)')} AND occurred_at >= :start_at)" for table in _tables(spec)]
     return " + ".join(counts), {**_match_params(account_id, spec), "start_at": spec.start}
 
 
-def _copy_statement(claim: Claim, limit: int) -> tuple[str, dict[str, object]]:
+# What a report's row copies of an event, and the row's columns.
+COPIED_COLUMNS = "occurred_at, seq, action, campaign_pk, details"
+ROW_COLUMNS = f"account_id, report_pk, {COPIED_COLUMNS}"
+# The key that orders a report's rows; every chunk copies the next ones by it.
+ORDER = "ORDER BY occurred_at, seq LIMIT :limit"
+
+
+def _copy_statement(dialect: Dialect, claim: Claim, limit: int) -> tuple[str, dict[str, object]]:
     """INSERT the next `limit` matching events (by occurred_at, seq) after the resume point.
 
     Each table is an index range scan in key order that stops after `limit` rows; with archived
-    campaigns included, the first `limit` of the two tables' are copied. Without the limit inside
-    each, PostgreSQL reads every remaining match of both tables and sorts them, for every chunk
-    (bench/job_vs_sqlite.py, archived against live only). A campaign archived or restored
-    mid-run moves its events between the tables with their keys, so the one resume point stays
-    right.
+    campaigns included, the two scans are merged (`Dialect.limit_each_union_arm` says how each
+    backend's planner is brought to do so). A campaign archived or restored mid-run moves its
+    events between the tables with their keys, so the one resume point stays right.
     """
-    spec = claim.spec
-    scans = " UNION ALL ".join(
-        f"SELECT * FROM ({_match(table, spec)} AND (occurred_at, seq) > (:after_at, :after_seq)"
-        f" ORDER BY occurred_at, seq LIMIT :limit) AS {table}"
-        for table in _tables(spec)
-    )
+    tables = _tables(claim.spec)
+    limit_each = len(tables) > 1 and dialect.limit_each_union_arm
+    columns = f"CAST(:account_id AS BIGINT), CAST(:pk AS BIGINT), {COPIED_COLUMNS}"
+
+    def arm(table: str) -> str:
+        scan = f"{_match(table, claim.spec, columns)} AND (occurred_at, seq) > (:after_at, :after_seq)"
+        return f"SELECT * FROM ({scan} {ORDER}) AS {table}" if limit_each else scan
+
     return (
-        "INSERT INTO report_rows (account_id, report_pk, occurred_at, seq, action, campaign_pk, details)"
-        " SELECT CAST(:account_id AS BIGINT), CAST(:pk AS BIGINT), *"
-        f" FROM ({scans} ORDER BY occurred_at, seq LIMIT :limit) AS matching"
-        " RETURNING occurred_at, seq",
+        f"INSERT INTO report_rows ({ROW_COLUMNS}) {' UNION ALL '.join(map(arm, tables))} {ORDER}",
         {
-            **_match_params(claim.account_id, spec),
+            **_match_params(claim.account_id, claim.spec),
             "after_at": claim.after[0],
             "after_seq": claim.after[1],
             "pk": claim.report_pk,

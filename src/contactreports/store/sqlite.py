@@ -46,7 +46,9 @@ def _each_of(param: str) -> str:
 
 
 # No row locks: a write transaction holds the whole database (BEGIN IMMEDIATE).
-SQLITE = Dialect(name="sqlite", any_of=_any_of, each_of=_each_of, for_share="", for_update="")
+SQLITE = Dialect(
+    name="sqlite", any_of=_any_of, each_of=_each_of, for_share="", for_update="", limit_each_union_arm=False
+)
 
 
 def _mapped(error: sqlite3.Error) -> Exception:
@@ -81,9 +83,10 @@ class SQLiteConnection(Connection):
     def __init__(self, conn: aiosqlite.Connection):
         self._conn = conn
 
-    async def execute(self, sql: str, params: Params = NO_PARAMS) -> None:
+    async def execute(self, sql: str, params: Params = NO_PARAMS) -> int:
         with _translated():
-            await self._conn.execute(sql, _bindable(params))
+            cursor = await self._conn.execute(sql, _bindable(params))
+        return cursor.rowcount
 
     async def execute_many(self, sql: str, rows: Iterable[Params]) -> None:
         with _translated():
