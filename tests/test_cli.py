@@ -15,6 +15,7 @@ from pathlib import Path
 
 import click
 import httpx
+import msgspec
 import psutil
 import pytest
 
@@ -522,6 +523,12 @@ def test_bad_configuration_is_a_clear_error(database_url: str, tmp_path: Path) -
         "Error: unsupported DATABASE_URL 'mysql://db/x': expected sqlite:///path or postgresql://user@host/database\n",
     )
     assert (no_jobs.returncode, no_jobs.stderr) == (1, "Error: bad setting: max_jobs must be at least 1, got 0\n")
+
+
+@pytest.mark.parametrize("name", ["max_jobs", "chunk_rows", "webhook_signatures_kept"])
+def test_counts_that_must_be_positive_refuse_zero(name: str) -> None:
+    with pytest.raises(msgspec.ValidationError, match=f"^{name} must be at least 1, got 0$"):
+        msgspec.convert({name: 0}, Settings)
 
 
 def test_the_readme_lists_every_setting_with_its_default() -> None:

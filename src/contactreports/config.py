@@ -94,16 +94,15 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
 
     def __post_init__(self) -> None:
         # msgspec turns these ValueErrors into a ValidationError naming the bad value.
-        if self.max_jobs < 1:
-            raise ValueError(f"max_jobs must be at least 1, got {self.max_jobs}")
+        for name in ("max_jobs", "chunk_rows", "webhook_signatures_kept"):
+            if (value := getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be at least 1, got {value}")
         if not 1 <= self.header_timeout_seconds <= 60:
             raise ValueError(f"header_timeout_seconds must be 1 to 60, got {self.header_timeout_seconds}")
         if self.max_head_bytes < 8192:
             raise ValueError(f"max_head_bytes must be at least 8192, got {self.max_head_bytes}")
         if self.max_connections < 1 or self.body_timeout_seconds <= 0:
             raise ValueError("max_connections must be at least 1 and body_timeout_seconds above 0")
-        if self.webhook_signatures_kept < 1:
-            raise ValueError(f"webhook_signatures_kept must be at least 1, got {self.webhook_signatures_kept}")
         if not 1 <= self.reconcile_every_seconds <= 60:
             raise ValueError(f"reconcile_every_seconds must be 1 to 60, got {self.reconcile_every_seconds}")
         for limit in (
