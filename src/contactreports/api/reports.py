@@ -23,7 +23,14 @@ from contactreports.reports.reading import export_rows, read_report, reports_pag
 from contactreports.reports.spec import ReportIn, report_spec
 from contactreports.reports.view import ReportOut, report_out
 
-LOCATION = ResponseHeader(name="Location", description="/api/reports/{id}: poll it", documentation_only=True)
+# Documented here, sent by `_accepted`: `value` only gives the document its type (a string).
+LOCATION = ResponseHeader(
+    name="Location",
+    value="/api/reports/{id}",
+    description="/api/reports/{id}: poll it",
+    required=True,
+    documentation_only=True,
+)
 
 
 def _accepted(report: Report) -> Response[ReportOut]:
