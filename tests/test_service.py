@@ -142,7 +142,11 @@ async def test_a_rows_details_is_documented_as_the_object_it_always_is(api: str)
         document = (await http.get("/schema/openapi.json")).json()
 
     details = document["components"]["schemas"]["RowView"]["properties"]["details"]
-    assert details == {"type": "object", "description": "The event's details; {} when it had none."}
+    assert details == {
+        "type": "object",
+        "additionalProperties": {},
+        "description": "The event's details; {} when it had none.",
+    }
 
 
 async def test_options_names_every_method_of_the_path(client: httpx.AsyncClient) -> None:

@@ -15,7 +15,7 @@ import msgspec
 import xlsxwriter
 
 from contactreports.catalogue import category_of
-from contactreports.models import CampaignRef, ReportRow, format_ms
+from contactreports.models import CampaignRef, ReportRow, TimestampOut, format_ms
 
 Format = Literal["csv", "ndjson", "xlsx"]
 MEDIA_TYPES: dict[str, str] = {
@@ -31,7 +31,7 @@ _FILE_CHUNK = 64 * 1024
 class RowView(msgspec.Struct):
     """A row as `/rows` and NDJSON show it."""
 
-    occurred_at: str
+    occurred_at: TimestampOut
     action: str
     category: str
     campaign: CampaignRef | None
@@ -41,9 +41,18 @@ class RowView(msgspec.Struct):
     details: Annotated[
         msgspec.Raw,
         msgspec.Meta(
-            description="The event's details; {} when it had none.", extra_json_schema={"extra": {"type": "object"}}
+            description="The event's details; {} when it had none.",
+            # Any keys: without `additionalProperties`, openapi-typescript types it as an object with none.
+            extra_json_schema={"extra": {"type": "object", "additional_properties": {}}},
         ),
     ]
+
+
+class RowPage(msgspec.Struct):
+    """A page of a report's rows, oldest first. `next_cursor` asks for the next page; null on the last."""
+
+    items: list[RowView]
+    next_cursor: str | None
 
 
 def row_view(row: ReportRow) -> RowView:

@@ -11,8 +11,12 @@ import msgspec
 
 # A timestamp in a request must carry an offset: a naive one is ambiguous, so it is rejected.
 Timestamp = Annotated[datetime, msgspec.Meta(tz=True, description="RFC 3339 with an offset, e.g. 2026-03-01T09:30:00Z")]
-# A timestamp in a response: UTC, `Z`, millisecond precision (`format_ms`).
-TimestampOut = Annotated[str, msgspec.Meta(examples=["2026-03-01T09:30:00.000Z"])]
+# A timestamp in a response: UTC, `Z`, millisecond precision (`format_ms`). Documented as a
+# date-time ("extra" is what Litestar copies into the OpenAPI schema), so generated clients
+# give datetimes, not strings.
+TimestampOut = Annotated[
+    str, msgspec.Meta(examples=["2026-03-01T09:30:00.000Z"], extra_json_schema={"extra": {"format": "date-time"}})
+]
 Status = Literal["queued", "processing", "done", "failed"]
 Channel = Literal["email", "sms", "whatsapp", "automation"]
 

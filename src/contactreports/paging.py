@@ -1,4 +1,4 @@
-"""Opaque, signed cursors and the page envelope shared by every list endpoint.
+"""Opaque, signed cursors: where each list endpoint's next page starts.
 
 A cursor is the position after the last item shown, signed with HMAC together with the
 account and the list it belongs to: a tampered cursor, or one from another account or
@@ -10,19 +10,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 import msgspec
 
 from contactreports.models import FieldError, InvalidFields
 
-T = TypeVar("T")
 _SIGNATURE_BYTES = 16
-
-
-class Page(msgspec.Struct, Generic[T]):
-    items: list[T]
-    next_cursor: str | None
 
 
 def _b64(data: bytes) -> str:

@@ -13,6 +13,12 @@ _CATALOGUE = Catalogue(
 )
 
 
-@get("/actions", tags=["actions"], responses=problem_responses(), summary="The action catalogue")
+@get(
+    "/actions",
+    operation_id="listActions",
+    tags=["actions"],
+    responses=problem_responses(),
+    summary="The action catalogue",
+)
 async def list_actions() -> Catalogue:
     return _CATALOGUE

@@ -17,7 +17,7 @@ from contactreports.api.auth import SignedIn
 from contactreports.api.errors import invalid, not_found, problem_responses
 from contactreports.api.openapi import CampaignIdOperation
 from contactreports.api.parameters import Cursor, Limit
-from contactreports.api.schemas import CampaignIn, CampaignOut
+from contactreports.api.schemas import CampaignIn, CampaignOut, CampaignPage
 from contactreports.ingest import MAX_CAMPAIGN_ID
 from contactreports.models import (
     CONTROL_CHARACTERS,
@@ -31,7 +31,6 @@ from contactreports.models import (
     format_ms,
     in_range,
 )
-from contactreports.paging import Page
 from contactreports.store.campaigns import get_campaign, list_campaigns, put_campaign
 
 CREATED = ResponseSpec(CampaignOut, description="Created", generate_examples=False)
@@ -84,6 +83,7 @@ class CampaignController(Controller):
 
     @put(
         "/{campaign_id:path}",
+        operation_id="putCampaign",
         responses={**problem_responses(403, 413, 503), 201: CREATED},
         operation_class=CampaignIdOperation,
         summary="Create or replace a campaign",
@@ -109,6 +109,7 @@ class CampaignController(Controller):
 
     @get(
         "/{campaign_id:path}",
+        operation_id="getCampaign",
         responses=problem_responses(404),
         operation_class=CampaignIdOperation,
         summary="A campaign",
@@ -119,12 +120,10 @@ class CampaignController(Controller):
             raise not_found("campaign")
         return campaign_out(campaign)
 
-    @get("/", responses=problem_responses(), summary="Campaigns, by id")
-    async def index(
-        self, account: SignedIn, state: State, limit: Limit = 50, cursor: Cursor = None
-    ) -> Page[CampaignOut]:
+    @get("/", operation_id="listCampaigns", responses=problem_responses(), summary="Campaigns, by id")
+    async def index(self, account: SignedIn, state: State, limit: Limit = 50, cursor: Cursor = None) -> CampaignPage:
         scope = f"campaigns:{account.id}"
         position = state.cursors.decode(scope, cursor)
         campaigns = await list_campaigns(state.db, account.id, position[0] if position else None, limit + 1)
         next_cursor = state.cursors.encode(scope, [campaigns[limit - 1].id]) if len(campaigns) > limit else None
-        return Page([campaign_out(c) for c in campaigns[:limit]], next_cursor)
+        return CampaignPage([campaign_out(c) for c in campaigns[:limit]], next_cursor)

@@ -41,6 +41,7 @@ class EventController(Controller):
 
     @post(
         "/",
+        operation_id="ingestEvents",
         status_code=200,
         request_class=EventBatchRequest,
         guards=[limit_ingestion],

@@ -8,6 +8,7 @@ from litestar import Response, get
 from litestar.datastructures import State
 from litestar.openapi import ResponseSpec
 
+from contactreports.api.openapi import PublicOperation
 from contactreports.api.schemas import Health
 
 _TIMEOUT_SECONDS = 2
@@ -23,6 +24,8 @@ async def _check(probe) -> str:
 
 @get(
     "/health",
+    operation_id="getHealth",
+    operation_class=PublicOperation,
     tags=["service"],
     summary="Service health",
     responses={503: ResponseSpec(Health, description="The database or Redis is down")},

@@ -17,9 +17,8 @@ from litestar.params import JSONBody, Parameter
 from contactreports.api.auth import SignedIn, require_full_access
 from contactreports.api.errors import ProblemError, invalid, not_found, problem_responses
 from contactreports.api.parameters import Cursor, Limit
-from contactreports.api.schemas import ApiKeyIn, ApiKeyMade, ApiKeyOut
+from contactreports.api.schemas import ApiKeyIn, ApiKeyMade, ApiKeyOut, ApiKeyPage
 from contactreports.models import ApiKey, FieldError, format_ms, key_name_problem
-from contactreports.paging import Page
 from contactreports.store.accounts import LastFullAccessKey, add_api_key, list_api_keys, revoke_api_key, rotate_api_key
 
 KeyId = Annotated[str, Parameter(max_length=64, description="The key's `id` (`GET /api/keys`).")]
@@ -49,6 +48,7 @@ class KeyController(Controller):
 
     @get(
         "/",
+        operation_id="listApiKeys",
         responses=problem_responses(403),
         summary="API keys, oldest first",
         description=(
@@ -56,15 +56,16 @@ class KeyController(Controller):
             "each secret, never the secret itself. `403` with a read-only key."
         ),
     )
-    async def index(self, account: SignedIn, state: State, limit: Limit = 50, cursor: Cursor = None) -> Page[ApiKeyOut]:
+    async def index(self, account: SignedIn, state: State, limit: Limit = 50, cursor: Cursor = None) -> ApiKeyPage:
         scope = f"keys:{account.id}"
         position = state.cursors.decode(scope, cursor)
         keys = await list_api_keys(state.db, account.id, position[0] if position else None, limit + 1)
         next_cursor = state.cursors.encode(scope, [keys[limit - 1].pk]) if len(keys) > limit else None
-        return Page([key_out(key) for key in keys[:limit]], next_cursor)
+        return ApiKeyPage([key_out(key) for key in keys[:limit]], next_cursor)
 
     @post(
         "/",
+        operation_id="createApiKey",
         status_code=201,
         responses={**problem_responses(403, 413, 503), 201: CREATED},
         summary="Create an API key",
@@ -79,6 +80,7 @@ class KeyController(Controller):
 
     @post(
         "/{key_id:str}/rotate",
+        operation_id="rotateApiKey",
         status_code=200,
         responses=problem_responses(403, 404, 503),
         summary="Rotate an API key",
@@ -95,6 +97,7 @@ class KeyController(Controller):
 
     @delete(
         "/{key_id:str}",
+        operation_id="revokeApiKey",
         status_code=204,
         responses=problem_responses(403, 404, 409, 503),
         summary="Revoke an API key",

@@ -84,10 +84,21 @@ class CampaignIdOperation(Operation):
 
 
 @dataclass
-class WebhookDeliveryOperation(Operation):
-    """A delivery's body is the provider's own format, read raw: there is no `data` to describe."""
+class PublicOperation(Operation):
+    """Needs no API key, and says so (`security: []`): an operation without `security` would take
+    the document's default. Litestar writes none when a handler has no security requirement."""
 
     def __post_init__(self) -> None:
+        self.security = []
+
+
+@dataclass
+class WebhookDeliveryOperation(PublicOperation):
+    """A delivery's body is the provider's own format, read raw: there is no `data` to describe.
+    The account is named by the token in the path, not by an API key."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
         self.request_body = RequestBody(
             description=(
                 "Exactly what the provider posts (JSON for most; Amazon SNS sends JSON as text/plain), "

@@ -15,13 +15,12 @@ from contactreports.api.errors import problem_responses
 from contactreports.api.limits import limit_report_creation
 from contactreports.api.openapi import ExportOperation
 from contactreports.api.parameters import Cursor, Limit, ReportId
-from contactreports.exports import Format, RowView
+from contactreports.exports import Format, RowPage
 from contactreports.models import Report, Status
-from contactreports.paging import Page
 from contactreports.reports.lifecycle import delete_report, restart_report, start_report
 from contactreports.reports.reading import export_rows, read_report, reports_page, rows_page
 from contactreports.reports.spec import ReportIn, report_spec
-from contactreports.reports.view import ReportOut, report_out
+from contactreports.reports.view import ReportOut, ReportPage, report_out
 
 # Documented here, sent by `_accepted`: `value` only gives the document its type (a string).
 LOCATION = ResponseHeader(
@@ -43,6 +42,7 @@ class ReportController(Controller):
 
     @post(
         "/",
+        operation_id="createReport",
         status_code=202,
         guards=[limit_report_creation],
         responses=problem_responses(403, 409, 413, 429, 503),
@@ -57,7 +57,7 @@ class ReportController(Controller):
         spec = report_spec(data, state.settings.max_window_days)
         return _accepted(await start_report(state, account, spec))
 
-    @get("/", responses=problem_responses(), summary="Reports, newest first")
+    @get("/", operation_id="listReports", responses=problem_responses(), summary="Reports, newest first")
     async def list(
         self,
         account: SignedIn,
@@ -65,15 +65,16 @@ class ReportController(Controller):
         status: FromQuery[Status | None] = None,
         limit: Limit = 50,
         cursor: Cursor = None,
-    ) -> Page[ReportOut]:
+    ) -> ReportPage:
         return await reports_page(state, account, status, limit, cursor)
 
-    @get("/{report_id:str}", responses=problem_responses(404), summary="A report (poll this)")
+    @get("/{report_id:str}", operation_id="getReport", responses=problem_responses(404), summary="A report (poll this)")
     async def read(self, report_id: ReportId, account: SignedIn, state: State) -> ReportOut:
         return report_out(await read_report(state, account, report_id))
 
     @get(
         "/{report_id:str}/rows",
+        operation_id="listReportRows",
         responses=problem_responses(404, 409),
         summary="A done report's rows, oldest first",
         description=(
@@ -89,11 +90,12 @@ class ReportController(Controller):
         action: Annotated[list[str] | None, Parameter(description="Only these actions (repeatable).")] = None,
         limit: Limit = 50,
         cursor: Cursor = None,
-    ) -> Page[RowView]:
+    ) -> RowPage:
         return await rows_page(state, account, report_id, action or (), limit, cursor)
 
     @get(
         "/{report_id:str}/export",
+        operation_id="exportReport",
         responses=problem_responses(404, 409, 422),
         operation_class=ExportOperation,
         summary="Download a done report's rows",
@@ -110,6 +112,7 @@ class ReportController(Controller):
 
     @delete(
         "/{report_id:str}",
+        operation_id="deleteReport",
         status_code=204,
         responses=problem_responses(403, 404, 503),
         summary="Delete a report and its rows",
@@ -119,6 +122,7 @@ class ReportController(Controller):
 
     @post(
         "/{report_id:str}/rerun",
+        operation_id="rerunReport",
         status_code=202,
         guards=[limit_report_creation],
         responses=problem_responses(403, 404, 409, 429, 503),

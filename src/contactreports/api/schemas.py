@@ -42,6 +42,13 @@ class CampaignOut(msgspec.Struct):
     archived: bool
 
 
+class CampaignPage(msgspec.Struct):
+    """A page of campaigns, by id. `next_cursor` asks for the next page; null on the last."""
+
+    items: list[CampaignOut]
+    next_cursor: str | None
+
+
 class IngestResult(msgspec.Struct):
     ingested: int
     duplicates: int
@@ -99,6 +106,13 @@ class ApiKeyOut(msgspec.Struct):
         ),
     ]
     created_at: TimestampOut
+
+
+class ApiKeyPage(msgspec.Struct):
+    """A page of API keys, oldest first. `next_cursor` asks for the next page; null on the last."""
+
+    items: list[ApiKeyOut]
+    next_cursor: str | None
 
 
 class ApiKeyMade(ApiKeyOut):

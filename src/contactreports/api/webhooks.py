@@ -72,6 +72,7 @@ class WebhookController(Controller):
 
     @post(
         "/token",
+        operation_id="rotateWebhookToken",
         status_code=201,
         responses=problem_responses(403, 503),
         summary="Create or rotate the webhook token",
@@ -89,6 +90,7 @@ class WebhookController(Controller):
 
     @get(
         "/",
+        operation_id="getWebhooks",
         responses=problem_responses(),
         summary="The webhook token and each provider's secret",
         description=(
@@ -107,6 +109,7 @@ class WebhookController(Controller):
 
     @put(
         "/{provider:str}",
+        operation_id="setWebhookSecret",
         responses=problem_responses(403, 404, 413, 503),
         summary="Set a provider's secret",
         description=(
@@ -126,6 +129,7 @@ class WebhookController(Controller):
 
     @delete(
         "/{provider:str}",
+        operation_id="deleteWebhookSecret",
         status_code=204,
         responses=problem_responses(403, 404, 503),
         summary="Remove a provider's secret",
@@ -146,6 +150,7 @@ async def webhook_account(connection: ASGIConnection, _: BaseRouteHandler) -> No
 
 @post(
     "/webhooks/{provider:str}/{account_token:str}",
+    operation_id="receiveWebhook",
     status_code=200,
     guards=[webhook_account, limit_webhooks],
     dependencies={"account": Provide(provide_account)},

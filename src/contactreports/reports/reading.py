@@ -7,11 +7,10 @@ from collections.abc import AsyncIterator, Iterable
 import msgspec
 
 from contactreports.catalogue import ACTION_CODES
-from contactreports.exports import MEDIA_TYPES, STREAMED, Format, RowView, file_chunks, row_view, write_xlsx
+from contactreports.exports import MEDIA_TYPES, STREAMED, Format, RowPage, file_chunks, row_view, write_xlsx
 from contactreports.models import Account, FieldError, InvalidFields, Report, Status
-from contactreports.paging import Page
 from contactreports.reports.errors import ReportNotFound, ReportNotReady
-from contactreports.reports.view import ReportOut, report_out
+from contactreports.reports.view import ReportPage, report_out
 from contactreports.services import Services
 from contactreports.store import reports as store
 from contactreports.store.rows import ReportChanged, page_rows, stream_rows
@@ -66,7 +65,7 @@ async def _check_still_done(services: Services, account: Account, report: Report
 
 async def rows_page(
     services: Services, account: Account, report_id: str, action: Iterable[str], limit: int, cursor: str | None
-) -> Page[RowView]:
+) -> RowPage:
     """A page of a done report's rows, oldest first, only of the actions named (all if none)."""
     actions = sorted(set(action))
     unknown = [FieldError("action", f"unknown action {name!r}") for name in actions if name not in ACTION_CODES]
@@ -80,18 +79,18 @@ async def rows_page(
         await _check_still_done(services, account, report)
     last = rows[limit - 1] if len(rows) > limit else None
     next_cursor = services.cursors.encode(scope, [report.run, last.occurred_at, last.seq]) if last else None
-    return Page([row_view(row) for row in rows[:limit]], next_cursor)
+    return RowPage([row_view(row) for row in rows[:limit]], next_cursor)
 
 
 async def reports_page(
     services: Services, account: Account, status: Status | None, limit: int, cursor: str | None
-) -> Page[ReportOut]:
+) -> ReportPage:
     """A page of the account's reports, newest first."""
     scope = f"reports:{account.id}:{status}"
     position = services.cursors.decode(scope, cursor)
     reports = await store.list_reports(services.db, account.id, status, position[0] if position else None, limit + 1)
     next_cursor = services.cursors.encode(scope, [reports[limit - 1].pk]) if len(reports) > limit else None
-    return Page([report_out(r) for r in reports[:limit]], next_cursor)
+    return ReportPage([report_out(r) for r in reports[:limit]], next_cursor)
 
 
 async def export_rows(services: Services, account: Account, report_id: str, format: Format) -> Download:

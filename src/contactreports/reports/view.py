@@ -30,6 +30,13 @@ class ReportOut(msgspec.Struct):
     finished_at: TimestampOut | None
 
 
+class ReportPage(msgspec.Struct):
+    """A page of reports, newest first. `next_cursor` asks for the next page; null on the last."""
+
+    items: list[ReportOut]
+    next_cursor: str | None
+
+
 def _optional_ms(ms: int | None) -> str | None:
     return format_ms(ms) if ms is not None else None
 
