@@ -98,3 +98,21 @@ async def test_what_needs_no_api_key_says_so(api: str) -> None:
     assert paths["/health"]["get"]["security"] == []
     assert paths["/webhooks/{provider}/{account_token}"]["post"]["security"] == []
     assert paths["/api/reports"]["get"]["security"] == [{"BearerAuth": []}]
+
+
+async def test_the_status_filter_is_the_report_status_enum_and_limits_are_integers(api: str) -> None:
+    document = await served_document(api)
+    paths = document["paths"]
+
+    status = next(p for p in paths["/api/reports"]["get"]["parameters"] if p["name"] == "status")
+    statuses = document["components"]["schemas"]["ReportOut"]["properties"]["status"]["enum"]
+    assert (status["schema"]["type"], status["schema"]["enum"]) == ("string", statuses)
+    limits = [
+        parameter["schema"]
+        for item in paths.values()
+        for operation in item.values()
+        for parameter in operation.get("parameters", [])
+        if parameter["name"] == "limit"
+    ]
+    assert len(limits) == 4  # reports, rows, campaigns, keys
+    assert all((type(s["minimum"]), type(s["maximum"]), s["maximum"]) == (int, int, 500) for s in limits), limits

@@ -2,10 +2,32 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, get_args
 
 from litestar.params import Parameter
 
-Limit = Annotated[int, Parameter(ge=1, le=500, description="Items per page (1 to 500).")]
+from contactreports.models import Status
+
+MAX_LIMIT = 500
+# The bounds again for the document: Litestar writes `ge`/`le` as floats (500.0), which generated
+# clients then type as numbers, not integers.
+Limit = Annotated[
+    int,
+    Parameter(
+        ge=1,
+        le=MAX_LIMIT,
+        description=f"Items per page (1 to {MAX_LIMIT}).",
+        schema_extra={"minimum": 1, "maximum": MAX_LIMIT},
+    ),
+]
 Cursor = Annotated[str | None, Parameter(max_length=1000, description="`next_cursor` of the previous page.")]
 ReportId = Annotated[str, Parameter(max_length=64)]
+# Optional, and documented as the report-status enum alone: for `Status | None` Litestar adds
+# `null` to the type and to the enum, which generated clients then offer as a value to send.
+StatusFilter = Annotated[
+    Status | None,
+    Parameter(
+        description="Only the reports in this status.",
+        schema_extra={"type": "string", "enum": list(get_args(Status))},
+    ),
+]
