@@ -63,8 +63,10 @@ PLAIN = {"sqlite": "plain sqlite3", "postgresql": "plain asyncpg"}
 # a key is no baseline on PostgreSQL: its rows could not be paged, and the key's index is more than
 # half of the insert's time there (EXPLAIN ANALYZE of the 50,000-row copy).
 BASELINE_TABLE = "bench_plain_copy"
+# Made anew by each run: one that a run cut short left behind may have another shape.
+DROP_BASELINE = f"DROP TABLE IF EXISTS {BASELINE_TABLE}"
 CREATE_BASELINE = (
-    f"CREATE TABLE IF NOT EXISTS {BASELINE_TABLE} (account_id BIGINT, report_pk BIGINT, occurred_at BIGINT,"
+    f"CREATE TABLE {BASELINE_TABLE} (account_id BIGINT, report_pk BIGINT, occurred_at BIGINT,"
     " seq BIGINT, action BIGINT, campaign_pk BIGINT, details TEXT,"
     " PRIMARY KEY (account_id, report_pk, occurred_at, seq))"
 )
@@ -215,7 +217,10 @@ class _Plain(ABC):
     async def open(store: Store) -> _Plain:
         if store.backend == "sqlite":
             return _PlainSQLite(store)
-        return _PlainPostgres(await asyncpg.connect(store.url))
+        conn = await asyncpg.connect(store.url)
+        await conn.execute(DROP_BASELINE)
+        await conn.execute(CREATE_BASELINE)
+        return _PlainPostgres(conn)
 
     @abstractmethod
     async def settle(self) -> None:
@@ -235,6 +240,7 @@ class _PlainSQLite(_Plain):
     def __init__(self, store: Store):
         self._conn = sqlite3.connect(store.path, isolation_level=None)
         self._conn.execute("PRAGMA synchronous = NORMAL")
+        self._conn.execute(DROP_BASELINE)
         self._conn.execute(f"{CREATE_BASELINE} WITHOUT ROWID")  # as report_rows is
 
     async def settle(self) -> None:
@@ -254,7 +260,7 @@ class _PlainSQLite(_Plain):
         return clock, copied
 
     async def close(self) -> None:
-        self._conn.execute(f"DROP TABLE IF EXISTS {BASELINE_TABLE}")
+        self._conn.execute(DROP_BASELINE)
         self._conn.close()
 
 
@@ -268,7 +274,6 @@ class _PlainPostgres(_Plain):
         pass  # the server writes back dirty pages in the background (its checkpointer)
 
     async def copy(self, case: Case) -> tuple[_Stopwatch, int]:
-        await self._conn.execute(CREATE_BASELINE)
         with _Stopwatch() as clock:
             async with self._conn.transaction():
                 status = await self._conn.execute(
@@ -281,7 +286,7 @@ class _PlainPostgres(_Plain):
         return clock, int(status.split()[-1])
 
     async def close(self) -> None:
-        await self._conn.execute(f"DROP TABLE IF EXISTS {BASELINE_TABLE}")
+        await self._conn.execute(DROP_BASELINE)
         await self._conn.close()
 
 

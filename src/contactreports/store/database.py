@@ -87,7 +87,8 @@ class Connection(ABC):
 
     @abstractmethod
     async def execute(self, sql: str, params: Params = NO_PARAMS) -> int:
-        """Run a statement; returns how many rows it inserted, updated or deleted."""
+        """Run a statement; for an INSERT, UPDATE or DELETE, returns how many rows it changed (what it
+        returns for other statements differs between backends)."""
 
     @abstractmethod
     async def execute_many(self, sql: str, rows: Iterable[Params]) -> None: ...

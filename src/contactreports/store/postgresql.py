@@ -124,7 +124,7 @@ class PostgresConnection(Connection):
         text, args = _bound(sql, params)
         async with _translated():
             status = await self._conn.execute(text, *args)
-        # The command tag: "INSERT 0 2000", "UPDATE 1", "DELETE 0"; the count is its last word.
+        # The command tag: "INSERT 0 <n>", "UPDATE <n>", "DELETE <n>"; the count is its last word.
         last = status.rsplit(" ", 1)[-1]
         return int(last) if last.isdigit() else 0
 
@@ -159,10 +159,11 @@ class PostgresConnection(Connection):
 
 async def _keep_session(conn: asyncpg.Connection) -> None:
     """What the pool does to a connection handed back, besides rolling back a transaction left
-    open (asyncpg always does that): nothing. asyncpg's default sends `RESET ALL; UNLISTEN *;
-    CLOSE ALL; ...`, a round trip on every release, and the store never leaves session state
-    behind: no SET, LISTEN, session advisory lock (migrations take a transaction's) or held cursor,
-    as a pooler in transaction mode (PgBouncer) requires anyway."""
+    open (asyncpg always does that): nothing. asyncpg's default sends
+    `SELECT pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL;`, a round trip on every
+    release, and the store never leaves session state behind: no SET, LISTEN, session advisory
+    lock (migrations take a transaction's) or held cursor, as a pooler in transaction mode
+    (PgBouncer) requires anyway."""
 
 
 class PostgresDatabase(PostgresConnection, Database):
