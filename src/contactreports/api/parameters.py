@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated, get_args
+from typing import Annotated
 
 from litestar.params import Parameter
-
-from contactreports.models import Status
 
 MAX_LIMIT = 500
 # The bounds again for the document: Litestar writes `ge`/`le` as floats (500.0), which generated
@@ -22,12 +20,3 @@ Limit = Annotated[
 ]
 Cursor = Annotated[str | None, Parameter(max_length=1000, description="`next_cursor` of the previous page.")]
 ReportId = Annotated[str, Parameter(max_length=64)]
-# Optional, and documented as the report-status enum alone: for `Status | None` Litestar adds
-# `null` to the type and to the enum, which generated clients then offer as a value to send.
-StatusFilter = Annotated[
-    Status | None,
-    Parameter(
-        description="Only the reports in this status.",
-        schema_extra={"type": "string", "enum": list(get_args(Status))},
-    ),
-]

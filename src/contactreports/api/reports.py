@@ -14,9 +14,9 @@ from contactreports.api.auth import SignedIn
 from contactreports.api.errors import problem_responses
 from contactreports.api.limits import limit_report_creation
 from contactreports.api.openapi import ExportOperation
-from contactreports.api.parameters import Cursor, Limit, ReportId, StatusFilter
+from contactreports.api.parameters import Cursor, Limit, ReportId
 from contactreports.exports import Format, RowPage
-from contactreports.models import Report
+from contactreports.models import Report, Status
 from contactreports.reports.lifecycle import delete_report, restart_report, start_report
 from contactreports.reports.reading import export_rows, read_report, reports_page, rows_page
 from contactreports.reports.spec import ReportIn, report_spec
@@ -62,7 +62,7 @@ class ReportController(Controller):
         self,
         account: SignedIn,
         state: State,
-        status: StatusFilter = None,
+        status: FromQuery[Status | None] = None,
         limit: Limit = 50,
         cursor: Cursor = None,
     ) -> ReportPage:
