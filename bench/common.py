@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -47,6 +48,14 @@ def postgres(wanted: bool) -> Iterator[PostgresServer | None]:
         return
     with PostgresServer() as server:
         yield server
+
+
+@contextmanager
+def work_folder(name: str) -> Iterator[Path]:
+    """A temporary folder for a benchmark's stores and logs, removed after (a full run's are
+    hundreds of MB)."""
+    with tempfile.TemporaryDirectory(prefix=f"contactreports-{name}-", ignore_cleanup_errors=True) as folder:
+        yield Path(folder)
 
 
 async def new_store_url(backend: str, work: Path, name: str, server: PostgresServer | None) -> str:

@@ -30,14 +30,13 @@ import asyncio
 import random
 import sqlite3
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 
 import psutil
 from arq.connections import ArqRedis
 
-from common import PostgresServer, backends, postgres, size_parser
+from common import PostgresServer, backends, postgres, size_parser, work_folder
 from contactreports.catalogue import ACTION_CODES
 from contactreports.config import Settings
 from contactreports.jobs.generate import generate_report
@@ -219,8 +218,10 @@ async def main(accounts: int, cache: Path, profile: Path | None, choice: str) ->
     chosen = backends(choice)
     with postgres("postgresql" in chosen) as server:
         for backend in chosen:
-            work = Path(tempfile.mkdtemp(prefix=f"contactreports-drain-{backend}-"))
-            await measure(backend, await built_store(backend, accounts, cache, work, server), accounts, work, profile)
+            with work_folder(f"drain-{backend}") as work:
+                await measure(
+                    backend, await built_store(backend, accounts, cache, work, server), accounts, work, profile
+                )
 
 
 async def measure(backend: str, store: Built, accounts: int, work: Path, profile: Path | None) -> None:

@@ -30,7 +30,6 @@ import asyncio
 import csv
 import re
 import shutil
-import tempfile
 import time
 import zipfile
 from datetime import datetime
@@ -40,7 +39,7 @@ import httpx
 import msgspec
 import psutil
 
-from common import PostgresServer, backends, postgres, size_parser
+from common import PostgresServer, backends, postgres, size_parser, work_folder
 from contactreports.catalogue import ACTION_CODES, CATEGORY_ACTIONS
 from contactreports.cli.embedded_redis import free_port
 from contactreports.models import Campaign, NewEvent, datetime_to_ms, format_ms
@@ -225,12 +224,9 @@ async def main(rows: int, baseline_rows: int, cache: Path, choice: str) -> None:
     chosen = backends(choice)
     with postgres("postgresql" in chosen) as server:
         for backend in chosen:
-            work = Path(tempfile.mkdtemp(prefix=f"contactreports-bench-{backend}-"))
-            try:
+            with work_folder(f"memory-{backend}") as work:
                 url = await store_url(backend, rows, cache, work, server)
                 baseline, big = await measure(work, url, (baseline_rows, rows))
-            finally:
-                shutil.rmtree(work)
             report(backend, rows, baseline_rows, big, baseline)
 
 

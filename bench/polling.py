@@ -27,7 +27,6 @@ import asyncio
 import os
 import subprocess
 import sys
-import tempfile
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
@@ -38,7 +37,7 @@ import msgspec
 import psutil
 from litestar import Litestar, MediaType, get
 
-from common import PostgresServer, backends, new_store_url, postgres, size_parser
+from common import PostgresServer, backends, new_store_url, postgres, size_parser, work_folder
 from contactreports.cli.embedded_redis import free_port
 from contactreports.config import Settings
 from contactreports.jobs.generate import generate_report
@@ -192,9 +191,10 @@ async def uvicorn_api_server(api: Target, env: dict[str, str], workers: int) -> 
         yield Target(url + urlsplit(api.url).path, api.headers, pids)
 
 
-async def measure(arguments: argparse.Namespace, backend: str, server: PostgresServer | None) -> dict[str, Load]:
+async def measure(
+    arguments: argparse.Namespace, backend: str, server: PostgresServer | None, work: Path
+) -> dict[str, Load]:
     """Rounds of load on each server in turn, all of them running throughout."""
-    work = Path(tempfile.mkdtemp(prefix=f"contactreports-bench-{backend}-"))
     body = work / "report.json"
     os.environ["WEB_CONCURRENCY"] = str(arguments.workers)  # `serve`'s processes
     database_url = await new_store_url(backend, work, "bench", server)
@@ -225,7 +225,8 @@ def main(arguments: argparse.Namespace) -> None:
     chosen = backends(arguments.backend)
     with postgres("postgresql" in chosen) as server:
         for backend in chosen:
-            summarise(arguments, backend, asyncio.run(measure(arguments, backend, server)))
+            with work_folder(f"polling-{backend}") as work:
+                summarise(arguments, backend, asyncio.run(measure(arguments, backend, server, work)))
 
 
 def summarise(arguments: argparse.Namespace, backend: str, results: dict[str, Load]) -> None:

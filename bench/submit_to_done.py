@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import statistics
-import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,7 +22,7 @@ from pathlib import Path
 import asyncpg
 import httpx
 
-from common import PostgresServer, backends, new_store_url, postgres, size_parser
+from common import PostgresServer, backends, new_store_url, postgres, size_parser, work_folder
 from contactreports.cli.demo import DEMO_API_KEY, DEMO_CONTACT, demo_search, seed_demo
 from contactreports.store.database import Database
 from services import running
@@ -90,11 +89,11 @@ async def main(runs: int, choice: str) -> None:
     chosen = backends(choice)
     with postgres("postgresql" in chosen) as server:
         for backend in chosen:
-            await measure(backend, server, runs)
+            with work_folder(f"submit-{backend}") as work:
+                await measure(backend, server, runs, work)
 
 
-async def measure(backend: str, server: PostgresServer | None, runs: int) -> None:
-    work = Path(tempfile.mkdtemp(prefix=f"contactreports-bench-{backend}-"))
+async def measure(backend: str, server: PostgresServer | None, runs: int, work: Path) -> None:
     database_url = await new_store_url(backend, work, "bench", server)
     db = await Database.open(database_url)
     await seed_demo(db)
