@@ -47,7 +47,7 @@ from contactreports.models import Campaign, NewEvent, ReportSpec
 from contactreports.store.accounts import create_account
 from contactreports.store.campaigns import put_campaign
 from contactreports.store.database import Database
-from contactreports.store.events import insert_events
+from contactreports.store.events import EVENT_COLUMNS, insert_events
 
 # Bump whenever what is generated changes: a cached store of another version is never reused.
 VERSION = 1
@@ -225,7 +225,7 @@ def _same_keys(sqlite_rows: list, postgres_rows: list) -> None:
 
 
 async def _copy_table(source: sqlite3.Connection, conn: asyncpg.Connection, table: str) -> None:
-    columns = ("account_id", "email", "occurred_at", "seq", "action", "campaign_pk", "details")
+    columns = EVENT_COLUMNS
     cursor = source.execute(f"SELECT {', '.join(columns)} FROM {table}")
     while chunk := cursor.fetchmany(BATCH):
         await conn.copy_records_to_table(table, records=chunk, columns=columns)

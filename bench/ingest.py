@@ -26,7 +26,6 @@ import re
 import sqlite3
 import subprocess
 import sys
-import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from operator import itemgetter
@@ -36,18 +35,18 @@ import asyncpg
 import httpx
 import msgspec
 
-from common import PostgresServer, backends, new_store_url, postgres, size_parser
+from common import PostgresServer, backends, new_store_url, postgres, size_parser, work_folder
 from contactreports.catalogue import ACTION_CODES
 from contactreports.cli.importer import BATCH as IMPORT_BATCH
 from contactreports.models import Campaign, datetime_to_ms
 from contactreports.store.accounts import create_account
 from contactreports.store.campaigns import put_campaign
 from contactreports.store.database import Database
+from contactreports.store.events import EVENT_COLUMNS
 from contactreports.store.sqlite import BULK_CACHE_KIB
 from services import running
 
 API_BATCH = 10_000
-EVENT_COLUMNS = ("account_id", "email", "occurred_at", "seq", "action", "campaign_pk", "details")
 PLAIN = {"sqlite": "plain sqlite3 (executemany)", "postgresql": "plain asyncpg (COPY)"}
 CAMPAIGNS = 200
 ACTIONS = ("email.sent", "email.delivered", "email.opened", "email.clicked")
@@ -189,11 +188,7 @@ def plain_seconds(url: str, rows: list[dict], batch: int, cache_kib: int | None 
 
 def main(events: int, choice: str) -> None:
     chosen = backends(choice)
-    with (
-        tempfile.TemporaryDirectory(prefix="contactreports-ingest-") as folder,
-        postgres("postgresql" in chosen) as server,
-    ):
-        work = Path(folder)
+    with work_folder("ingest") as work, postgres("postgresql" in chosen) as server:
         file = work / "events.ndjson"
         rows = write_events(file, events)
         for backend in chosen:

@@ -43,7 +43,6 @@ import hashlib
 import hmac
 import os
 import random
-import tempfile
 import time
 from collections import deque
 from collections.abc import Callable
@@ -59,7 +58,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from common import PostgresServer, backends, new_store_url, postgres, size_parser
+from common import PostgresServer, backends, new_store_url, postgres, size_parser, work_folder
 from contactreports.models import Campaign
 from contactreports.store.accounts import create_account
 from contactreports.store.campaigns import put_campaign
@@ -391,15 +390,15 @@ async def measure(
         flush=True,
     )
     sent, first_id, cases = 0, 0, 0
-    with tempfile.TemporaryDirectory(prefix="contactreports-webhooks-") as folder:
+    with work_folder("webhooks") as work:
         for provider, per_request, clients in CASES:
             if only and provider not in only:
                 continue
             events = batched if per_request > 1 else single
             case = make_case(provider, per_request, clients, events, first_id)
             first_id += events
-            database_url = await new_store_url(backend, Path(folder), case.slug, server)
-            await run_case(Path(folder), database_url, case, ROUNDS[size], profile)
+            database_url = await new_store_url(backend, work, case.slug, server)
+            await run_case(work, database_url, case, ROUNDS[size], profile)
             report(case)
             sent, cases = sent + 2 * events, cases + 1
     print(f"stored: all {sent:,} events sent (warmup included), each once, in {cases} cases")

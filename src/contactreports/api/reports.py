@@ -11,6 +11,7 @@ from litestar.params import FromQuery, JSONBody, Parameter
 from litestar.response import Stream
 
 from contactreports.api.auth import SignedIn
+from contactreports.api.downloads import download_response
 from contactreports.api.errors import problem_responses
 from contactreports.api.limits import limit_report_creation
 from contactreports.api.openapi import ExportOperation
@@ -105,10 +106,7 @@ class ReportController(Controller):
         ),
     )
     async def export(self, report_id: ReportId, account: SignedIn, state: State, format: FromQuery[Format]) -> Stream:
-        download = await export_rows(state, account, report_id, format)
-        return Stream(
-            download.chunks, media_type=download.media_type, headers={"Content-Disposition": download.disposition}
-        )
+        return download_response(await export_rows(state, account, report_id, format))
 
     @delete(
         "/{report_id:str}",

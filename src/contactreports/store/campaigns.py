@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from contactreports.models import Campaign
 from contactreports.store.database import Database, Row
+from contactreports.store.events import EVENT_COLUMNS
 
 _COLUMNS = "id, name, channel, sent_at, archived"
 
@@ -45,9 +46,9 @@ async def put_campaign(db: Database, account_id: int, campaign: Campaign) -> boo
         )
         if campaign.archived != bool(old["archived"]):
             source, target = ("events", "archived_events") if campaign.archived else ("archived_events", "events")
+            columns = ", ".join(EVENT_COLUMNS)
             await conn.execute(
-                f"INSERT INTO {target} (account_id, email, occurred_at, seq, action, campaign_pk, details)"
-                f" SELECT account_id, email, occurred_at, seq, action, campaign_pk, details"
+                f"INSERT INTO {target} ({columns}) SELECT {columns}"
                 f" FROM {source} WHERE account_id = :account_id AND campaign_pk = :pk",
                 {"account_id": account_id, "pk": old["pk"]},
             )

@@ -8,8 +8,9 @@ from operator import itemgetter
 from contactreports.models import NewEvent
 from contactreports.store.database import Connection, Database
 
-_EVENT_COLUMNS = ("account_id", "email", "occurred_at", "seq", "action", "campaign_pk", "details")
-_EMAIL = itemgetter(_EVENT_COLUMNS.index("email"))
+# An event row's columns, in the order every bulk write gives them.
+EVENT_COLUMNS = ("account_id", "email", "occurred_at", "seq", "action", "campaign_pk", "details")
+_EMAIL = itemgetter(EVENT_COLUMNS.index("email"))
 
 
 class UnknownCampaigns(Exception):
@@ -44,15 +45,15 @@ async def insert_events(
         fresh = await _without_duplicates(conn, account_id, events)
         seqs = await conn.next_values("event_seq", len(fresh)) if fresh else ()
         hot, archived = _rows(account_id, fresh, seqs, campaigns)
-        await conn.copy_rows("events", _EVENT_COLUMNS, hot)
-        await conn.copy_rows("archived_events", _EVENT_COLUMNS, archived)
+        await conn.copy_rows("events", EVENT_COLUMNS, hot)
+        await conn.copy_rows("archived_events", EVENT_COLUMNS, archived)
     return len(fresh), len(events) - len(fresh)
 
 
 def _rows(
     account_id: int, events: list[NewEvent], seqs: Iterable[int], campaigns: dict[str, tuple[int, bool]]
 ) -> tuple[list[tuple], list[tuple]]:
-    """The rows for `events` and `archived_events` (values in `_EVENT_COLUMNS` order), each sorted
+    """The rows for `events` and `archived_events` (values in `EVENT_COLUMNS` order), each sorted
     by contact.
 
     Events arrive in time order but are clustered by contact, so in arrival order each

@@ -18,6 +18,7 @@ from litestar.static_files import create_static_files_router
 from litestar.template import TemplateConfig
 
 from contactreports.api.auth import SignedIn
+from contactreports.api.downloads import download_response
 from contactreports.api.errors import EXCEPTION_HANDLERS, Problem
 from contactreports.api.parameters import Cursor, Limit, ReportId
 from contactreports.catalogue import ACTION_CODES
@@ -230,9 +231,7 @@ async def export(
         download = await export_rows(request.app.state, account, report_id, format)
     except (ReportNotReady, ExportTooLarge) as error:
         return _redirect(request, f"/reports/{report_id}", str(error))
-    return Stream(
-        download.chunks, media_type=download.media_type, headers={"Content-Disposition": download.disposition}
-    )
+    return download_response(download)
 
 
 @post("/reports/{report_id:str}/rerun", guards=[full_access_only])
